@@ -1,0 +1,171 @@
+"""The front doors check_layer and check_function: each builds a loss, a gradient and a
+params dict, and hands them to the one engine, check_params.
+
+The objectives are small classes rather than closures so that ``executor=`` can pickle
+them (a bound method carries its object, and with it the arrays the engine perturbs).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gradcheck.core import check_params
+from gradcheck.errors import GradcheckUsageError
+from gradcheck.report import Report
+
+INPUT_NAME = "x"
+
+
+def _float_input(x: object, what: str) -> np.ndarray:
+    """A private float copy of the user's input: theirs is never touched."""
+    if not isinstance(x, np.ndarray | float | int | list | tuple) or isinstance(x, bool):
+        raise GradcheckUsageError(f"{what} must be a numpy float array, got {type(x).__name__}")
+    array = np.asarray(x)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise GradcheckUsageError(
+            f"{what} has dtype {array.dtype}: gradients need floats; pass "
+            f"{what}.astype(np.float64) (or float32 to check the layer in single precision)")
+    return np.array(array, copy=True)
+
+
+def _callable_name(obj: object) -> str:
+    kind = obj if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") \
+        else type(obj)
+    module = getattr(kind, "__module__", "") or ""
+    qualname = getattr(kind, "__qualname__", type(obj).__name__)
+    return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
+
+
+class LayerObjective:
+    """L = sum(g * layer.forward(x)) over x and the layer's params, for a fixed random g."""
+
+    def __init__(self, layer: Any, x: np.ndarray, upstream: np.ndarray | None,
+                 rng: np.random.Generator) -> None:
+        for method in ("forward", "backward"):
+            if not callable(getattr(layer, method, None)):
+                raise GradcheckUsageError(
+                    f"layer has no {method}() method: a layer needs forward(x) -> y and "
+                    "backward(grad_y) -> grad_x (and optional params/grads dicts)")
+        layer_params = getattr(layer, "params", None) or {}
+        if not isinstance(layer_params, dict):
+            raise GradcheckUsageError(f"layer.params must be a dict of arrays, got "
+                                      f"{type(layer_params).__name__}")
+        self.input_name = INPUT_NAME if INPUT_NAME not in layer_params else "input"
+        self.layer = layer
+        self.params: dict[str, np.ndarray] = {self.input_name: x, **layer_params}
+        self.upstream = None if upstream is None else np.asarray(upstream, dtype=np.float64)
+        self.rng = rng
+        self.losses_at_point: list[float] = []  # loss() once, then each grads() forward
+
+    def _forward(self) -> tuple[np.ndarray, float]:
+        y = np.asarray(self.layer.forward(self.params[self.input_name]))
+        if self.upstream is None:  # drawn at the first call, when y's shape is known
+            self.upstream = self.rng.standard_normal(y.shape)
+        if self.upstream.shape != y.shape:
+            raise GradcheckUsageError(f"upstream has shape {self.upstream.shape} but "
+                                      f"layer.forward(x) has shape {y.shape}")
+        if np.issubdtype(y.dtype, np.floating):  # the g backward sees is the g L uses
+            self.upstream = self.upstream.astype(y.dtype).astype(np.float64)
+        return y, float(np.sum(self.upstream * y, dtype=np.float64))
+
+    def loss(self) -> float:
+        y, value = self._forward()
+        if not self.losses_at_point:
+            self.losses_at_point.append(value)
+        return value
+
+    def grads(self) -> dict[str, Any]:
+        y, value = self._forward()
+        self.losses_at_point.append(value)
+        assert self.upstream is not None
+        g = self.upstream.astype(y.dtype) if np.issubdtype(y.dtype, np.floating) else self.upstream
+        grad_x = self.layer.backward(float(g) if g.ndim == 0 else g)
+        layer_grads = getattr(self.layer, "grads", None) or {}
+        return {self.input_name: grad_x, **layer_grads}
+
+    def nondeterminism(self) -> str | None:
+        """The engine evaluates loss() once and grads() twice at the given point first."""
+        first = self.losses_at_point[:3]
+        if len(first) < 2:
+            return None
+        spread = max(first) - min(first)
+        if spread > 1e-12 * max(abs(v) for v in first) + 1e-300:
+            return ("layer.forward is not deterministic: three calls at the same input gave "
+                    f"sum(g * y) = {', '.join(f'{v:.17g}' for v in first)} (random masks? "
+                    "state kept between calls?); gradients cannot be checked against it")
+        return None
+
+
+class FunctionObjective:
+    """L = f(x), gradient grad(x), over a private copy of x."""
+
+    def __init__(self, f: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], Any],
+                 x: np.ndarray) -> None:
+        self.f, self.grad = f, grad
+        self.params = {INPUT_NAME: x}
+
+    def loss(self) -> Any:
+        return self.f(self.params[INPUT_NAME])
+
+    def grads(self) -> dict[str, Any]:
+        return {INPUT_NAME: self.grad(self.params[INPUT_NAME])}
+
+
+def check_layer(layer: Any, x: np.ndarray, *, upstream: np.ndarray | None = None,
+                **options: Any) -> Report:
+    """Check a layer's backward against finite differences of its forward.
+
+    The checked loss is L = sum(g * layer.forward(x)) for a random upstream gradient g
+    (seeded; pass ``upstream=`` to choose it), with respect to x and every array in
+    ``layer.params``. The layer's params are perturbed in place and restored bit for bit;
+    x is copied first. Options as for check_params (rtol, atol, mode, kinks, seed, ...).
+
+    >>> import numpy as np, gradcheck as gc
+    >>> class Square:
+    ...     def forward(self, x): self.x = x; return x ** 2
+    ...     def backward(self, g): return 2 * self.x * g
+    >>> gc.check_layer(Square(), np.array([[1.0, -2.0]])).ok
+    True
+    """
+    x_copy = _float_input(x, "x")
+    seed = options.get("seed", 0)
+    objective = LayerObjective(layer, x_copy, upstream, np.random.default_rng(seed))
+    x_text = f"input {x_copy.shape} {x_copy.dtype.name}"
+    report = check_params(
+        objective.loss, objective.grads, objective.params,
+        _labels=("layer.forward", "layer.backward (grad_x and layer.grads)"),
+        _title=f"layer {_callable_name(layer)}, {x_text}",
+        _repeat=f"check_layer(layer, x, {_options_text(options)})", **options)
+    problem = objective.nondeterminism()
+    if problem:
+        report.problems.append(problem)
+    return report
+
+
+def check_function(f: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], Any],
+                   x: np.ndarray, **options: Any) -> Report:
+    """Check ``grad(x)`` against finite differences of the scalar function ``f(x)``.
+
+    x is copied; options as for check_params.
+
+    >>> import numpy as np, gradcheck as gc
+    >>> gc.check_function(lambda v: float(np.sum(np.sin(v))), np.cos, np.ones(3)).ok
+    True
+    """
+    for name, fn in (("f", f), ("grad", grad)):
+        if not callable(fn):
+            raise GradcheckUsageError(f"{name} must be callable, got {type(fn).__name__}")
+    objective = FunctionObjective(f, grad, _float_input(x, "x"))
+    x_copy = objective.params[INPUT_NAME]
+    return check_params(
+        objective.loss, objective.grads, objective.params, _labels=("f(x)", "grad(x)"),
+        _title=f"function {_callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",
+        _repeat=f"check_function(f, grad, x, {_options_text(options)})", **options)
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    shown = {"seed": 0, "mode": "auto", "kinks": "subgradient"}
+    shown.update({k: v for k, v in options.items() if k not in ("executor", "progress")})
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items())

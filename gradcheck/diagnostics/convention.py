@@ -1,0 +1,297 @@
+"""ReLU'(0) convention sensitivity: does the choice ReLU'(0) = 0 or 1 change the gradients?
+
+It can only matter where a ReLU input is exactly 0.0. Random floats practically never are;
+zero input rows through a bias-free Dense (or one with zero biases) always are. A ReLU layer
+here is any layer with a ``grad_at_zero`` attribute (``reference_nets.ReLU`` and user layers
+that follow the same convention).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradcheck.diagnostics._common import (
+    as_batch,
+    cast_floats,
+    fmt,
+    is_relu_like,
+    jsonable,
+    leaf_layers,
+    norm,
+    private_copy,
+    run,
+)
+from gradcheck.errors import GradcheckUsageError
+
+
+@dataclass(frozen=True)
+class ReluZeros:
+    """How many inputs of one ReLU layer were exactly zero, in one dtype."""
+
+    path: str  # the layer's position, "3" (or "1.0" inside a nested Sequential)
+    layer: str
+    dtype: str
+    zeros: int
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "layer": self.layer,
+            "dtype": self.dtype,
+            "zeros": self.zeros,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class ParamDifference:
+    """One parameter gradient under ReLU'(0) = 0 (g0) and ReLU'(0) = 1 (g1), in one dtype.
+
+    ``max_abs_diff = max|g1 - g0|``; ``rel_diff = ||g1 - g0|| / max(||g0||, ||g1||)``
+    (0.0 when both are zero); ``differing`` counts elements with g1 != g0.
+    """
+
+    name: str  # "0.W", "2.b", ...: the Sequential's keys
+    shape: tuple[int, ...]
+    dtype: str  # dtype of the run ("float64" / "float32")
+    grad_dtype: str  # dtype of the gradient the layer returned
+    max_abs_diff: float
+    rel_diff: float
+    differing: int
+    norm0: float
+    norm1: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "grad_dtype": self.grad_dtype,
+            "max_abs_diff": jsonable(self.max_abs_diff),
+            "rel_diff": jsonable(self.rel_diff),
+            "differing": self.differing,
+            "norm0": jsonable(self.norm0),
+            "norm1": jsonable(self.norm1),
+        }
+
+
+@dataclass(frozen=True)
+class ConventionReport:
+    """What :func:`convention_sensitivity` measured. ``str(report)`` is the table."""
+
+    dtypes: tuple[str, ...]
+    relu_layers: list[tuple[str, str]]  # (path, class name)
+    zeros: list[ReluZeros]
+    diffs: list[ParamDifference]
+    input_shape: tuple[int, ...]
+    upstream: str
+    warnings: list[str] = field(default_factory=list)
+
+    def total_zeros(self, dtype: str | None = None) -> int:
+        """Exact zeros at ReLU inputs, over all ReLU layers, in ``dtype`` (default: the most
+        found in any dtype)."""
+        if dtype is not None:
+            return sum(z.zeros for z in self.zeros if z.dtype == dtype)
+        return max((self.total_zeros(d) for d in self.dtypes), default=0)
+
+    @property
+    def matters(self) -> bool:
+        """True when some parameter gradient differs between the two conventions."""
+        return any(d.differing for d in self.diffs)
+
+    @property
+    def max_rel_diff(self) -> float:
+        """The largest relative difference over all parameters and dtypes."""
+        return max((d.rel_diff for d in self.diffs), default=0.0)
+
+    def diff(self, name: str, dtype: str = "float64") -> ParamDifference:
+        """The :class:`ParamDifference` of parameter ``name`` (e.g. "0.W") in ``dtype``."""
+        for d in self.diffs:
+            if d.name == name and d.dtype == dtype:
+                return d
+        raise KeyError(f"{name!r} in {dtype}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; non-finite numbers appear as the strings "inf" / "nan"."""
+        return {
+            "matters": self.matters,
+            "max_rel_diff": jsonable(self.max_rel_diff),
+            "dtypes": list(self.dtypes),
+            "relu_layers": [{"path": p, "layer": n} for p, n in self.relu_layers],
+            "total_zeros": {d: self.total_zeros(d) for d in self.dtypes},
+            "zeros": [z.to_dict() for z in self.zeros],
+            "diffs": [d.to_dict() for d in self.diffs],
+            "input_shape": list(self.input_shape),
+            "upstream": self.upstream,
+            "warnings": list(self.warnings),
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"ReLU'(0) convention sensitivity  ({len(self.relu_layers)} ReLU layers, "
+            f"input {self.input_shape}, upstream {self.upstream})",
+            "",
+        ]
+        if not self.relu_layers:
+            lines.append("no ReLU layer (no layer with a grad_at_zero attribute): nothing to compare")
+            return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+        zt = [("exact zeros at ReLU inputs", *self.dtypes)]
+        for i, name in self.relu_layers:
+            cells = [f"  {i} {name}"]
+            for d in self.dtypes:
+                z = next(z for z in self.zeros if z.path == i and z.dtype == d)
+                cells.append(f"{z.zeros} / {z.size}")
+            zt.append(tuple(cells))
+        zt.append(("  total", *(str(self.total_zeros(d)) for d in self.dtypes)))
+        lines += _table(zt, right=set(range(1, len(self.dtypes) + 1)))
+        lines += ["", "parameter gradients, ReLU'(0)=0 vs ReLU'(0)=1"]
+        pt = [("param", "shape", "dtype", "max|g1-g0|", "|g1-g0|/|g|", "differing")]
+        for d in self.diffs:
+            n = int(np.prod(d.shape))
+            pt.append(
+                (
+                    d.name,
+                    str(d.shape),
+                    d.dtype,
+                    fmt(d.max_abs_diff),
+                    fmt(d.rel_diff),
+                    f"{d.differing} / {n}",
+                )
+            )
+        lines += _table(pt, right={3, 4, 5})
+        lines.append("")
+        if self.matters:
+            changed = {d.name for d in self.diffs if d.differing}
+            names = {d.name for d in self.diffs}
+            lines.append(
+                f"verdict: the convention MATTERS for this batch: it changes {len(changed)} of "
+                f"{len(names)} parameter gradients (max relative difference "
+                f"{fmt(self.max_rel_diff)})"
+            )
+        elif self.total_zeros() == 0:
+            lines.append(
+                "verdict: the convention does not matter for this batch: no ReLU input is "
+                "exactly zero"
+            )
+        else:
+            lines.append(
+                "verdict: the convention does not matter for this batch: ReLU inputs are exactly "
+                "zero, but the gradient reaching them is zero too"
+            )
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return [
+        "  ".join(
+            r[c].rjust(widths[c]) if c in right else r[c].ljust(widths[c]) for c in range(len(r))
+        ).rstrip()
+        for r in rows
+    ]
+
+
+def convention_sensitivity(
+    net: Any,
+    x: Any,
+    upstream: Any = None,
+    *,
+    seed: int = 0,
+    dtypes: Sequence[str] = ("float64", "float32"),
+) -> ConventionReport:
+    """Count exact zeros at ReLU inputs and compare parameter gradients under ReLU'(0) = 0
+    and ReLU'(0) = 1, once per dtype in ``dtypes``.
+
+    Every run uses a deep copy of ``net`` whose floating arrays (params, grads, caches) are
+    cast to the dtype, and ``x``/``upstream`` cast likewise: the network you pass, including
+    each ReLU's ``grad_at_zero``, is left unchanged. The upstream gradient is ``upstream``,
+    or 1.0 for a loss head, or a standard normal draw seeded by ``seed``.
+
+    Example::
+
+        >>> import numpy as np, reference_nets as rn
+        >>> from gradcheck.diagnostics import convention_sensitivity
+        >>> net = rn.Sequential(rn.Dense(4, 3, rng=0, bias=False), rn.ReLU(), rn.Dense(3, 2, rng=1))
+        >>> x = np.random.default_rng(2).standard_normal((5, 4)); x[:2] = 0.0
+        >>> rep = convention_sensitivity(net, x)
+        >>> rep.total_zeros("float64"), rep.matters
+        (6, True)
+    """
+    xb = as_batch(x)
+    dts: list[np.dtype[Any]] = []
+    for d in dtypes:
+        try:
+            dt = np.dtype(d)
+        except TypeError as exc:
+            raise GradcheckUsageError(f"dtypes: {d!r} is not a numpy dtype") from exc
+        if dt.kind != "f":
+            raise GradcheckUsageError(f"dtypes: expected floating dtypes; got {dt}")
+        dts.append(dt)
+    if not dts:
+        raise GradcheckUsageError("dtypes: give at least one dtype, e.g. ('float64',)")
+    leaves = leaf_layers(net)
+    relus = [(i, p, type(layer).__name__) for i, (p, layer) in enumerate(leaves) if is_relu_like(layer)]
+    zeros: list[ReluZeros] = []
+    diffs: list[ParamDifference] = []
+    warnings: list[str] = []
+    up_desc = ""
+    for dt in dts:
+        grads: list[list[dict[str, np.ndarray]]] = []
+        for grad_at_zero in (0.0, 1.0):
+            copy_layers = [layer for _, layer in leaf_layers(private_copy(net))]
+            cast_floats(copy_layers, dt)
+            for layer in copy_layers:
+                if is_relu_like(layer):
+                    layer.grad_at_zero = grad_at_zero
+            up = None if upstream is None else np.asarray(upstream)
+            if up is not None and up.ndim > 0 and up.dtype.kind == "f":
+                up = up.astype(dt)
+            with np.errstate(all="ignore"):
+                trace = run(copy_layers, xb.astype(dt), up, seed)
+            up_desc = trace.upstream
+            grads.append(trace.param_grads)
+            if grad_at_zero == 0.0:
+                for i, path, name in relus:
+                    zeros.append(
+                        ReluZeros(
+                            path, name, dt.name, trace.zeros_at_input[i] or 0, trace.input_sizes[i]
+                        )
+                    )
+        for i, (g0s, g1s) in enumerate(zip(grads[0], grads[1], strict=True)):
+            for key, g0 in g0s.items():
+                g1 = g1s[key]
+                if g0.dtype != dt:
+                    warnings.append(
+                        f"{dt.name} run: layer {leaves[i][0]} ({type(leaves[i][1]).__name__}) returned a "
+                        f"{g0.dtype} gradient for {key!r}: it does not compute in {dt.name}"
+                    )
+                delta = np.asarray(g1, dtype=np.float64) - np.asarray(g0, dtype=np.float64)
+                n0, n1, nd = norm(g0), norm(g1), norm(delta)
+                denom = max(n0, n1)
+                diffs.append(
+                    ParamDifference(
+                        name=f"{leaves[i][0]}.{key}",
+                        shape=tuple(g0.shape),
+                        dtype=dt.name,
+                        grad_dtype=str(g0.dtype),
+                        max_abs_diff=float(np.max(np.abs(delta))) if delta.size else 0.0,
+                        rel_diff=nd / denom if denom > 0 else (0.0 if nd == 0 else float("inf")),
+                        differing=int(np.count_nonzero(g1 != g0)),
+                        norm0=n0,
+                        norm1=n1,
+                    )
+                )
+    return ConventionReport(
+        dtypes=tuple(dt.name for dt in dts),
+        relu_layers=[(p, n) for _, p, n in relus],
+        zeros=zeros,
+        diffs=diffs,
+        input_shape=tuple(xb.shape),
+        upstream=up_desc,
+        warnings=warnings,
+    )

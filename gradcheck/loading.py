@@ -1,0 +1,270 @@
+"""From what a user types to what the checker needs: layer specs, shapes, fuzzed cases.
+
+Shared by the pytest plugin (``--gradcheck-layer``) and the command line
+(``gradcheck check``), so both read ``package.module:factory`` and ``8,4`` the same way
+and build the very same layer and input for a given dtype and seed: a failing pytest item
+``examples.layers:BuggyDense-float32-seed3`` is repeated exactly by
+``gradcheck check examples.layers:BuggyDense --dtype float32 --seed 3``.
+
+>>> target = load_target("examples.layers:Dense")
+>>> target.dtypes
+('float64', 'float32')
+>>> shape = target.input_shape(parse_shape("8,4"))
+>>> layer, x = target.make_case(shape, "float32", seed=3)
+>>> x.shape, x.dtype.name, layer.params["W"].dtype.name
+((8, 4), 'float32', 'float32')
+
+Every problem with the text itself (a bad path, a missing attribute, a bad shape) is a
+:class:`LoadError`, a :class:`gradcheck.GradcheckUsageError`; errors raised by the user's
+own code (their module failing to import, their factory raising) propagate unchanged.
+
+numpy is imported only when a case is built, so importing this module is cheap.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gradcheck.errors import GradcheckUsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "DTYPES",
+    "KINKS",
+    "MODES",
+    "LayerTarget",
+    "LoadError",
+    "load_target",
+    "make_input",
+    "parse_shape",
+    "parse_spec",
+]
+
+#: Values of the checker's ``mode`` option.
+MODES: tuple[str, ...] = ("auto", "full", "fast")
+#: Values of the checker's ``kinks`` option.
+KINKS: tuple[str, ...] = ("subgradient", "hull", "strict", "skip")
+#: Floating dtypes a generated case can be built in.
+DTYPES: tuple[str, ...] = ("float64", "float32")
+
+#: Fraction of input entries set to exactly 0.0 (ReLU'(0) lives there).
+ZERO_FRACTION = 0.25
+#: Input scale cycled through by seed: seed 0 -> 1.0, seed 1 -> 3.0, seed 2 -> 0.3, ...
+INPUT_SCALES: tuple[float, ...] = (1.0, 3.0, 0.3)
+
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_SPEC = re.compile(rf"^({_IDENTIFIER}(?:\.{_IDENTIFIER})*):({_IDENTIFIER}(?:\.{_IDENTIFIER})*)$")
+
+
+class LoadError(GradcheckUsageError):
+    """A layer spec, shape or dtype that cannot be used; the message says why and what to type.
+
+    >>> parse_shape("8,x")
+    Traceback (most recent call last):
+    ...
+    gradcheck.loading.LoadError: invalid shape '8,x': expected positive integers separated by commas, like 8,4
+    """
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``"package.module:factory"`` into its module and (dotted) attribute path.
+
+    >>> parse_spec("examples.layers:Dense")
+    ('examples.layers', 'Dense')
+    >>> parse_spec("examples.layers.Dense")
+    Traceback (most recent call last):
+    ...
+    gradcheck.loading.LoadError: invalid layer 'examples.layers.Dense': expected 'package.module:factory' (did you mean 'examples.layers:Dense'?)
+    """
+    match = _SPEC.match(spec.strip())
+    if match:
+        return match.group(1), match.group(2)
+    hint = ""
+    if ":" not in spec and "." in spec:
+        module, _, attr = spec.strip().rpartition(".")
+        hint = f" (did you mean '{module}:{attr}'?)"
+    raise LoadError(f"invalid layer '{spec}': expected 'package.module:factory'{hint}")
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Read an input shape such as ``"8,4"`` (spaces and parentheses allowed).
+
+    >>> parse_shape("8,4"), parse_shape("(2, 3, 9)"), parse_shape("5")
+    ((8, 4), (2, 3, 9), (5,))
+    """
+    body = text.strip().strip("()[]").strip().rstrip(",")
+    parts = [p.strip() for p in body.split(",")] if body else []
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise LoadError(
+            f"invalid shape '{text}': expected positive integers separated by commas, like 8,4"
+        )
+    return tuple(int(p) for p in parts)
+
+
+def _import_module(module_name: str, search_path: str | None) -> Any:
+    """Import ``module_name``; if it is not found, retry once with ``search_path`` on sys.path."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        # Only "the module you named does not exist" is a usage error; a module that
+        # exists but fails to import one of *its* dependencies is the user's bug.
+        if not (module_name == missing or module_name.startswith(missing + ".")):
+            raise
+        if search_path is not None and os.path.abspath(search_path) not in map(
+            os.path.abspath, sys.path
+        ):
+            sys.path.insert(0, search_path)
+            return _import_module(module_name, None)
+        raise LoadError(f"cannot import module '{module_name}': {exc}") from None
+
+
+@dataclass(frozen=True)
+class LayerTarget:
+    """A resolved ``package.module:factory``: what it accepts and how to build cases from it.
+
+    >>> t = load_target("examples.layers:BuggyDense")
+    >>> t.spec, t.takes_rng, t.takes_dtype
+    ('examples.layers:BuggyDense', True, True)
+    """
+
+    spec: str
+    factory: Callable[..., Any]
+    takes_rng: bool
+    takes_dtype: bool
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The dtypes a case can be built in: float32 only if the factory takes ``dtype``."""
+        return DTYPES if self.takes_dtype else DTYPES[:1]
+
+    def location(self) -> tuple[str | None, int | None]:
+        """The factory's source file and 0-based line (for pytest's ``reportinfo``)."""
+        try:
+            path = inspect.getsourcefile(self.factory)
+            _, line = inspect.getsourcelines(self.factory)
+        except (OSError, TypeError):
+            return None, None
+        return path, max(line - 1, 0)
+
+    def make_layer(self, dtype: str = "float64", seed: int = 0) -> Any:
+        """Call the factory, passing ``rng`` and ``dtype`` if it accepts them.
+
+        The layer's generator is ``numpy.random.default_rng([seed, 0])``.
+        """
+        import numpy as np
+
+        if dtype not in self.dtypes:
+            raise LoadError(
+                f"layer '{self.spec}' cannot be built in {dtype}: its factory takes no "
+                f"'dtype' argument (it accepts {', '.join(self.dtypes)})"
+            )
+        kwargs: dict[str, Any] = {}
+        if self.takes_rng:
+            kwargs["rng"] = np.random.default_rng([seed, 0])
+        if self.takes_dtype:
+            kwargs["dtype"] = np.dtype(dtype)
+        return self.factory(**kwargs)
+
+    def input_shape(self, shape: Sequence[int] | None = None) -> tuple[int, ...]:
+        """The input shape: ``shape`` if given, else the ``input_shape`` of the factory or layer.
+
+        Raises :class:`LoadError` when there is neither.
+        """
+        if shape is not None:
+            return tuple(shape)
+        found = getattr(self.factory, "input_shape", None)
+        if not isinstance(found, tuple | list):  # e.g. a property on a class: ask an instance
+            found = getattr(self.make_layer(), "input_shape", None)
+        if found is None:
+            raise LoadError(
+                f"layer '{self.spec}' has no input shape: give the layer an "
+                "'input_shape' attribute or pass a shape such as 8,4"
+            )
+        try:
+            return tuple(int(n) for n in found)
+        except (TypeError, ValueError):
+            raise LoadError(
+                f"layer '{self.spec}' has input_shape={found!r}: expected a tuple of ints"
+            ) from None
+
+    def make_case(
+        self, shape: Sequence[int], dtype: str = "float64", seed: int = 0
+    ) -> tuple[Any, np.ndarray]:
+        """A fresh layer and a fuzzed input for one generated check (see :func:`make_input`)."""
+        return self.make_layer(dtype, seed), make_input(shape, dtype, seed)
+
+
+def _accepts(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory`` has a parameter ``name`` that can be passed by keyword."""
+    try:
+        parameter = inspect.signature(factory).parameters.get(name)
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+
+
+def load_target(spec: str, *, search_path: str | None = None) -> LayerTarget:
+    """Import the module of ``spec`` and resolve its factory.
+
+    ``search_path`` (usually the current directory) is put on ``sys.path`` if the module
+    is not importable without it, so a user's unpackaged ``mylayers.py`` works.
+
+    >>> load_target("examples.layers:Dnese")
+    Traceback (most recent call last):
+    ...
+    gradcheck.loading.LoadError: module 'examples.layers' has no attribute 'Dnese' (did you mean 'Dense'?)
+    """
+    module_name, attr_path = parse_spec(spec)
+    obj = _import_module(module_name, search_path)
+    owner = module_name
+    for attr in attr_path.split("."):
+        if not hasattr(obj, attr):
+            close = difflib.get_close_matches(attr, [n for n in dir(obj) if not n.startswith("_")])
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise LoadError(f"module '{owner}' has no attribute '{attr}'{hint}")
+        obj = getattr(obj, attr)
+        owner = f"{owner}.{attr}"
+    if not callable(obj):
+        raise LoadError(
+            f"'{spec}' is a {type(obj).__name__}, not a callable that returns a layer"
+        )
+    return LayerTarget(
+        spec=spec.strip(),
+        factory=obj,
+        takes_rng=_accepts(obj, "rng"),
+        takes_dtype=_accepts(obj, "dtype"),
+    )
+
+
+def make_input(shape: Sequence[int], dtype: str = "float64", seed: int = 0) -> np.ndarray:
+    """A fuzzed input: standard normal times a per-seed scale, with exact zeros mixed in.
+
+    About :data:`ZERO_FRACTION` of the entries are exactly 0.0, and for odd seeds the whole
+    first slice along axis 0 (a sample of the batch) is zero, which puts every unit of a
+    bias-free ReLU layer on its kink. The generator is ``default_rng([seed, 1])``.
+
+    >>> x = make_input((8, 4), "float32", seed=1)
+    >>> x.dtype.name, bool((x[0] == 0).all()), bool((x == 0).any())
+    ('float32', True, True)
+    """
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 1])
+    x = INPUT_SCALES[seed % len(INPUT_SCALES)] * rng.standard_normal(tuple(shape))
+    x[rng.random(x.shape) < ZERO_FRACTION] = 0.0
+    if seed % 2 == 1 and x.ndim >= 2:
+        x[0] = 0.0
+    return x.astype(dtype)

@@ -1,0 +1,196 @@
+"""Result objects of a check and their text: per tensor, like assert_allclose's report."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import GradientMismatch
+
+WORST_SHOWN = 5
+
+
+@dataclass
+class Mismatch:
+    """One element whose analytic gradient disagrees with the numeric one."""
+
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    abs_err: float
+    note: str = ""  # e.g. "at a jittered point", "loss not finite"
+
+
+@dataclass
+class KinkTally:
+    """Kink coordinates met in one tensor and how each was settled."""
+
+    met: int = 0
+    by_hull: int = 0  # analytic inside the hull of the one-sided derivatives
+    by_jitter: int = 0  # re-checked at a nearby point where the loss is differentiable
+    unverified: int = 0  # still on a kink after every jitter: listed as a warning
+    skipped: int = 0  # kinks="skip": left out
+    outside_hull: int = 0  # subgradient mode: verified by jitter, but outside the hull here
+
+
+@dataclass
+class TensorResult:
+    """The verdict for one tensor (a parameter, or the input x)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    mode: str  # "full" or "fast"
+    checked: int
+    mismatched: int
+    max_abs_err: float
+    max_rel_err: float
+    worst: list[Mismatch] = field(default_factory=list)
+    kinks: KinkTally = field(default_factory=KinkTally)
+    rtol: float = 0.0
+    atol: float = 0.0
+    tolerance_source: str = ""
+    step: float = 0.0  # relative step eps**(1/3): h = step * max(1, |v|)
+    mismatched_is_lower_bound: bool = False  # fast mode stopped localizing early
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatched == 0
+
+    def element(self, index: tuple[int, ...]) -> str:
+        """``W[1, 0]``: an element named the way the user indexes it."""
+        return f"{self.name}[{', '.join(str(i) for i in index)}]" if index else self.name
+
+
+@dataclass
+class Report:
+    """What a check found. Truthy when every gradient is right and nothing misbehaved.
+
+    >>> import gradcheck as gc, numpy as np
+    >>> rep = gc.check_function(lambda v: float(np.sum(v ** 2)), lambda v: 2 * v, np.ones(3))
+    >>> rep.ok, bool(rep)
+    (True, True)
+    """
+
+    title: str
+    tensors: list[TensorResult]
+    problems: list[str]
+    warnings: list[str]
+    options: dict[str, Any]
+    evaluations: dict[str, int]
+    repeat: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(t.ok for t in self.tensors)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def raise_if_failed(self) -> None:
+        """Raise GradientMismatch with the report's table when the check failed."""
+        if not self.ok:
+            raise GradientMismatch(str(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of everything in the report."""
+        tensors = []
+        for t in self.tensors:
+            entry = asdict(t)
+            entry["shape"] = list(t.shape)
+            entry["ok"] = t.ok
+            for w in entry["worst"]:
+                w["index"] = list(w["index"])
+            tensors.append(entry)
+        return {
+            "ok": self.ok,
+            "title": self.title,
+            "options": dict(self.options),
+            "evaluations": dict(self.evaluations),
+            "problems": list(self.problems),
+            "warnings": list(self.warnings),
+            "tensors": tensors,
+            "repeat": self.repeat,
+        }
+
+    def __str__(self) -> str:
+        return render(self)
+
+
+def _num(value: float) -> str:
+    return f"{value:.1e}" if np.isfinite(value) else str(value)
+
+
+def _value(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def render(report: Report) -> str:
+    """The table a person reads in a failing pytest run."""
+    failed = [t for t in report.tensors if not t.ok]
+    n = len(report.tensors)
+    verdict = "ok" if report.ok else (
+        f"{len(failed)} of {n} tensors FAILED" if failed else "FAILED (misbehaviour below)")
+    if report.ok:
+        verdict = f"all {n} tensors ok"
+    opts = report.options
+    lines = [f"gradcheck: {verdict}  ({report.title}, mode {opts.get('mode')}, "
+             f"kinks {opts.get('kinks')}, seed {opts.get('seed')})", ""]
+    rows = [["tensor", "shape", "dtype", "mode", "status", "max|a-n|", "max rel",
+             "mismatched", "kinks"]]
+    for t in report.tensors:
+        bound = ">=" if t.mismatched_is_lower_bound else ""
+        rows.append([t.name, str(t.shape), t.dtype, t.mode, "ok" if t.ok else "FAILED",
+                     _num(t.max_abs_err), _num(t.max_rel_err),
+                     f"{bound}{t.mismatched} / {t.checked}", str(t.kinks.met)])
+    lines += _table(rows)
+    for t in failed:
+        lines.append("")
+        rows = [[f"{t.name}: worst elements", "analytic", "numeric", "abs err", ""]]
+        for m in t.worst[:WORST_SHOWN]:
+            rows.append([f"  {t.element(m.index)}", _value(m.analytic), _value(m.numeric),
+                         _num(m.abs_err), m.note])
+        lines += _table(rows)
+    if report.problems:
+        lines += ["", "problems:"] + [f"  - {p}" for p in report.problems]
+    if report.warnings:
+        lines += ["", "warnings:"] + [f"  - {w}" for w in report.warnings]
+    lines.append("")
+    lines.append(_kink_line(report.tensors))
+    lines.extend(_tolerance_lines(report.tensors))
+    ev = report.evaluations
+    lines.append(f"evaluations: {ev.get('loss', 0)} loss, {ev.get('grads', 0)} gradient")
+    if report.repeat:
+        lines.append(f"repeat with: {report.repeat}")
+    return "\n".join(lines)
+
+
+def _kink_line(tensors: list[TensorResult]) -> str:
+    total = KinkTally()
+    for t in tensors:
+        for key in vars(total):
+            setattr(total, key, getattr(total, key) + getattr(t.kinks, key))
+    if total.met == 0:
+        return "kinks: 0 met."
+    return (f"kinks: {total.met} met: {total.by_hull} settled by the hull of one-sided "
+            f"derivatives, {total.by_jitter} by a re-check at a jittered point, "
+            f"{total.unverified} unverified, {total.skipped} skipped.")
+
+
+def _tolerance_lines(tensors: list[TensorResult]) -> list[str]:
+    seen: dict[tuple[str, float, float, float, str], list[str]] = {}
+    for t in tensors:
+        seen.setdefault((t.dtype, t.step, t.rtol, t.atol, t.tolerance_source), []).append(t.name)
+    lines = []
+    for (dtype, step, rtol, atol, source), names in seen.items():
+        which = "" if len(seen) == 1 else f" [{', '.join(names)}]"
+        lines.append(f"steps: h = {step:.1e} * max(1, |v|) ({dtype}); pass if |a-n| <= atol + "
+                     f"rtol*|n| + rounding noise: rtol {rtol:g}, atol {atol:g} ({source}){which}")
+    return lines

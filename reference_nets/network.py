@@ -1,0 +1,86 @@
+"""``Sequential``: a chain of layers that is itself a layer.
+
+Forward runs the layers in order, backward in reverse, each backward feeding the
+previous one (the chain rule, Nielsen's BP2). ``params`` and ``grads`` gather the
+sublayers' dicts under per-layer prefixes ``"0.W"``, ``"0.b"``, ``"2.W"`` ... and hold
+the *very same arrays* as the sublayers, so a gradient checker that perturbs
+``net.params["0.W"]`` in place perturbs the network.
+
+>>> import numpy as np
+>>> from reference_nets import Dense, ReLU, Sequential, SoftmaxCrossEntropy
+>>> net = Sequential(Dense(4, 8, rng=0), ReLU(), Dense(8, 3, rng=1),
+...                  SoftmaxCrossEntropy(labels=np.array([0, 2])))
+>>> loss = net.forward(np.ones((2, 4)))      # a float: the head ends the chain
+>>> dx = net.backward()                      # grad_y = 1.0 by default
+>>> net.params["0.W"] is net.layers[0].params["W"]
+True
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from numpy.typing import ArrayLike
+
+from reference_nets.layers import Array
+
+__all__ = ["Layer", "Sequential"]
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """The layer protocol gradcheck checks (``params``/``grads`` may be empty dicts)."""
+
+    params: dict[str, Array]
+    grads: dict[str, Array]
+
+    def forward(self, x: ArrayLike) -> Any: ...
+
+    def backward(self, grad_y: ArrayLike) -> Any: ...
+
+
+class Sequential:
+    """Layers applied in order; ``params``/``grads`` are prefixed by the layer's index.
+
+    Both are rebuilt on every access from the sublayers' own dicts, so they always show
+    the arrays the sublayers use now (no copies). Nested ``Sequential`` s nest prefixes:
+    ``"1.0.W"``.
+    """
+
+    def __init__(self, *layers: Any) -> None:
+        for i, layer in enumerate(layers):
+            if not (callable(getattr(layer, "forward", None))
+                    and callable(getattr(layer, "backward", None))):
+                raise TypeError(f"layer {i} ({layer!r}) has no forward/backward methods")
+        self.layers: list[Any] = list(layers)
+
+    def _gather(self, attr: str) -> dict[str, Array]:
+        out: dict[str, Array] = {}
+        for i, layer in enumerate(self.layers):
+            for name, value in (getattr(layer, attr, None) or {}).items():
+                out[f"{i}.{name}"] = value
+        return out
+
+    @property
+    def params(self) -> dict[str, Array]:
+        """Every sublayer's parameters, the same array objects, keyed ``"<index>.<name>"``."""
+        return self._gather("params")
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        """Every sublayer's gradients from the last backward, keyed like ``params``."""
+        return self._gather("grads")
+
+    def forward(self, x: ArrayLike) -> Any:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_y: ArrayLike = 1.0) -> Any:
+        g: Any = grad_y
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+        return g
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential({inner})"
