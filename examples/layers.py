@@ -160,7 +160,10 @@ class Conv1d:
         return np.pad(x, ((0, 0), (0, 0), (p, p))) if p else x
 
     def forward(self, x: Array) -> Array:
-        """Slide the kernel along the last axis: ``y[n, o, l] = sum W[o, c, k] x[n, c, s*l+k] + b[o]``."""
+        """Slide the kernel along the last axis.
+
+        ``y[n, o, l] = sum_{c, k} W[o, c, k] * x_padded[n, c, stride * l + k] + b[o]``
+        """
         self._x_shape = x.shape
         windows = np.lib.stride_tricks.sliding_window_view(self._pad(x), self.kernel_size, axis=2)
         windows = windows[:, :, :: self.stride, :]  # (batch, c_in, l_out, kernel)

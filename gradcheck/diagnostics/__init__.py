@@ -12,6 +12,7 @@ False
 Command line (registered by ``gradcheck.cli``): ``python -m gradcheck flow ...`` and
 ``python -m gradcheck convention ...``; see :mod:`gradcheck.diagnostics.commands`.
 """
+
 from gradcheck.diagnostics.chains import make_chain
 from gradcheck.diagnostics.commands import register_commands
 from gradcheck.diagnostics.convention import (

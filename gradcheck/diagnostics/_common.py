@@ -3,6 +3,7 @@
 Every diagnostic works on ``copy.deepcopy(net)``: forward caches, ``grads`` dicts,
 ``ReLU.grad_at_zero`` and parameter dtypes of the user's network are never touched.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,7 +35,8 @@ def layers_of(net: Any) -> list[Any]:
     if not layers:
         raise GradcheckUsageError("net: the network has no layers")
     for i, layer in enumerate(layers):
-        if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
+        fwd, bwd = getattr(layer, "forward", None), getattr(layer, "backward", None)
+        if not (callable(fwd) and callable(bwd)):
             raise GradcheckUsageError(
                 f"net: layer {i} ({type(layer).__name__}) has no forward/backward methods"
             )

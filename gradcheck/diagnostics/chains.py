@@ -1,4 +1,5 @@
 """Reference chains for the gradient-flow questions: ``depth`` x (Dense -> activation)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -5,10 +5,10 @@ convention: the ReLU'(0) convention changes some parameter gradient); 2 a usage 
 (bad arguments, an import that fails, an input shape the network rejects, matplotlib
 missing for --png).
 """
+
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -20,46 +20,10 @@ from gradcheck.diagnostics.chains import ACTIVATIONS, INITS, make_chain
 from gradcheck.diagnostics.convention import convention_sensitivity
 from gradcheck.diagnostics.flow import EXPLODING_ABOVE, VANISHING_BELOW, gradient_flow
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.loading import load_target, parse_shape
 
 FLOW_DEFAULTS = {"depth": 30, "activation": "sigmoid", "width": 64, "batch": 32}
 CONVENTION_DEFAULTS = {"depth": 3, "activation": "relu", "width": 16, "batch": 8}
-
-
-# TODO(loading): switch to gradcheck.loading (the CLI's shared "module:factory" / "--shape"
-# helpers) once it lands; these two are private stand-ins with the same behaviour.
-def _resolve(spec: str) -> Any:
-    """``"package.module:factory"`` -> the network the factory returns (or the object itself
-    when it already is a network)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise GradcheckUsageError(f"factory: expected 'package.module:factory', got {spec!r}")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GradcheckUsageError(f"factory: cannot import {module_name!r}: {exc}") from exc
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as exc:
-            raise GradcheckUsageError(f"factory: {module_name!r} has no attribute {attr!r}") from exc
-    if isinstance(obj, type) or (
-        callable(obj) and not hasattr(obj, "forward") and not hasattr(obj, "layers")
-    ):
-        obj = obj()
-    return obj
-
-
-def _parse_shape(text: str) -> tuple[int, ...]:
-    """``"8,4"`` -> ``(8, 4)``."""
-    try:
-        shape = tuple(int(p) for p in text.replace(" ", "").split(",") if p != "")
-    except ValueError as exc:
-        raise GradcheckUsageError(f"--shape: expected integers like 8,4; got {text!r}") from exc
-    if not shape or any(n < 1 for n in shape):
-        raise GradcheckUsageError(f"--shape: expected positive integers like 8,4; got {text!r}")
-    return shape
 
 
 def _error(args: argparse.Namespace, message: str) -> int:
@@ -74,9 +38,15 @@ def _common_options(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> Non
         help="package.module:factory returning your network (a Sequential or anything with "
         ".layers); without it, a reference chain is used",
     )
-    p.add_argument("--shape", help="input batch shape for FACTORY, e.g. 8,4 (standard normal)")
+    p.add_argument(
+        "--shape",
+        help="input batch shape for FACTORY, e.g. 8,4 (standard normal draw; default: the "
+        "factory's input_shape attribute)",
+    )
     ref = p.add_argument_group("reference chain (when no FACTORY is given)")
-    ref.add_argument("--depth", type=int, help=f"Dense+activation pairs (default {defaults['depth']})")
+    ref.add_argument(
+        "--depth", type=int, help=f"Dense+activation pairs (default {defaults['depth']})"
+    )
     ref.add_argument("--width", type=int, help=f"units per layer (default {defaults['width']})")
     ref.add_argument(
         "--init", choices=INITS, help="weight init (default: he for relu, xavier otherwise)"
@@ -133,10 +103,10 @@ def _networks(args: argparse.Namespace, defaults: dict[str, Any]) -> list[tuple[
         if given:
             flags = ", ".join("--" + o for o in given)
             raise GradcheckUsageError(f"{flags}: only for the reference chain, not with FACTORY")
-        if not args.shape:
-            raise GradcheckUsageError("--shape: needed with FACTORY, e.g. --shape 8,4")
-        shape = _parse_shape(args.shape)
-        return [(args.factory, _resolve(args.factory), rng.standard_normal(shape))]
+        target = load_target(args.factory, search_path=os.getcwd())
+        shape = target.input_shape(parse_shape(args.shape) if args.shape else None)
+        net = target.make_layer("float64", seed=args.seed)
+        return [(target.spec, net, rng.standard_normal(shape))]
     if args.shape:
         raise GradcheckUsageError("--shape: only with FACTORY (the reference chain uses --batch)")
     depth = defaults["depth"] if args.depth is None else args.depth

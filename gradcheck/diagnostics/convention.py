@@ -5,6 +5,7 @@ zero input rows through a bias-free Dense (or one with zero biases) always are. 
 here is any layer with a ``grad_at_zero`` attribute (``reference_nets.ReLU`` and user layers
 that follow the same convention).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -137,9 +138,11 @@ class ConventionReport:
             "",
         ]
         if not self.relu_layers:
-            lines.append("no ReLU layer (no layer with a grad_at_zero attribute): nothing to compare")
+            lines.append(
+                "no ReLU layer (no layer with a grad_at_zero attribute): nothing to compare"
+            )
             return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
-        zt = [("exact zeros at ReLU inputs", *self.dtypes)]
+        zt: list[tuple[str, ...]] = [("exact zeros at ReLU inputs", *self.dtypes)]
         for i, name in self.relu_layers:
             cells = [f"  {i} {name}"]
             for d in self.dtypes:
@@ -149,17 +152,19 @@ class ConventionReport:
         zt.append(("  total", *(str(self.total_zeros(d)) for d in self.dtypes)))
         lines += _table(zt, right=set(range(1, len(self.dtypes) + 1)))
         lines += ["", "parameter gradients, ReLU'(0)=0 vs ReLU'(0)=1"]
-        pt = [("param", "shape", "dtype", "max|g1-g0|", "|g1-g0|/|g|", "differing")]
-        for d in self.diffs:
-            n = int(np.prod(d.shape))
+        pt: list[tuple[str, ...]] = [
+            ("param", "shape", "dtype", "max|g1-g0|", "|g1-g0|/|g|", "differing")
+        ]
+        for pd in self.diffs:
+            n = int(np.prod(pd.shape))
             pt.append(
                 (
-                    d.name,
-                    str(d.shape),
-                    d.dtype,
-                    fmt(d.max_abs_diff),
-                    fmt(d.rel_diff),
-                    f"{d.differing} / {n}",
+                    pd.name,
+                    str(pd.shape),
+                    pd.dtype,
+                    fmt(pd.max_abs_diff),
+                    fmt(pd.rel_diff),
+                    f"{pd.differing} / {n}",
                 )
             )
         lines += _table(pt, right={3, 4, 5})
@@ -235,7 +240,11 @@ def convention_sensitivity(
     if not dts:
         raise GradcheckUsageError("dtypes: give at least one dtype, e.g. ('float64',)")
     leaves = leaf_layers(net)
-    relus = [(i, p, type(layer).__name__) for i, (p, layer) in enumerate(leaves) if is_relu_like(layer)]
+    relus = [
+        (i, path, type(layer).__name__)
+        for i, (path, layer) in enumerate(leaves)
+        if is_relu_like(layer)
+    ]
     zeros: list[ReluZeros] = []
     diffs: list[ParamDifference] = []
     warnings: list[str] = []
@@ -267,8 +276,9 @@ def convention_sensitivity(
                 g1 = g1s[key]
                 if g0.dtype != dt:
                     warnings.append(
-                        f"{dt.name} run: layer {leaves[i][0]} ({type(leaves[i][1]).__name__}) returned a "
-                        f"{g0.dtype} gradient for {key!r}: it does not compute in {dt.name}"
+                        f"{dt.name} run: layer {leaves[i][0]} ({type(leaves[i][1]).__name__}) "
+                        f"returned a {g0.dtype} gradient for {key!r}: "
+                        f"it does not compute in {dt.name}"
                     )
                 delta = np.asarray(g1, dtype=np.float64) - np.asarray(g0, dtype=np.float64)
                 n0, n1, nd = norm(g0), norm(g1), norm(delta)

@@ -13,6 +13,7 @@ of its last layer (the input of the loss head, if the network ends in one):
 Two orders of magnitude is the default line: past it, at one learning rate the first layers
 learn a hundred times slower (or faster) than the last ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -100,9 +101,8 @@ class FlowReport:
         if len(with_params) < 2:
             return None
         with np.errstate(all="ignore"):
-            return float(
-                np.float64(with_params[0].param_grad_norm) / np.float64(with_params[-1].param_grad_norm)
-            )
+            first = np.float64(with_params[0].param_grad_norm)
+            return float(first / np.float64(with_params[-1].param_grad_norm))
 
     @property
     def ok(self) -> bool:

@@ -1,6 +1,7 @@
 """PNG pictures of gradient flow. matplotlib is optional (``pip install "gradcheck[plot]"``),
 imported only here and only when a picture is asked for; drawing uses the Agg canvas
 directly, so pyplot's global backend in the caller's process is left alone."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,0 +1,386 @@
+"""Unit tests of reference_nets against closed forms and a small independent central difference.
+
+These do not use the gradcheck engine on purpose: they pin the reference layers on their
+own, so that the property suite (test_reference_properties.py) tests the checker against
+layers already known to be right.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import reference_nets as rn
+
+RNG = np.random.default_rng(1234)
+
+
+def numeric_grad(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of f() with respect to x, perturbing x in place and restoring it."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        fp = f()
+        x[idx] = old - h
+        fm = f()
+        x[idx] = old
+        grad[idx] = (fp - fm) / (2 * h)
+    return grad
+
+
+def layer_grads(layer: Any, x: np.ndarray, g: np.ndarray | float) -> dict[str, np.ndarray]:
+    """Analytic (x and params) and numeric gradients of L = sum(g * layer.forward(x))."""
+    x = x.copy()
+
+    def loss() -> float:
+        return float(np.sum(g * layer.forward(x)))
+
+    out = {"x": numeric_grad(loss, x)}
+    for k, p in layer.params.items():
+        out[k] = numeric_grad(loss, p)
+    layer.forward(x)
+    analytic = {"x": layer.backward(g)}
+    analytic.update(layer.grads)
+    return {**{f"num_{k}": v for k, v in out.items()}, **analytic}
+
+
+def assert_layer_matches_numeric(layer: Any, x: np.ndarray, g: Any = None) -> None:
+    if g is None:
+        y = layer.forward(x.copy())
+        g = RNG.standard_normal(np.shape(y)) if np.ndim(y) else 1.7
+    d = layer_grads(layer, x, g)
+    for k in ["x", *layer.params]:
+        np.testing.assert_allclose(d[k], d[f"num_{k}"], rtol=1e-6, atol=1e-8, err_msg=k)
+
+
+def readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)
+    a.flags.writeable = False
+    return a
+
+
+def all_layers() -> list[tuple[str, Callable[[], Any], tuple[int, ...]]]:
+    """(name, factory, input shape) for every layer and head, for the shared protocol tests."""
+    labels = np.array([0, 2, 1])
+    target = RNG.standard_normal((3, 3))
+    return [
+        ("Dense", lambda: rn.Dense(4, 3, rng=0), (3, 4)),
+        ("Dense-nobias", lambda: rn.Dense(4, 3, rng=0, bias=False), (3, 4)),
+        ("ReLU", rn.ReLU, (3, 4)),
+        ("ReLU-half", lambda: rn.ReLU(0.5), (3, 4)),
+        ("LeakyReLU", rn.LeakyReLU, (3, 4)),
+        ("Sigmoid", rn.Sigmoid, (3, 4)),
+        ("Tanh", rn.Tanh, (3, 4)),
+        ("Softmax", rn.Softmax, (3, 4)),
+        ("QuadraticCost", lambda: rn.QuadraticCost(target), (3, 3)),
+        ("SoftmaxCrossEntropy", lambda: rn.SoftmaxCrossEntropy(labels), (3, 3)),
+        ("BinaryCrossEntropy", lambda: rn.BinaryCrossEntropy(target > 0), (3, 3)),
+        (
+            "Sequential",
+            lambda: rn.Sequential(
+                rn.Dense(4, 5, rng=1), rn.ReLU(), rn.Dense(5, 3, rng=2),
+                rn.SoftmaxCrossEntropy(labels),
+            ),
+            (3, 4),
+        ),
+    ]
+
+
+LAYERS = all_layers()
+LAYER_IDS = [name for name, _, _ in LAYERS]
+
+
+# ---------------------------------------------------------------- protocol, every layer
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), LAYERS, ids=LAYER_IDS)
+def test_every_layer_matches_independent_central_differences(name, make, shape):
+    """Backward agrees with a plain central difference for x and every param (float64)."""
+    x = RNG.standard_normal(shape)
+    assert_layer_matches_numeric(make(), x)
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), LAYERS, ids=LAYER_IDS)
+def test_forward_never_writes_into_its_input(name, make, shape):
+    """Forward and backward run on a read-only input (any in-place write would raise)."""
+    layer = make()
+    x = readonly(RNG.standard_normal(shape))
+    y = layer.forward(x)
+    g = readonly(np.ones(np.shape(y))) if np.ndim(y) else 1.0
+    layer.backward(g)
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), LAYERS, ids=LAYER_IDS)
+def test_backward_overwrites_grads_never_accumulates(name, make, shape):
+    """Two backward calls after one forward give identical grad_x and grads."""
+    layer = make()
+    y = layer.forward(RNG.standard_normal(shape))
+    g = RNG.standard_normal(np.shape(y)) if np.ndim(y) else 0.7
+    dx1 = np.array(layer.backward(g))
+    grads1 = {k: np.array(v) for k, v in layer.grads.items()}
+    dx2 = layer.backward(g)
+    np.testing.assert_array_equal(dx2, dx1)
+    assert layer.grads.keys() == grads1.keys() == layer.params.keys()
+    for k, v in layer.grads.items():
+        np.testing.assert_array_equal(v, grads1[k], err_msg=k)
+        assert v.shape == layer.params[k].shape
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), LAYERS, ids=LAYER_IDS)
+def test_batch_backward_is_the_sum_of_per_sample_backwards(name, make, shape):
+    """Matrix-form backward over the batch equals per-sample backward (mean-heads: / N)."""
+    if name in {"SoftmaxCrossEntropy", "BinaryCrossEntropy", "Sequential", "QuadraticCost"}:
+        pytest.skip("heads hold batch-sized targets; covered by closed-form tests below")
+    layer = make()
+    x = RNG.standard_normal(shape)
+    g = RNG.standard_normal(np.shape(layer.forward(x)))
+    dx = layer.backward(g)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    total = {k: np.zeros_like(v) for k, v in grads.items()}
+    for i in range(shape[0]):
+        layer.forward(x[i : i + 1])
+        np.testing.assert_allclose(layer.backward(g[i : i + 1]), dx[i : i + 1], rtol=1e-12)
+        for k in total:
+            total[k] += layer.grads[k]
+    for k in total:
+        np.testing.assert_allclose(grads[k], total[k], rtol=1e-12, atol=1e-15)
+
+
+# ---------------------------------------------------------------- Dense
+
+
+def test_dense_forward_is_x_at_W_plus_b_and_backward_closed_form():
+    layer = rn.Dense(3, 2, rng=0)
+    layer.params["b"][:] = [0.5, -1.0]
+    x = RNG.standard_normal((4, 3))
+    np.testing.assert_allclose(layer.forward(x), x @ layer.params["W"] + layer.params["b"])
+    g = RNG.standard_normal((4, 2))
+    dx = layer.backward(g)
+    np.testing.assert_allclose(dx, g @ layer.params["W"].T)
+    np.testing.assert_allclose(layer.grads["W"], x.T @ g)
+    np.testing.assert_allclose(layer.grads["b"], g.sum(axis=0))
+
+
+def test_dense_init_rng_forms_and_bias_false():
+    a, b = rn.Dense(5, 4, rng=7), rn.Dense(5, 4, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    assert not np.array_equal(rn.Dense(5, 4).params["W"], rn.Dense(5, 4).params["W"])
+    assert a.params["W"].shape == (5, 4) and a.params["b"].shape == (4,)
+    nb = rn.Dense(5, 4, rng=7, bias=False)
+    assert list(nb.params) == ["W"]
+    x = RNG.standard_normal((2, 5))
+    np.testing.assert_allclose(nb.forward(x), x @ nb.params["W"])
+    nb.backward(np.ones((2, 4)))
+    assert list(nb.grads) == ["W"]
+
+
+def test_dense_he_init_scale():
+    w = rn.Dense(400, 300, rng=0).params["W"]
+    assert abs(w.std() - np.sqrt(2 / 400)) < 0.01 * np.sqrt(2 / 400) * 5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_layers_compute_in_their_dtype(dtype):
+    """Dense(dtype=...) casts inputs to its dtype; activations and heads follow the input."""
+    dense = rn.Dense(3, 2, rng=0, dtype=dtype)
+    assert all(p.dtype == dtype for p in dense.params.values())
+    y = dense.forward(RNG.standard_normal((4, 3)))  # float64 input
+    assert y.dtype == dtype
+    assert dense.backward(np.ones((4, 2))).dtype == dtype
+    assert all(g.dtype == dtype for g in dense.grads.values())
+    for act in (rn.ReLU(0.5), rn.LeakyReLU(), rn.Sigmoid(), rn.Tanh(), rn.Softmax()):
+        out = act.forward(y)
+        assert out.dtype == dtype, act
+        assert act.backward(np.ones(out.shape)).dtype == dtype, act
+    for head in (rn.QuadraticCost(np.zeros((4, 2))), rn.SoftmaxCrossEntropy(np.array([0, 1, 1, 0])),
+                 rn.BinaryCrossEntropy(np.ones((4, 2)))):
+        assert isinstance(head.forward(y), float)
+        assert head.backward(1.0).dtype == dtype, head
+
+
+def test_dense_accepts_1d_and_nd_inputs():
+    layer = rn.Dense(3, 2, rng=0)
+    x = RNG.standard_normal((2, 5, 3))
+    assert_layer_matches_numeric(layer, x)
+    assert_layer_matches_numeric(layer, RNG.standard_normal(3))
+
+
+def test_dense_from_arrays_shares_arrays():
+    W, b = RNG.standard_normal((3, 2)), RNG.standard_normal(2)
+    layer = rn.Dense.from_arrays(W, b)
+    assert layer.params["W"] is W and layer.params["b"] is b
+    W[0, 0] += 1.0
+    np.testing.assert_allclose(layer.forward(np.eye(3)), W + b)
+
+
+def test_dense_usage_errors():
+    with pytest.raises(ValueError, match="n_in"):
+        rn.Dense(0, 3)
+    with pytest.raises(ValueError, match="float dtype"):
+        rn.Dense(2, 3, dtype=np.int32)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
+        rn.Dense(2, 3).forward(np.ones((4, 3)))
+    with pytest.raises(RuntimeError, match="before forward"):
+        rn.Dense(2, 3).backward(np.ones((1, 3)))
+
+
+# ---------------------------------------------------------------- activations
+
+
+def test_relu_values_and_grad_at_zero_convention():
+    x = np.array([[-2.0, 0.0, 3.0, -0.0]])
+    g = np.array([[10.0, 10.0, 10.0, 10.0]])
+    relu = rn.ReLU()
+    np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0, 3.0, 0.0]])
+    np.testing.assert_array_equal(relu.backward(g), [[0.0, 0.0, 10.0, 0.0]])
+    for c in (1.0, 0.5, 2.0, -0.5):
+        relu.grad_at_zero = c  # public and mutable, read at backward time
+        np.testing.assert_array_equal(relu.backward(g), [[0.0, 10 * c, 10.0, 10 * c]])
+
+
+def test_leaky_relu_sigmoid_tanh_closed_forms():
+    x = np.array([-3.0, -0.5, 0.0, 0.5, 3.0])
+    leaky = rn.LeakyReLU(0.1)
+    np.testing.assert_allclose(leaky.forward(x), np.where(x > 0, x, 0.1 * x))
+    np.testing.assert_allclose(leaky.backward(np.ones(5)), np.where(x > 0, 1.0, 0.1))
+    sig = rn.Sigmoid()
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(sig.forward(x), s, rtol=1e-15)
+    np.testing.assert_allclose(sig.backward(np.ones(5)), s * (1 - s), rtol=1e-14)
+    tanh = rn.Tanh()
+    np.testing.assert_allclose(tanh.forward(x), np.tanh(x))
+    np.testing.assert_allclose(tanh.backward(np.ones(5)), 1 / np.cosh(x) ** 2, rtol=1e-14)
+
+
+def test_sigmoid_is_stable_at_large_inputs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            sig = rn.Sigmoid()
+            y = sig.forward(np.array([-1000.0, -40.0, 40.0, 1000.0]))
+            assert y[1] > 0  # not flushed to zero: exp(-40) ~ 4e-18
+            assert np.all(np.isfinite(sig.backward(np.ones(4))))
+
+
+def test_softmax_forward_and_jacobian_closed_form():
+    x = RNG.standard_normal((3, 4))
+    sm = rn.Softmax()
+    p = sm.forward(x)
+    np.testing.assert_allclose(p, np.exp(x) / np.exp(x).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    g = RNG.standard_normal((3, 4))
+    dx = sm.backward(g)
+    for i in range(3):  # J = diag(p) - p p^T, dx = J^T g row by row
+        J = np.diag(p[i]) - np.outer(p[i], p[i])
+        np.testing.assert_allclose(dx[i], J.T @ g[i], atol=1e-15)
+
+
+# ---------------------------------------------------------------- heads
+
+
+def test_quadratic_cost_closed_form_no_batch_mean():
+    y, t = RNG.standard_normal((5, 2)), RNG.standard_normal((5, 2))
+    head = rn.QuadraticCost(t)
+    assert head.forward(y) == pytest.approx(0.5 * np.sum((y - t) ** 2))
+    np.testing.assert_allclose(head.backward(), y - t)
+    np.testing.assert_allclose(head.backward(3.0), 3.0 * (y - t))
+    with pytest.raises(ValueError, match="target"):
+        rn.QuadraticCost(np.zeros((3, 2))).forward(np.zeros((1, 2)))
+
+
+def test_softmax_cross_entropy_closed_form():
+    x = RNG.standard_normal((4, 3))
+    labels = np.array([2, 0, 0, 1])
+    head = rn.SoftmaxCrossEntropy(labels)
+    p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    assert head.forward(x) == pytest.approx(-np.mean(np.log(p[np.arange(4), labels])), rel=1e-14)
+    onehot = np.eye(3)[labels]
+    np.testing.assert_allclose(head.backward(), (p - onehot) / 4, atol=1e-16)
+    np.testing.assert_allclose(head.backward(np.float64(-2.0)), -2 * (p - onehot) / 4, atol=1e-16)
+
+
+def test_softmax_cross_entropy_large_logits_stay_finite():
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        head = rn.SoftmaxCrossEntropy(np.array([0, 1]))
+        loss = head.forward(np.array([[1000.0, 0.0], [1000.0, -1000.0]]))
+        assert loss == pytest.approx(1000.0)  # 0 for row 0, 2000 for row 1, mean 1000
+        np.testing.assert_allclose(head.backward(), [[0.0, 0.0], [0.5, -0.5]], atol=1e-300)
+
+
+def test_softmax_cross_entropy_uses_labels_of_its_forward():
+    head = rn.SoftmaxCrossEntropy(np.array([0]))
+    head.forward(np.array([[0.0, 0.0]]))
+    head.labels = np.array([1])  # a new mini-batch's labels, set before the next forward
+    np.testing.assert_allclose(head.backward(), [[-0.5, 0.5]])
+
+
+def test_softmax_cross_entropy_usage_errors():
+    with pytest.raises(ValueError, match=r"\(N, K\)"):
+        rn.SoftmaxCrossEntropy(np.array([0])).forward(np.zeros(3))
+    with pytest.raises(ValueError, match="integers of shape"):
+        rn.SoftmaxCrossEntropy(np.array([0.0, 1.0])).forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        rn.SoftmaxCrossEntropy(np.array([0, 3])).forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="scalar"):
+        head = rn.SoftmaxCrossEntropy(np.array([0]))
+        head.forward(np.zeros((1, 2)))
+        head.backward(np.ones(2))
+
+
+def test_binary_cross_entropy_closed_form_and_stability():
+    x = RNG.standard_normal((4, 2))
+    t = RNG.uniform(size=(4, 2))
+    head = rn.BinaryCrossEntropy(t)
+    s = 1 / (1 + np.exp(-x))
+    naive = -np.sum(t * np.log(s) + (1 - t) * np.log(1 - s)) / 4
+    assert head.forward(x) == pytest.approx(naive, rel=1e-13)
+    np.testing.assert_allclose(head.backward(), (s - t) / 4, rtol=1e-13)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        big = rn.BinaryCrossEntropy(np.array([1.0, 0.0, 0.0]))
+        assert big.forward(np.array([1000.0, -1000.0, 1000.0])) == pytest.approx(1000 / 3)
+        np.testing.assert_allclose(big.backward(), [0.0, 0.0, 1 / 3], atol=1e-300)
+
+
+# ---------------------------------------------------------------- Sequential
+
+
+def test_sequential_params_are_the_sublayers_arrays():
+    d1, d2 = rn.Dense(3, 4, rng=0), rn.Dense(4, 2, rng=1)
+    net = rn.Sequential(d1, rn.ReLU(), d2)
+    assert list(net.params) == ["0.W", "0.b", "2.W", "2.b"]
+    assert net.params["0.W"] is d1.params["W"] and net.params["2.b"] is d2.params["b"]
+    x = RNG.standard_normal((5, 3))
+    y0 = net.forward(x)
+    net.params["2.b"][1] += 1.0  # in place, as the checker does
+    np.testing.assert_allclose(net.forward(x)[:, 1], y0[:, 1] + 1.0)
+    net.backward(np.ones((5, 2)))
+    assert net.grads["0.W"] is d1.grads["W"]
+    assert net.grads.keys() == net.params.keys()
+
+
+def test_sequential_nests_prefixes_and_ends_in_a_head():
+    labels = np.array([1, 0])
+    inner = rn.Sequential(rn.Dense(3, 3, rng=0), rn.Tanh())
+    net = rn.Sequential(rn.Dense(2, 3, rng=1), inner, rn.Dense(3, 2, rng=2),
+                        rn.SoftmaxCrossEntropy(labels))
+    assert list(net.params) == ["0.W", "0.b", "1.0.W", "1.0.b", "2.W", "2.b"]
+    loss = net.forward(RNG.standard_normal((2, 2)))
+    assert isinstance(loss, float)
+    assert net.backward().shape == (2, 2)
+    with pytest.raises(TypeError, match="layer 1"):
+        rn.Sequential(rn.ReLU(), object())
+
+
+def test_sequential_matches_hand_composition():
+    x = RNG.standard_normal((3, 4))
+    d1, d2 = rn.Dense(4, 5, rng=3), rn.Dense(5, 2, rng=4)
+    d1.params["b"][:] = RNG.standard_normal(5)
+    net = rn.Sequential(d1, rn.Sigmoid(), d2, rn.QuadraticCost(np.ones((3, 2))))
+    h = 1 / (1 + np.exp(-(x @ d1.params["W"] + d1.params["b"])))
+    out = h @ d2.params["W"] + d2.params["b"]
+    assert net.forward(x) == pytest.approx(0.5 * np.sum((out - 1) ** 2))
+    assert_layer_matches_numeric(net, x)
