@@ -81,8 +81,9 @@ class Settings:
     layers: tuple[str, ...] = ()
 
     def check_options(self) -> dict[str, Any]:
-        """The options passed to every check (``seed`` is per item / per call)."""
-        return {"rtol": self.rtol, "atol": self.atol, "mode": self.mode, "kinks": self.kinks}
+        """The options passed to every check (``seed`` is per item / per call; None = default)."""
+        options = {"rtol": self.rtol, "atol": self.atol, "mode": self.mode, "kinks": self.kinks}
+        return {k: v for k, v in options.items() if v is not None}
 
 
 def _tolerance(text: str) -> float:
@@ -256,7 +257,8 @@ def pytest_make_collect_report(
         targets = collector.config.stash.get(_TARGETS, [])
         if targets:
             assert isinstance(report.result, list)
-            report.result.append(GradcheckSuite.from_parent(collector, name="gradcheck"))
+            suite = GradcheckSuite.from_parent(collector, name="gradcheck", nodeid="gradcheck")
+            report.result.append(suite)
     return report
 
 
@@ -352,8 +354,7 @@ class LayerCheckItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """Point at the factory's source, so the failure is found where the layer lives."""
-        path, line = self.target.location()
-        return (path if path is not None else self.path), line, self.name
+        return _reportinfo(self, self.target)
 
 
 class BackwardBenchmark(pytest.Function):
@@ -366,9 +367,15 @@ class BackwardBenchmark(pytest.Function):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """Point at the layer's factory rather than at this plugin."""
-        target: LayerTarget = self.obj.gradcheck_target
-        path, line = target.location()
-        return (path if path is not None else self.path), line, self.name
+        return _reportinfo(self, self.obj.gradcheck_target)
+
+
+def _reportinfo(item: pytest.Item, target: LayerTarget) -> tuple[Any, int | None, str]:
+    """(factory's file, line, "gradcheck NAME"): the prefix keeps pytest from rewriting the
+    dots of ``package.module`` in ``-v`` output (it does that to a domain that ends a node id).
+    """
+    path, line = target.location()
+    return (path if path is not None else item.path), line, f"gradcheck {item.name}"
 
 
 def _backward_benchmark(target: LayerTarget, shape: tuple[int, ...]) -> Callable[[Any], None]:
