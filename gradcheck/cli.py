@@ -30,7 +30,15 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from gradcheck.loading import DTYPES, KINKS, MODES, LoadError, load_target, parse_shape
+from gradcheck.loading import (
+    DTYPES,
+    KINKS,
+    MODES,
+    LoadError,
+    NoInputShape,
+    load_target,
+    parse_shape,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -124,8 +132,12 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         return _usage_error(parser, f"argument LAYER: {exc}")
     try:
         shape = target.input_shape(args.shape)
-    except LoadError as exc:
-        return _usage_error(parser, f"argument --shape: {exc}")
+    except NoInputShape:
+        return _usage_error(
+            parser,
+            f"argument --shape: required, since '{target.spec}' makes a layer without an "
+            "input_shape attribute (e.g. --shape 8,4)",
+        )
     if args.dtype not in target.dtypes:
         return _usage_error(
             parser,

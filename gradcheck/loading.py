@@ -43,6 +43,7 @@ __all__ = [
     "MODES",
     "LayerTarget",
     "LoadError",
+    "NoInputShape",
     "load_target",
     "make_input",
     "parse_shape",
@@ -73,6 +74,10 @@ class LoadError(GradcheckUsageError):
     ...
     gradcheck.loading.LoadError: invalid shape '8,x': expected positive integers ..., like 8,4
     """
+
+
+class NoInputShape(LoadError):
+    """Neither a shape was given nor does the layer have an ``input_shape`` attribute."""
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -186,7 +191,7 @@ class LayerTarget:
         if not isinstance(found, tuple | list):  # e.g. a property on a class: ask an instance
             found = getattr(self.make_layer(), "input_shape", None)
         if found is None:
-            raise LoadError(
+            raise NoInputShape(
                 f"layer '{self.spec}' has no input shape: give the layer an "
                 "'input_shape' attribute or pass a shape such as 8,4"
             )

@@ -226,15 +226,19 @@ def _resolve(
     """Load one ``--gradcheck-layer`` and find its input shape, as a UsageError if impossible."""
     import traceback
 
-    from gradcheck.loading import LoadError, load_target
+    from gradcheck.loading import LoadError, NoInputShape, load_target
 
     option = f"--gradcheck-layer={spec}"
     try:
         target = load_target(spec, search_path=str(config.invocation_params.dir))
         return target, target.input_shape(settings.shape)
+    except NoInputShape:
+        raise pytest.UsageError(
+            f"{option}: the layer has no input_shape attribute; pass --gradcheck-shape=8,4 "
+            "(your layer's input shape) or give the layer an input_shape attribute"
+        ) from None
     except LoadError as exc:
-        hint = " (or pass --gradcheck-shape=8,4)" if "input shape" in str(exc) else ""
-        raise pytest.UsageError(f"{option}: {exc}{hint}") from None
+        raise pytest.UsageError(f"{option}: {exc}") from None
     except Exception as exc:  # the user's module or factory raised: show where
         lines = traceback.format_exception(exc)
         raise pytest.UsageError(

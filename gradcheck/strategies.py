@@ -53,10 +53,19 @@ def _width(dtype: DTypeLike) -> int:
     return 8 * dt.itemsize
 
 
+def _inside(value: float, dtype: np.dtype[Any], toward: float) -> float:
+    """``value`` rounded to ``dtype``, nudged toward ``toward`` if rounding moved it out."""
+    v = dtype.type(value)
+    if (float(v) - value) * (toward - value) < 0:
+        v = np.nextafter(v, dtype.type(toward))
+    return float(v)
+
+
 def _floats(lo: float, hi: float, dtype: DTypeLike) -> st.SearchStrategy[float]:
+    dt = np.dtype(dtype)
     return st.floats(
-        lo,
-        hi,
+        _inside(lo, dt, hi),
+        _inside(hi, dt, lo),
         allow_nan=False,
         allow_infinity=False,
         allow_subnormal=False,

@@ -50,13 +50,14 @@ class ReluZeros:
 
 @dataclass(frozen=True)
 class ParamDifference:
-    """One parameter gradient under ReLU'(0) = 0 (g0) and ReLU'(0) = 1 (g1), in one dtype.
+    """One gradient (a parameter's, or "x": the input's) under ReLU'(0) = 0 (g0) and
+    ReLU'(0) = 1 (g1), in one dtype.
 
     ``max_abs_diff = max|g1 - g0|``; ``rel_diff = ||g1 - g0|| / max(||g0||, ||g1||)``
     (0.0 when both are zero); ``differing`` counts elements with g1 != g0.
     """
 
-    name: str  # "0.W", "2.b", ...: the Sequential's keys
+    name: str  # "0.W", "2.b", ...: the Sequential's keys; "x" for the input gradient
     shape: tuple[int, ...]
     dtype: str  # dtype of the run ("float64" / "float32")
     grad_dtype: str  # dtype of the gradient the layer returned
@@ -88,6 +89,7 @@ class ConventionReport:
     relu_layers: list[tuple[str, str]]  # (path, class name)
     zeros: list[ReluZeros]
     diffs: list[ParamDifference]
+    input_diffs: list[ParamDifference]  # dL/dx (name "x"), one per dtype
     input_shape: tuple[int, ...]
     upstream: str
     warnings: list[str] = field(default_factory=list)
@@ -103,6 +105,13 @@ class ConventionReport:
     def matters(self) -> bool:
         """True when some parameter gradient differs between the two conventions."""
         return any(d.differing for d in self.diffs)
+
+    @property
+    def input_matters(self) -> bool:
+        """True when the gradient w.r.t. the network's input differs between the conventions
+        (it matters when the network is a block of a bigger one: the layers before it see it).
+        """
+        return any(d.differing for d in self.input_diffs)
 
     @property
     def max_rel_diff(self) -> float:
@@ -126,6 +135,8 @@ class ConventionReport:
             "total_zeros": {d: self.total_zeros(d) for d in self.dtypes},
             "zeros": [z.to_dict() for z in self.zeros],
             "diffs": [d.to_dict() for d in self.diffs],
+            "input_matters": self.input_matters,
+            "input_diffs": [d.to_dict() for d in self.input_diffs],
             "input_shape": list(self.input_shape),
             "upstream": self.upstream,
             "warnings": list(self.warnings),
@@ -155,7 +166,7 @@ class ConventionReport:
         pt: list[tuple[str, ...]] = [
             ("param", "shape", "dtype", "max|g1-g0|", "|g1-g0|/|g|", "differing")
         ]
-        for pd in self.diffs:
+        for pd in [*self.diffs, *self.input_diffs]:
             n = int(np.prod(pd.shape))
             pt.append(
                 (
@@ -177,6 +188,12 @@ class ConventionReport:
                 f"{len(names)} parameter gradients (max relative difference "
                 f"{fmt(self.max_rel_diff)})"
             )
+        elif self.input_matters:
+            changed_x = max(d.differing for d in self.input_diffs)
+            lines.append(
+                f"verdict: the convention changes no parameter gradient, only dL/dx ({changed_x} "
+                "elements): it matters where this network is a block of a bigger one"
+            )
         elif self.total_zeros() == 0:
             lines.append(
                 "verdict: the convention does not matter for this batch: no ReLU input is "
@@ -185,7 +202,7 @@ class ConventionReport:
         else:
             lines.append(
                 "verdict: the convention does not matter for this batch: ReLU inputs are exactly "
-                "zero, but the gradient reaching them is zero too"
+                "zero, but no gradient reaching them gets through to a parameter or to x"
             )
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
@@ -199,6 +216,23 @@ def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
         ).rstrip()
         for r in rows
     ]
+
+
+def _difference(name: str, dtype: str, g0: np.ndarray, g1: np.ndarray) -> ParamDifference:
+    delta = np.asarray(g1, dtype=np.float64) - np.asarray(g0, dtype=np.float64)
+    n0, n1 = norm(g0), norm(g1)
+    denom = max(n0, n1)
+    return ParamDifference(
+        name=name,
+        shape=tuple(np.shape(g0)),
+        dtype=dtype,
+        grad_dtype=str(np.asarray(g0).dtype),
+        max_abs_diff=float(np.max(np.abs(delta))) if delta.size else 0.0,
+        rel_diff=norm(delta) / denom if denom > 0 else 0.0,
+        differing=int(np.count_nonzero(np.asarray(g1) != np.asarray(g0))),
+        norm0=n0,
+        norm1=n1,
+    )
 
 
 def convention_sensitivity(
@@ -247,10 +281,12 @@ def convention_sensitivity(
     ]
     zeros: list[ReluZeros] = []
     diffs: list[ParamDifference] = []
+    input_diffs: list[ParamDifference] = []
     warnings: list[str] = []
     up_desc = ""
     for dt in dts:
         grads: list[list[dict[str, np.ndarray]]] = []
+        dx: list[np.ndarray] = []
         for grad_at_zero in (0.0, 1.0):
             copy_layers = [layer for _, layer in leaf_layers(private_copy(net))]
             cast_floats(copy_layers, dt)
@@ -264,6 +300,7 @@ def convention_sensitivity(
                 trace = run(copy_layers, xb.astype(dt), up, seed)
             up_desc = trace.upstream
             grads.append(trace.param_grads)
+            dx.append(np.asarray(trace.grad_in[0]))
             if grad_at_zero == 0.0:
                 for i, path, name in relus:
                     zeros.append(
@@ -273,34 +310,20 @@ def convention_sensitivity(
                     )
         for i, (g0s, g1s) in enumerate(zip(grads[0], grads[1], strict=True)):
             for key, g0 in g0s.items():
-                g1 = g1s[key]
                 if g0.dtype != dt:
                     warnings.append(
                         f"{dt.name} run: layer {leaves[i][0]} ({type(leaves[i][1]).__name__}) "
                         f"returned a {g0.dtype} gradient for {key!r}: "
                         f"it does not compute in {dt.name}"
                     )
-                delta = np.asarray(g1, dtype=np.float64) - np.asarray(g0, dtype=np.float64)
-                n0, n1, nd = norm(g0), norm(g1), norm(delta)
-                denom = max(n0, n1)
-                diffs.append(
-                    ParamDifference(
-                        name=f"{leaves[i][0]}.{key}",
-                        shape=tuple(g0.shape),
-                        dtype=dt.name,
-                        grad_dtype=str(g0.dtype),
-                        max_abs_diff=float(np.max(np.abs(delta))) if delta.size else 0.0,
-                        rel_diff=nd / denom if denom > 0 else (0.0 if nd == 0 else float("inf")),
-                        differing=int(np.count_nonzero(g1 != g0)),
-                        norm0=n0,
-                        norm1=n1,
-                    )
-                )
+                diffs.append(_difference(f"{leaves[i][0]}.{key}", dt.name, g0, g1s[key]))
+        input_diffs.append(_difference("x", dt.name, dx[0], dx[1]))
     return ConventionReport(
         dtypes=tuple(dt.name for dt in dts),
         relu_layers=[(p, n) for _, p, n in relus],
         zeros=zeros,
         diffs=diffs,
+        input_diffs=input_diffs,
         input_shape=tuple(xb.shape),
         upstream=up_desc,
         warnings=warnings,

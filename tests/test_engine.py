@@ -1,0 +1,409 @@
+"""Unit tests of the engine: differences, tolerances, kinks, counts, restoration, reports."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradcheck as gc
+from gradcheck import core
+from gradcheck.compare import relative_error, tolerance_for
+from gradcheck.kinks import distance_to_hull, kink_mask
+from gradcheck.numeric import central_difference_scan, relative_step, step_sizes
+
+RNG = np.random.default_rng(20261123)
+
+
+class Counted:
+    """A smooth loss over params {"w", "v"} that counts its calls."""
+
+    def __init__(self, params: dict[str, np.ndarray], wrong: float = 0.0) -> None:
+        self.params, self.wrong = params, wrong
+        self.n_loss = self.n_grads = 0
+
+    def loss(self) -> float:
+        self.n_loss += 1
+        w, v = self.params["w"], self.params["v"]
+        return float(np.sum(np.sin(w) * w) + np.sum(v**3) + np.sum(w) * np.sum(v))
+
+    def grads(self) -> dict[str, np.ndarray]:
+        self.n_grads += 1
+        w, v = self.params["w"], self.params["v"]
+        gw = np.sin(w) + w * np.cos(w) + np.sum(v)
+        gv = 3 * v**2 + np.sum(w)
+        gv.flat[0] += self.wrong
+        return {"w": gw, "v": gv}
+
+
+# ------------------------------------------------------------------ numeric, compare, kinks
+
+
+def test_step_is_cube_root_of_eps_times_magnitude() -> None:
+    """h_i = eps^(1/3) * max(1, |v_i|), per dtype."""
+    values = np.array([0.0, 0.5, -4.0, 1e3])
+    assert np.allclose(step_sizes(values), np.finfo(np.float64).eps ** (1 / 3)
+                       * np.array([1.0, 1.0, 4.0, 1e3]))
+    assert relative_step(np.float32) == pytest.approx(np.finfo(np.float32).eps ** (1 / 3))
+
+
+def test_central_difference_restores_each_coordinate_exactly_even_when_loss_raises() -> None:
+    """The scan writes in place, but every coordinate gets its exact old bits back."""
+    array = RNG.standard_normal(5)
+    before = array.copy()
+    calls = []
+
+    def loss() -> float:
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("boom")
+        return float(np.sum(array**2))
+
+    with pytest.raises(RuntimeError):
+        central_difference_scan(loss, array, np.arange(5), step_sizes(array))
+    assert array.tobytes() == before.tobytes()
+
+
+def test_central_difference_is_second_order_accurate() -> None:
+    """Halving h divides the error of the central difference by ~4 (truncation ~ h^2)."""
+    x = np.array([0.7])
+    errors = []
+    for h in (1e-2, 5e-3):
+        s = central_difference_scan(lambda: float(np.exp(x[0])), x, np.arange(1), np.array([h]))
+        errors.append(abs(s.central()[0] - np.exp(0.7)))
+    assert 3.5 < errors[0] / errors[1] < 4.5
+
+
+def test_tolerances_default_by_dtype_and_say_where_they_came_from() -> None:
+    assert tolerance_for(np.dtype(np.float64), None, None).rtol == 1e-5
+    assert tolerance_for(np.dtype(np.float32), None, None).rtol == 1e-3
+    given = tolerance_for(np.dtype(np.float32), 1e-2, None)
+    assert (given.rtol, given.atol, given.source) == (1e-2, 1e-5, "given")
+
+
+def test_relative_error_matches_numpy_testing_conventions() -> None:
+    rel = relative_error(np.array([1.0, 0.0, 1.0]), np.array([2.0, 0.0, 0.0]))
+    assert rel[0] == 0.5 and rel[1] == 0.0 and np.isinf(rel[2])
+
+
+def test_kink_mask_tells_a_jump_from_curvature() -> None:
+    """A jump is a kink; a spread of h*L'' on a smooth stretch is not."""
+    allowed = np.array([1e-8, 1e-8])
+    agree = np.array([True, True])
+    forward = np.array([1.0, 1.0 + 6e-6])  # ReLU at 0 vs. x^2/2 at 1 with h = 6e-6
+    backward = np.array([0.0, 1.0 - 6e-6])
+    assert kink_mask(forward, backward, allowed, agree, np.dtype(np.float64)).tolist() == [
+        True, False]
+
+
+def test_distance_to_hull_is_zero_inside_and_the_gap_outside() -> None:
+    gap = distance_to_hull(np.array([0.0, 0.5, 2.0, -1.0]), np.full(4, 1.0), np.zeros(4))
+    assert gap.tolist() == [0.0, 0.0, 1.0, 1.0]
+
+
+# ------------------------------------------------------------------ counts and restoration
+
+
+@pytest.mark.parametrize("n", [1, 7, 40])
+def test_full_mode_costs_exactly_2n_plus_1_loss_evaluations_for_a_right_gradient(n: int) -> None:
+    """DESIGN: 'full' checks every coordinate with two evaluations each, plus one."""
+    params = {"w": RNG.standard_normal(n), "v": RNG.standard_normal((2, 3))}
+    f = Counted(params)
+    report = gc.check_params(f.loss, f.grads, params, mode="full")
+    assert report.ok, str(report)
+    total = n + 6
+    assert f.n_loss == report.evaluations["loss"] == 2 * total + 1
+    assert f.n_grads == report.evaluations["grads"] == 2  # twice: accumulation check
+
+
+def test_a_wrong_element_costs_two_more_evaluations_to_confirm() -> None:
+    """A failing element is re-measured at h/2 before it is called wrong."""
+    params = {"w": RNG.standard_normal(5), "v": RNG.standard_normal(3)}
+    f = Counted(params, wrong=0.5)
+    report = gc.check_params(f.loss, f.grads, params, mode="full")
+    assert not report.ok
+    assert f.n_loss == 2 * 8 + 1 + 2
+
+
+def test_params_are_restored_bit_for_bit_also_when_user_code_raises() -> None:
+    params = {"w": RNG.standard_normal((3, 2)), "v": np.array([-0.0, 1e-300, 3.0])}
+    before = {k: v.tobytes() for k, v in params.items()}
+    count = [0]
+
+    def loss() -> float:
+        count[0] += 1
+        if count[0] == 9:
+            raise KeyError("user bug")
+        return float(np.sum(params["w"] ** 2) + np.sum(params["v"]))
+
+    def grads() -> dict[str, np.ndarray]:
+        return {"w": 2 * params["w"], "v": np.ones(3)}
+
+    with pytest.raises(KeyError):
+        gc.check_params(loss, grads, params, mode="full")
+    assert {k: v.tobytes() for k, v in params.items()} == before
+    assert gc.check_params(lambda: float(np.sum(params["w"] ** 2) + np.sum(params["v"])),
+                           grads, params).ok
+    assert {k: v.tobytes() for k, v in params.items()} == before
+
+
+def test_user_input_to_check_layer_and_check_function_is_never_changed() -> None:
+    x = RNG.standard_normal((4, 3))
+    before = x.tobytes()
+    gc.check_function(lambda v: float(np.sum(np.tanh(v))), lambda v: 1 - np.tanh(v) ** 2, x)
+
+    class Writes:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            x *= 2.0  # the bug: forward writes into its input
+            return x
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return 2.0 * g
+
+    report = gc.check_layer(Writes(), x)
+    assert x.tobytes() == before
+    assert not report.ok and "in place" in report.problems[0] and "'x'" in report.problems[0]
+
+
+# ------------------------------------------------------------------ verdicts
+
+
+def test_a_scale_error_of_a_tenth_of_a_percent_in_float64_is_caught() -> None:
+    x = RNG.standard_normal((6, 5))
+    good = gc.check_function(lambda v: float(np.sum(np.tanh(v) * v)),
+                             lambda v: np.tanh(v) + v * (1 - np.tanh(v) ** 2), x)
+    bad = gc.check_function(lambda v: float(np.sum(np.tanh(v) * v)),
+                            lambda v: 1.001 * (np.tanh(v) + v * (1 - np.tanh(v) ** 2)), x)
+    assert good.ok, str(good)
+    assert not bad.ok and bad.tensors[0].mismatched > 0
+
+
+def test_accumulating_backward_is_named_as_a_problem() -> None:
+    params = {"w": RNG.standard_normal(4)}
+    store = {"w": np.zeros(4)}
+
+    def grads() -> dict[str, np.ndarray]:
+        store["w"] += 2 * params["w"]  # the bug: += instead of =
+        return store
+
+    report = gc.check_params(lambda: float(np.sum(params["w"] ** 2)), grads, params)
+    assert not report.ok
+    assert any("twice" in p and "accumulate" in p for p in report.problems)
+
+
+def test_non_deterministic_forward_is_named_as_a_problem() -> None:
+    rng = np.random.default_rng(0)
+
+    class Dropout:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.mask = rng.random(x.shape) > 0.5
+            return x * self.mask
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g * self.mask
+
+    report = gc.check_layer(Dropout(), RNG.standard_normal((3, 4)))
+    assert not report.ok
+    assert any("not deterministic" in p for p in report.problems)
+
+
+def test_non_finite_loss_and_gradient_are_named() -> None:
+    x = np.array([1.0, 0.0, 2.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        report = gc.check_function(lambda v: float(np.sum(np.log(v))), lambda v: 1 / v, x)
+        assert not report.ok and "is -inf at the given point" in report.problems[0]
+        report = gc.check_function(lambda v: float(np.sum(v**2)), lambda v: v / 0.0 * 0.0,
+                                   np.ones(3))
+    assert not report.ok and "non-finite" in " ".join(report.problems)
+
+
+def test_relu_at_exact_zero_any_convention_in_0_1_passes_and_2_fails_under_hull() -> None:
+    x = np.array([[0.0, 1.5, -2.0, 0.0]])
+    for c, expected in [(0.0, True), (0.3, True), (1.0, True), (2.0, False), (-0.5, False)]:
+        report = gc.check_function(lambda v: float(np.sum(np.maximum(v, 0) * [1, 2, 3, -4])),
+                                   lambda v, c=c: np.where(v > 0, 1.0, np.where(v == 0, c, 0.0))
+                                   * np.array([1, 2, 3, -4]), x, kinks="hull")
+        assert report.ok is expected, (c, str(report))
+        assert report.tensors[0].kinks.met == 2
+
+
+def test_kink_modes_strict_fails_and_skip_counts_at_relu_zero() -> None:
+    x = np.array([0.0, 1.0])
+
+    def f(v: np.ndarray) -> float:
+        return float(np.sum(np.maximum(v, 0)))
+
+    def g(v: np.ndarray) -> np.ndarray:
+        return (v > 0).astype(float)
+
+    assert not gc.check_function(f, g, x, kinks="strict").ok
+    skipped = gc.check_function(f, g, x, kinks="skip")
+    assert skipped.ok and skipped.tensors[0].kinks.skipped == 1
+    assert "1 skipped" in str(skipped)
+
+
+def test_multi_kink_zero_row_passes_by_jitter_and_says_so() -> None:
+    """A zero row through bias-free Dense + ReLU crosses kinks both ways along one input
+    coordinate: the hull cannot settle it, the jitter re-check does, with a warning."""
+    w = np.array([[1.0, -2.0, 0.5], [-1.0, 1.0, 2.0]])
+    g = np.array([[1.0, -1.0, 1.0], [0.3, -0.2, 0.9]])  # one-sided slopes 1.5 and 2 at x[0, 0]
+
+    def f(x: np.ndarray) -> float:
+        return float(np.sum(g * np.maximum(x @ w, 0)))
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        return (g * (x @ w > 0)) @ w.T
+
+    x = np.array([[0.0, 0.0], [0.4, -1.2]])
+    assert not gc.check_function(f, grad, x, kinks="hull").ok
+    report = gc.check_function(f, grad, x)
+    assert report.ok, str(report)
+    kinks = report.tensors[0].kinks
+    assert kinks.by_jitter >= 1 and kinks.outside_hull >= 1
+    assert "jittered point" in str(report)
+
+
+# ------------------------------------------------------------------ fast mode
+
+
+class BigDense:
+    """y = x W + b with an optional wrong element of dW."""
+
+    def __init__(self, n_in: int, n_out: int, wrong: tuple[int, int] | None = None) -> None:
+        rng = np.random.default_rng(7)
+        self.params = {"W": rng.standard_normal((n_in, n_out)) / np.sqrt(n_in),
+                       "b": np.zeros(n_out)}
+        self.grads: dict[str, np.ndarray] = {}
+        self.wrong = wrong
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dw = self.x.T @ g
+        if self.wrong is not None:
+            dw[self.wrong] += 0.01 * np.abs(dw).max()
+        self.grads = {"W": dw, "b": g.sum(axis=0)}
+        return g @ self.params["W"].T
+
+
+def test_fast_mode_verifies_a_right_layer_with_four_evaluations_per_tensor() -> None:
+    """One random direction per tensor, two step sizes: 4 loss evaluations each, plus one."""
+    x = RNG.standard_normal((8, 300))
+    report = gc.check_layer(BigDense(300, 200), x, mode="fast")
+    assert report.ok, str(report)
+    assert report.evaluations == {"loss": 1 + 4 * 3, "grads": 2}
+
+
+def test_fast_mode_localizes_one_wrong_element_in_log_n_evaluations() -> None:
+    """Group testing: each level tests two halves (8 evaluations), leaves of <= 8 are
+    scanned; the wrong element is named with its index."""
+    n_in, n_out = 300, 200
+    report = gc.check_layer(BigDense(n_in, n_out, wrong=(123, 45)), RNG.standard_normal(
+        (8, n_in)), mode="fast")
+    assert not report.ok
+    w = next(t for t in report.tensors if t.name == "W")
+    assert w.mismatched == 1 and w.worst[0].index == (123, 45)
+    assert "W[123, 45]" in str(report)
+    n = n_in * n_out
+    levels = int(np.ceil(np.log2(n / core.LEAF_SIZE)))
+    bound = 1 + 4 * 3 + 8 * levels + 2 * 2 * core.LEAF_SIZE + 2
+    assert report.evaluations["loss"] <= bound
+    assert report.evaluations["loss"] < 2 * n / 100  # far from a full scan
+
+
+def test_auto_picks_by_size_and_says_which() -> None:
+    x = RNG.standard_normal((2, 100))
+    report = gc.check_layer(BigDense(100, 50), x)  # W has 5000 > AUTO_FULL_MAX elements
+    modes = {t.name: t.mode for t in report.tensors}
+    assert modes == {"x": "full", "W": "fast", "b": "full"}
+    assert "auto picked fast" in str(report)
+
+
+# ------------------------------------------------------------------ usage errors and report
+
+
+@pytest.mark.parametrize(
+    ("call", "names"),
+    [
+        (lambda: gc.check_function(np.sum, np.ones_like, np.arange(3)), "dtype int"),
+        (lambda: gc.check_params(lambda: 0.0, dict, {"w": [1.0]}), "params['w']"),
+        (lambda: gc.check_params(lambda: 0.0, dict, {}), "params"),
+        (lambda: gc.check_function(np.sum, np.ones_like, np.ones(2), mode="quick"), "mode"),
+        (lambda: gc.check_function(np.sum, np.ones_like, np.ones(2), kinks="none"), "kinks"),
+        (lambda: gc.check_function(np.sum, np.ones_like, np.ones(2), rtol=-1), "rtol"),
+        (lambda: gc.check_function(np.sum, np.ones_like, np.ones(2), seed="a"), "seed"),
+        (lambda: gc.check_function(lambda v: v, np.ones_like, np.ones(2)), "scalar"),
+        (lambda: gc.check_layer(object(), np.ones(2)), "forward"),
+    ],
+)
+def test_usage_errors_are_value_errors_naming_the_argument(call, names: str) -> None:
+    with pytest.raises(gc.GradcheckUsageError, match=None) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+    assert names in str(info.value)
+
+
+def test_wrong_gradient_shape_or_missing_key_raises_gradient_shape_error() -> None:
+    params = {"w": np.ones((2, 3)), "b": np.ones(3)}
+    with pytest.raises(gc.GradientShapeError, match=r"'w'.*\(3, 2\).*\(2, 3\)"):
+        gc.check_params(lambda: 0.0, lambda: {"w": np.ones((3, 2)), "b": np.ones(3)}, params)
+    with pytest.raises(gc.GradientShapeError, match="no gradient for 'b'"):
+        gc.check_params(lambda: 0.0, lambda: {"w": np.ones((2, 3))}, params)
+
+
+def test_failing_report_names_tensor_index_values_and_options() -> None:
+    params = {"w": np.array([[1.0, 2.0], [3.0, 4.0]])}
+
+    def grads() -> dict[str, np.ndarray]:
+        g = 2 * params["w"]
+        g[1, 0] = 0.0
+        return {"w": g}
+
+    report = gc.check_params(lambda: float(np.sum(params["w"] ** 2)), grads, params, seed=3)
+    text = str(report)
+    for piece in ("1 of 1 tensors FAILED", "w[1, 0]", "6", "rtol 1e-05", "seed=3",
+                  "mode='auto'", "evaluations:"):
+        assert piece in text, piece
+    with pytest.raises(gc.GradientMismatch, match=r"w\[1, 0\]"):
+        report.raise_if_failed()
+    data = report.to_dict()
+    assert data["ok"] is False and data["tensors"][0]["worst"][0]["index"] == [1, 0]
+
+
+def test_float32_layer_gross_bug_caught_and_right_layer_passes() -> None:
+    x = RNG.standard_normal((4, 5)).astype(np.float32)
+    w = (RNG.standard_normal((5, 3)) / 2).astype(np.float32)
+
+    def make(sign: float):
+        class Tanh32:
+            params = {"W": w.copy()}
+            grads: dict[str, np.ndarray] = {}
+
+            def forward(self, x: np.ndarray) -> np.ndarray:
+                self.x, self.y = x, np.tanh(x @ self.params["W"])
+                return self.y
+
+            def backward(self, g: np.ndarray) -> np.ndarray:
+                dz = g * (1 - self.y**2)
+                self.grads = {"W": sign * (self.x.T @ dz)}
+                return dz @ self.params["W"].T
+        return Tanh32()
+
+    good = gc.check_layer(make(1.0), x)
+    assert good.ok, str(good)
+    assert "float32 defaults" in str(good)
+    assert not gc.check_layer(make(-1.0), x).ok
+
+
+def test_executor_gives_the_same_verdict_as_the_serial_scan() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    x = RNG.standard_normal((3, 20))
+    layer = BigDense(20, 10, wrong=(4, 7))
+    serial = gc.check_layer(layer, x, mode="full")
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        parallel = gc.check_layer(layer, x, mode="full", executor=pool)
+    assert not parallel.ok
+    assert parallel.evaluations == serial.evaluations
+    assert [m.index for t in parallel.tensors for m in t.worst] == [(4, 7)]
+    assert parallel.to_dict()["tensors"] == serial.to_dict()["tensors"]

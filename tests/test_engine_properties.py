@@ -1,0 +1,355 @@
+"""Property tests of the engine on random compositions of layers (hypothesis).
+
+A net is a random chain (depth 1-4) of smooth elementwise ops (tanh, sigmoid, square,
+softplus), kinked elementwise ops (ReLU with any convention in [0, 1], leaky ReLU, |x|) and
+dense maps (with or without bias), applied to a small batch drawn with exact zeros on purpose
+(inputs and weights), so pre-activations sit exactly on kinks, alone or many at once.
+
+Properties:
+* the correct backward always passes (default kinks="subgradient");
+* the same net with ONE corruption of its backward always fails, and the tensors the corruption
+  provably changes are the ones reported: scale one layer's gradient by (1 + delta) with
+  |delta| >= 1e-2, flip its sign, drop an activation derivative, or move one element of a
+  parameter gradient by a fraction >= 1e-2 of that tensor's largest gradient.
+
+A corruption is only used when it is detectable from the loss: it must change the analytic
+value, well beyond numeric noise, of at least one coordinate along which the loss is smooth
+(no kinked op changes its side anywhere within +-1e-2 * max(1, |v|) of the point).  Which
+tensors must fail is computed from that; which may fail from the structure of the chain.
+
+Layers come from tests/layer_bank.py.  Sizes are tiny: a check costs 2 loss evaluations per
+coordinate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import assume, example, given, note
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import gradcheck as gc
+
+try:  # tests/ is not a package today; keep working if it becomes one
+    from . import layer_bank as lb
+except ImportError:
+    import layer_bank as lb
+
+SMOOTH = ("tanh", "sigmoid", "square", "softplus")
+KINKED = ("relu", "leaky", "abs")
+KINDS = (*SMOOTH, *KINKED, "dense")
+
+# ---------------------------------------------------------------------------------------------
+# nets
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A chain of ops and an input; ``ops`` entries are tuples of plain Python values:
+    ("dense", W rows, b or None) | ("relu", c) | ("leaky", alpha, c) | ("abs", c) | (smooth,)."""
+
+    ops: tuple
+    x: tuple  # rows of the input batch
+
+    def input(self):
+        return np.array(self.x, dtype=np.float64)
+
+    def layers(self):
+        out = []
+        for op in self.ops:
+            kind = op[0]
+            if kind == "dense":
+                W = np.array(op[1], dtype=np.float64)
+                b = op[2]
+                out.append(lb.Dense(*W.shape, W=W, b=b, bias=b is not None))
+            elif kind == "relu":
+                out.append(lb.ReLU(grad_at_zero=op[1]))
+            elif kind == "leaky":
+                out.append(lb.LeakyReLU(op[1], grad_at_zero=op[2]))
+            elif kind == "abs":
+                out.append(lb.Abs(grad_at_zero=op[1]))
+            else:
+                out.append({"tanh": lb.Tanh, "sigmoid": lb.Sigmoid, "square": lb.Square,
+                            "softplus": lb.Softplus}[kind]())
+        return out
+
+    def build(self):
+        return lb.Chain(*self.layers())
+
+
+def _floats(lo, hi):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+# exact zeros on purpose (and +-1, which cancel exactly in dense maps)
+INPUT_VALUES = st.just(0.0) | _floats(-2.0, 2.0)
+WEIGHT_VALUES = st.sampled_from([0.0, 1.0, -1.0]) | _floats(-2.0, 2.0)
+
+
+def _matrix(draw, rows, cols, elements):
+    a = draw(hnp.arrays(np.float64, (rows, cols), elements=elements))
+    return tuple(tuple(float(v) for v in row) for row in a)
+
+
+@st.composite
+def net_specs(draw, max_depth=4, max_width=3, max_batch=3):
+    """Random chains of depth 1..max_depth on a (batch, width) input with exact zeros."""
+    batch = draw(st.integers(1, max_batch))
+    width = draw(st.integers(1, max_width))
+    x = _matrix(draw, batch, width, INPUT_VALUES)
+    ops = []
+    for _ in range(draw(st.integers(1, max_depth))):
+        kind = draw(st.sampled_from(KINDS))
+        if kind == "dense":
+            n_out = draw(st.integers(1, max_width))
+            W = _matrix(draw, width, n_out, WEIGHT_VALUES)
+            b = None
+            if draw(st.booleans()):
+                b = _matrix(draw, 1, n_out, WEIGHT_VALUES)[0]
+            ops.append(("dense", W, b))
+            width = n_out
+        elif kind == "relu":
+            ops.append(("relu", draw(st.sampled_from([0.0, 0.5, 1.0]) | _floats(0.0, 1.0))))
+        elif kind == "leaky":
+            alpha = draw(st.sampled_from([0.01, 0.1, 0.3]) | _floats(0.01, 0.5))
+            ops.append(("leaky", alpha, draw(st.sampled_from([alpha, 1.0]) | _floats(alpha, 1))))
+        elif kind == "abs":
+            ops.append(("abs", draw(st.just(0.0) | _floats(-1.0, 1.0))))
+        else:
+            ops.append((kind,))
+    return NetSpec(tuple(ops), x)
+
+
+# the classic cases, pinned
+RELU_AT_ZERO = NetSpec((("relu", 0.5),), ((0.0, 1.0, -1.0),))
+ZERO_ROW_BIAS_FREE = NetSpec(
+    (("dense", ((1.0, -1.0, 0.5), (2.0, -0.5, -1.0)), None), ("relu", 0.0),
+     ("dense", ((1.0,), (-2.0,), (0.5,)), (0.1,))),
+    ((0.0, 0.0), (1.0, -1.0)),
+)
+CANCELLATION = NetSpec(  # x @ W == 0 exactly with x, W != 0: every unit on its kink
+    (("dense", ((1.0, -1.0), (-1.0, 1.0)), (0.0, 0.0)), ("relu", 0.0), ("square",)),
+    ((1.0, 1.0), (2.0, 2.0)),
+)
+DEAD_UNIT = NetSpec(
+    (("dense", ((0.5, 0.0), (-1.5, 0.0)), (0.3, 0.0)), ("relu", 0.0), ("tanh",),
+     ("dense", ((1.0, -1.0), (2.0, 0.5)), None)),
+    ((1.0, -0.5), (0.0, 2.0), (-1.0, 1.0)),
+)
+ABS_AND_LEAKY = NetSpec(
+    (("abs", 0.0), ("dense", ((1.0, -1.0),), None), ("leaky", 0.1, 0.1), ("sigmoid",)),
+    ((0.0,), (-0.75,), (0.75,)),
+)
+SMOOTH_STACK = NetSpec(
+    (("dense", ((0.5, -1.25), (1.0, 0.25)), (0.1, -0.2)), ("softplus",), ("square",),
+     ("tanh",)),
+    ((0.3, -0.7),),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# property 1: correct backward passes
+
+
+@given(spec=net_specs(), seed=st.integers(0, 2**16))
+@example(spec=RELU_AT_ZERO, seed=0)
+@example(spec=ZERO_ROW_BIAS_FREE, seed=0)
+@example(spec=CANCELLATION, seed=1)
+@example(spec=DEAD_UNIT, seed=2)
+@example(spec=ABS_AND_LEAKY, seed=3)
+@example(spec=SMOOTH_STACK, seed=4)
+def test_correct_composition_always_passes(spec, seed):
+    """Property: a random composition of smooth, kinked and dense layers with its correct
+    backward passes the default check, on inputs and weights with exact zeros."""
+    net, x = spec.build(), spec.input()
+    x_bytes = x.tobytes()
+    rep = gc.check_layer(net, x, seed=seed)
+    note(str(rep))
+    assert rep.ok, f"false alarm on a correct net {spec}:\n{rep}"
+    assert not rep.problems, rep.problems
+    assert x.tobytes() == x_bytes
+    ref = spec.build()
+    for k, v in net.params.items():
+        assert v.tobytes() == ref.params[k].tobytes(), f"params[{k!r}] not restored"
+
+
+# ---------------------------------------------------------------------------------------------
+# property 2: one corruption fails
+
+
+class Corrupted:
+    """Wraps a layer; ``fn`` rewrites one of its backward outputs (target "x" = grad_x)."""
+
+    def __init__(self, inner, target, fn):
+        self.inner, self.target, self.fn = inner, target, fn
+        self.params = getattr(inner, "params", {})
+        self.grads = {}
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def backward(self, g):
+        dx = self.inner.backward(g)
+        self.grads = dict(getattr(self.inner, "grads", {}))
+        if self.target == "x":
+            return self.fn(dx)
+        self.grads[self.target] = self.fn(self.grads[self.target])
+        return dx
+
+
+class NoDerivative(Corrupted):
+    """Wraps an activation: backward passes g through, the activation derivative dropped."""
+
+    def __init__(self, inner):
+        super().__init__(inner, "x", None)
+
+    def backward(self, g):
+        self.inner.backward(g)
+        return g
+
+
+@dataclass(frozen=True)
+class Corruption:
+    kind: str  # "scale" | "sign" | "drop_derivative" | "element"
+    delta: float  # scale: factor (1 + delta); element: shift = delta * max|grad|
+    pick: int  # which of the detectable targets
+
+    def targets(self, spec):
+        """(layer index, target, flat element index or None) this kind can corrupt."""
+        out = []
+        for i, layer in enumerate(spec.layers()):
+            names = list(layer.params)
+            if self.kind in ("scale", "sign"):
+                out += [(i, t, None) for t in ["x", *names]]
+            elif self.kind == "drop_derivative" and not names:
+                out.append((i, "x", None))
+            elif self.kind == "element":
+                out += [(i, t, j) for t in names for j in range(layer.params[t].size)]
+        return out
+
+    def apply(self, spec, target):
+        i, name, j = target
+        layers = spec.layers()
+        if self.kind == "drop_derivative":
+            layers[i] = NoDerivative(layers[i])
+        elif self.kind == "sign":
+            layers[i] = Corrupted(layers[i], name, lambda a: -a)
+        elif self.kind == "scale":
+            layers[i] = Corrupted(layers[i], name, lambda a: a * (1.0 + self.delta))
+        else:
+            def shift(a, j=j):
+                a = a.copy()
+                a.flat[j] += self.delta * np.abs(a).max()
+                return a
+
+            layers[i] = Corrupted(layers[i], name, shift)
+        return lb.Chain(*layers)
+
+
+@st.composite
+def corruptions(draw):
+    kind = draw(st.sampled_from(["scale", "sign", "drop_derivative", "element"]))
+    delta = draw(_floats(1e-2, 0.5)) * draw(st.sampled_from([1.0, -1.0]))
+    return Corruption(kind, delta, draw(st.integers(0, 2**16)))
+
+
+def _gradients(net, x, g):
+    net.forward(x.copy())
+    dx = net.backward(g)
+    return {"x": np.array(dx, dtype=np.float64), **{k: np.array(v) for k, v in net.grads.items()}}
+
+
+def _pattern(net, x):
+    """Which side of its kink every kinked op's input is on (-1, 0, +1)."""
+    net.forward(x.copy())
+    return [np.sign(layer.x).tobytes() for layer in net.layers
+            if getattr(layer, "kink_points", None)]
+
+
+RELATIVE_OFFSETS = (1e-2, 1e-3, 1e-4, 1e-5, 6.1e-6, 3e-6, 1e-6, 1e-7)
+
+
+def _smooth_coordinates(spec, x):
+    """{tensor: bool mask}: the loss is smooth along the coordinate near the point (no kinked
+    op changes side at any probed offset up to +-1e-2 * max(1, |v|))."""
+    net = spec.build()
+    base = _pattern(net, x)
+    tensors = {"x": x.copy(), **net.params}
+    masks = {}
+    for name, arr in tensors.items():
+        mask = np.ones(arr.shape, dtype=bool)
+        for j in range(arr.size):
+            v = arr.flat[j]
+            for rel in RELATIVE_OFFSETS:
+                for s in (1.0, -1.0):
+                    arr.flat[j] = v + s * rel * max(1.0, abs(v))
+                    same = _pattern(net, tensors["x"]) == base
+                    arr.flat[j] = v
+                    if not same:
+                        break
+                if not same:
+                    mask.flat[j] = False
+                    break
+        masks[name] = mask
+    return masks
+
+
+def _affected(spec, target, kind):
+    """Tensors the corruption can reach through the chain's structure."""
+    i, name, _ = target
+    if kind in ("scale", "sign") and name != "x" or kind == "element":
+        return {f"{name}{_param_layer_number(spec, i)}"}
+    reach = {"x"}
+    for k, layer in enumerate(spec.build().layers[:i]):
+        reach |= {f"{n}{_param_layer_number(spec, k)}" for n in layer.params}
+    return reach
+
+
+def _param_layer_number(spec, i):
+    return sum(1 for layer in spec.layers()[: i + 1] if layer.params)
+
+
+@given(spec=net_specs(), corruption=corruptions(), useed=st.integers(0, 2**16))
+@example(spec=ZERO_ROW_BIAS_FREE, corruption=Corruption("sign", 0.0, 0), useed=0)
+@example(spec=ZERO_ROW_BIAS_FREE, corruption=Corruption("drop_derivative", 0.0, 0), useed=1)
+@example(spec=DEAD_UNIT, corruption=Corruption("scale", 0.01, 3), useed=2)
+@example(spec=DEAD_UNIT, corruption=Corruption("element", -0.01, 5), useed=3)
+@example(spec=SMOOTH_STACK, corruption=Corruption("scale", -0.01, 1), useed=4)
+@example(spec=SMOOTH_STACK, corruption=Corruption("drop_derivative", 0.0, 2), useed=5)
+@example(spec=ABS_AND_LEAKY, corruption=Corruption("element", 0.05, 0), useed=6)
+def test_one_corruption_always_fails(spec, corruption, useed):
+    """Property: the same random composition with ONE detectable corruption of its backward
+    (scale by 1 + delta, |delta| >= 1e-2; sign flip; dropped activation derivative; one param
+    gradient element moved by >= 1e-2 of the tensor's max) always fails, and the report fails
+    exactly the tensors it must (the corrupted smooth coordinates) and no tensor the corruption
+    cannot reach."""
+    x = spec.input()
+    y = spec.build().forward(x.copy())
+    g = np.random.default_rng(useed).standard_normal(np.shape(y))
+    true = _gradients(spec.build(), x, g)
+    smooth = _smooth_coordinates(spec, x)
+    loss_scale = max(1.0, float(np.sum(np.abs(g * y))))
+
+    detectable = []
+    for target in corruption.targets(spec):
+        got = _gradients(corruption.apply(spec, target), x, g)
+        must = set()
+        for name, t in true.items():
+            gap = np.abs(got[name] - t)
+            if np.any(smooth[name] & (gap > 1e-3 * np.abs(t) + 1e-6 * loss_scale)):
+                must.add(name)
+        if must:
+            detectable.append((target, must))
+    assume(detectable)
+    target, must = detectable[corruption.pick % len(detectable)]
+    note(f"corrupting {target} ({corruption.kind}); must fail: {sorted(must)}")
+
+    net = corruption.apply(spec, target)
+    rep = gc.check_layer(net, x, upstream=g, seed=useed)
+    note(str(rep))
+    assert not rep.ok, f"corruption {corruption} of {target} let through on {spec}:\n{rep}"
+    failed = {t.name for t in rep.tensors if not t.ok}
+    assert must <= failed, f"{sorted(must - failed)} should have failed:\n{rep}"
+    may = _affected(spec, target, corruption.kind)
+    assert failed <= may, f"{sorted(failed - may)} cannot be affected by the corruption:\n{rep}"

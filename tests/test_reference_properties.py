@@ -1,0 +1,313 @@
+"""Property-based suite: the reference networks pass gradcheck on whatever hypothesis draws.
+
+Shapes (batch 1, width 1), weight scales (normal, tiny, large, exact zeros), inputs with
+exact zeros and values near zero, ReLU'(0) conventions, labels, float64 and float32: the
+draws come from gradcheck.strategies, the public strategies users can reuse. Each test's
+name and docstring state its property. Run with HYPOTHESIS_PROFILE=ci|deep.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import example, given, note
+from hypothesis import strategies as st
+
+import gradcheck as gc
+import reference_nets as rn
+from gradcheck import strategies as gst
+
+
+def assert_passes(layer: Any, x: np.ndarray, **options: Any) -> gc.Report:
+    report = gc.check_layer(layer, x, **options)
+    note(str(report))
+    assert report.ok, f"false alarm on a correct reference layer:\n{report}"
+    return report
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------ drawing networks
+
+ACTIVATIONS = ["relu", "leaky", "sigmoid", "tanh", "softmax"]
+HEADS = ["none", "quadratic", "softmax_ce", "bce"]
+
+
+def make_activation(kind: str, grad_at_zero: float = 0.0) -> Any:
+    return {
+        "relu": lambda: rn.ReLU(grad_at_zero),
+        "leaky": lambda: rn.LeakyReLU(0.1),
+        "sigmoid": rn.Sigmoid,
+        "tanh": rn.Tanh,
+        "softmax": rn.Softmax,
+    }[kind]()
+
+
+@st.composite
+def dense_params(draw: st.DrawFn, n_in: int, n_out: int, dtype: Any, bias: bool) -> dict:
+    out = {"W": draw(gst.weights((n_in, n_out), dtype))}
+    if bias:
+        out["b"] = draw(gst.weights((n_out,), dtype))
+    return out
+
+
+@st.composite
+def networks(draw: st.DrawFn, dtype: Any = None) -> dict:
+    """A plain description of a random MLP (so a failing example prints its arrays)."""
+    dtype = draw(gst.float_dtypes()) if dtype is None else np.dtype(dtype)
+    depth = draw(st.integers(1, 3))
+    sizes = [draw(gst.layer_sizes()) for _ in range(depth + 1)]
+    batch = draw(gst.batch_sizes())
+    head = draw(st.sampled_from(HEADS))
+    dense, acts = [], []
+    for n_in, n_out in itertools.pairwise(sizes):
+        dense.append(draw(dense_params(n_in, n_out, dtype, draw(st.booleans()))))
+        acts.append(draw(st.sampled_from(ACTIVATIONS)))
+    spec: dict[str, Any] = {
+        "dtype": dtype, "dense": dense, "acts": acts, "head": head,
+        "grad_at_zero": draw(gst.relu_conventions()),
+        "x": draw(gst.inputs((batch, sizes[0]), dtype)),
+    }
+    if head == "quadratic":
+        spec["target"] = draw(gst.inputs((batch, sizes[-1]), dtype, zeros=False))
+    elif head == "softmax_ce":
+        spec["labels"] = draw(gst.labels(batch, sizes[-1]))
+    elif head == "bce":
+        spec["target"] = draw(gst.binary_targets((batch, sizes[-1]), dtype))
+    return spec
+
+
+def build(spec: dict) -> rn.Sequential:
+    layers: list[Any] = []
+    for params, act in zip(spec["dense"], spec["acts"], strict=True):
+        layers.append(rn.Dense.from_arrays(params["W"].copy(), params.get("b")))
+        layers.append(make_activation(act, spec["grad_at_zero"]))
+    head = spec["head"]
+    if head == "quadratic":
+        layers.append(rn.QuadraticCost(spec["target"]))
+    elif head == "softmax_ce":
+        layers.append(rn.SoftmaxCrossEntropy(spec["labels"]))
+    elif head == "bce":
+        layers.append(rn.BinaryCrossEntropy(spec["target"]))
+    return rn.Sequential(*layers)
+
+
+# ------------------------------------------------------------------ every layer passes
+
+
+@given(
+    shape=gst.batch_shapes(),
+    n_out=gst.layer_sizes(),
+    bias=st.booleans(),
+    dtype=gst.float_dtypes(),
+    data=st.data(),
+)
+@example(shape=(1, 1), n_out=1, bias=False, dtype=np.dtype(np.float64), data=None)
+def test_dense_passes_check_layer_for_any_shape_weights_and_input(shape, n_out, bias, dtype, data):
+    """Dense (with and without bias, float64 and float32) passes for every fuzzed case."""
+    if data is None:  # the pinned example: 1x1, zero weight, zero input
+        W, b, x = np.zeros((1, 1)), None, np.zeros((1, 1))
+    else:
+        W = data.draw(gst.weights((shape[1], n_out), dtype), label="W")
+        b = data.draw(gst.weights((n_out,), dtype), label="b") if bias else None
+        x = data.draw(gst.inputs(shape, dtype), label="x")
+    assert_passes(rn.Dense.from_arrays(W, b), x)
+
+
+@pytest.mark.parametrize("kind", ACTIVATIONS)
+@given(x=gst.inputs(gst.batch_shapes()), c=gst.relu_conventions())
+@example(x=np.zeros((1, 1)), c=0.0)
+@example(x=np.array([[0.0, -0.0, 1e-300, -1e-7, 2.0]]), c=1.0)
+def test_activation_passes_check_layer_with_exact_zeros(kind, x, c):
+    """Every activation passes in the default (subgradient) mode, zeros and near-zeros too."""
+    assert_passes(make_activation(kind, c), x)
+
+
+@given(x=gst.inputs(gst.batch_shapes(), dtype=np.float32), kind=st.sampled_from(ACTIVATIONS))
+def test_float32_activation_passes_check_layer(x, kind):
+    """Activations computing in float32 pass with the float32 tolerances."""
+    assert_passes(make_activation(kind, 0.5), x)
+
+
+@given(shape=gst.batch_shapes(), data=st.data())
+def test_quadratic_cost_head_passes_check_layer(shape, data):
+    """QuadraticCost passes for any outputs and targets (zeros included)."""
+    y = data.draw(gst.inputs(shape), label="y")
+    target = data.draw(gst.inputs(shape), label="target")
+    assert_passes(rn.QuadraticCost(target), y)
+
+
+@given(shape=gst.batch_shapes(), data=st.data())
+@example(shape=(1, 2), data=None)
+def test_softmax_cross_entropy_head_passes_check_layer(shape, data):
+    """SoftmaxCrossEntropy passes for any logits (ties, +-1000) and labels."""
+    if data is None:  # pinned: a saturated row with logit 1000
+        x, labels = np.array([[1000.0, 0.0]]), np.array([1])
+    else:
+        x = data.draw(gst.logits(shape), label="logits")
+        labels = data.draw(gst.labels(shape[0], shape[1]), label="labels")
+    assert_passes(rn.SoftmaxCrossEntropy(labels), x)
+
+
+@given(shape=gst.batch_shapes(), data=st.data())
+def test_binary_cross_entropy_head_passes_check_layer(shape, data):
+    """BinaryCrossEntropy passes for any logits (+-1000 included) and targets in [0, 1]."""
+    x = data.draw(gst.logits(shape), label="logits")
+    target = data.draw(gst.binary_targets(shape), label="target")
+    assert_passes(rn.BinaryCrossEntropy(target), x)
+
+
+@given(spec=networks())
+def test_random_network_passes_check_layer(spec):
+    """Any Sequential of Dense + activations (+ head), any weights and inputs, passes."""
+    net = build(spec)
+    note(repr(net))
+    assert_passes(net, spec["x"])
+
+
+@given(
+    x=gst.inputs(gst.batch_shapes(n_features=3), zeros=False),
+    zero_rows=st.lists(st.integers(0, 3), min_size=1, max_size=2),
+    W1=gst.weights((3, 4), scale=1.0, zeros=False),
+    W2=gst.weights((4, 2), scale=1.0),
+)
+@example(
+    x=np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -0.1]]),
+    zero_rows=[0],
+    W1=np.array([[1.0, -1.0, 2.0, -0.5], [0.5, 1.5, -1.0, 1.0], [-2.0, 0.3, 0.7, -1.2]]),
+    W2=np.array([[1.0, -0.5], [2.0, 1.0], [-1.0, 0.5], [0.4, -2.0]]),
+)
+def test_zero_rows_through_bias_free_dense_relu_pass(x, zero_rows, W1, W2):
+    """A zero input row through bias-free Dense + ReLU (many kinks crossed at once) passes.
+
+    This is the case where the hull of one-sided derivatives is not enough: the default
+    "subgradient" mode must re-check at a jittered point instead of raising a false alarm.
+    """
+    x = x.copy()
+    x[[r % x.shape[0] for r in zero_rows]] = 0.0
+    net = rn.Sequential(rn.Dense.from_arrays(W1), rn.ReLU(), rn.Dense.from_arrays(W2))
+    report = assert_passes(net, x)
+    assert report.tensors[0].name == "x"
+    assert report.tensors[0].kinks.met >= 1, "kinks at the zero row must be reported"
+
+
+# ------------------------------------------------------------------ ReLU'(0)
+
+
+@given(
+    x=gst.inputs(gst.batch_shapes()),
+    c=st.floats(-10, 10, allow_nan=False) | gst.relu_conventions(),
+    seed=st.integers(0, 2**16),
+)
+def test_relu_backward_at_exact_zeros_is_c_times_g(x, c, seed):
+    """ReLU(c).backward(g) is c * g where x == 0, g where x > 0 and 0 where x < 0."""
+    g = np.random.default_rng(seed).standard_normal(x.shape)
+    relu = rn.ReLU(grad_at_zero=c)
+    relu.forward(x)
+    dx = relu.backward(g)
+    np.testing.assert_array_equal(dx[x == 0], c * g[x == 0])
+    np.testing.assert_array_equal(dx[x > 0], g[x > 0])
+    np.testing.assert_array_equal(dx[x < 0], 0.0)
+
+
+@st.composite
+def inputs_with_a_zero(draw: st.DrawFn) -> np.ndarray:
+    """Inputs with at least one exact zero, all others at least 1e-3 from zero (isolated)."""
+    shape = draw(gst.batch_shapes())
+    x = draw(gst.inputs(shape, zeros=False))
+    x = np.where(np.abs(x) < 1e-3, 1.0, x)
+    zeros = draw(st.lists(st.integers(0, x.size - 1), min_size=1, max_size=x.size))
+    x.flat[zeros] = 0.0
+    return x
+
+
+@given(x=inputs_with_a_zero(), c=gst.relu_conventions())
+@example(x=np.array([[0.0]]), c=0.0)
+@example(x=np.array([[0.0, 1.0, -1.0]]), c=1.0)
+@example(x=np.array([[0.0, 0.0], [2.0, 0.0]]), c=0.5)
+def test_hull_mode_accepts_any_relu_convention_in_0_1(x, c):
+    """At isolated kinks (ReLU on its own input) any ReLU'(0) in [0, 1] is accepted."""
+    report = assert_passes(rn.ReLU(grad_at_zero=c), x, kinks="hull")
+    tally = report.tensors[0].kinks
+    assert tally.met >= int(np.sum(x == 0)), "every exact zero is a kink"
+    assert tally.by_hull == tally.met
+
+
+@given(x=inputs_with_a_zero(), c=gst.relu_conventions(valid=False))
+@example(x=np.array([[0.0]]), c=2.0)
+@example(x=np.array([[0.0, 1.0, -1.0]]), c=-0.5)
+def test_hull_mode_catches_relu_convention_outside_0_1(x, c):
+    """ReLU'(0) = c outside [0, 1] is caught, and the mismatch is named at a zero of x."""
+    report = gc.check_layer(rn.ReLU(grad_at_zero=c), x, kinks="hull")
+    note(str(report))
+    assert not report.ok
+    (xr,) = report.tensors
+    assert xr.mismatched == int(np.sum(x == 0))
+    assert all(x[m.index] == 0 for m in xr.worst)
+
+
+# ------------------------------------------------------------------ softmax + cross-entropy
+
+
+@given(shape=gst.batch_shapes(), data=st.data())
+@example(shape=(1, 1), data=None)
+def test_softmax_ce_gradient_is_p_minus_onehot_over_batch(shape, data):
+    """dC/dx = (softmax(x) - onehot(labels)) / N, and C = mean(logsumexp(x) - x[label])."""
+    if data is None:
+        x, labels = np.array([[3.0]]), np.array([0])
+    else:
+        x = data.draw(gst.logits(shape), label="logits")
+        labels = data.draw(gst.labels(shape[0], shape[1]), label="labels")
+    n, k = x.shape
+    head = rn.SoftmaxCrossEntropy(labels)
+    loss = head.forward(x)
+    p = softmax(x)
+    onehot = np.eye(k)[labels]
+    np.testing.assert_allclose(head.backward(), (p - onehot) / n, rtol=1e-12, atol=1e-15)
+    m = x.max(axis=1)
+    lse = m + np.log(np.exp(x - m[:, None]).sum(axis=1))
+    assert loss == pytest.approx(np.mean(lse - x[np.arange(n), labels]), rel=1e-12, abs=1e-12)
+
+
+@given(x=gst.logits(gst.batch_shapes()))
+@example(x=np.array([[1000.0, -1000.0, 0.0]]))
+def test_softmax_jacobian_rows_sum_to_zero(x):
+    """Softmax's Jacobian, read row by row from backward, is diag(p) - p p^T; rows sum to 0."""
+    sm = rn.Softmax()
+    p = sm.forward(x)
+    n, k = x.shape
+    J = np.empty((n, k, k))
+    for i in range(k):  # backward(e_i) = J^T e_i = row i of J, for every sample at once
+        e = np.zeros_like(x)
+        e[:, i] = 1.0
+        J[:, i, :] = sm.backward(e)
+    np.testing.assert_allclose(J.sum(axis=2), 0.0, atol=1e-15)
+    expected = p[:, :, None] * np.eye(k) - p[:, :, None] * p[:, None, :]
+    np.testing.assert_allclose(J, expected, atol=1e-15)
+
+
+@given(
+    shape=gst.batch_shapes(),
+    big=st.sampled_from([1000.0, -1000.0, 1e4]),
+    data=st.data(),
+)
+def test_large_logits_stay_finite_and_pass(shape, big, data):
+    """Logits around +-1000 give a finite loss and gradient, and the checker agrees."""
+    x = data.draw(gst.logits(shape, large=False), label="logits") + big
+    x[0, 0] = -big
+    labels = data.draw(gst.labels(shape[0], shape[1]), label="labels")
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        head = rn.SoftmaxCrossEntropy(labels)
+        loss = head.forward(x)
+        grad = head.backward()
+        sm = rn.Softmax()
+        p = sm.forward(x)
+        dp = sm.backward(np.ones_like(x))
+    assert np.isfinite(loss) and loss >= 0
+    assert np.all(np.isfinite(grad)) and np.all(np.isfinite(p)) and np.all(np.isfinite(dp))
+    assert_passes(head, x)
