@@ -34,6 +34,7 @@ items and does no work apart from reading its few settings at session start.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -340,7 +341,7 @@ class LayerCheckItem(pytest.Item):
         try:
             report = gc.check_layer(layer, x, seed=self.seed, **self.options)
         except gc.GradientShapeError as exc:  # backward returned wrong keys/shapes: a finding
-            raise GradcheckFailed(f"gradcheck: {exc}\n\nrepeat with: {repeat}") from None
+            raise GradcheckFailed(f"gradcheck: {exc}\n\nrepeat on the command line: {repeat}") from None
         self.user_properties.append(("gradcheck", report.to_dict()))
         if not report.ok:
             raise GradcheckFailed(f"{report}\nrepeat on the command line: {repeat}")
@@ -354,11 +355,28 @@ class LayerCheckItem(pytest.Item):
         """The checker's table for a wrong gradient; pytest's traceback for anything else."""
         if isinstance(excinfo.value, GradcheckFailed):
             return str(excinfo.value)
+        # The user's code raised: show their frames, not pytest's, pluggy's or the checker's.
+        mine = os.path.dirname(os.path.abspath(__file__))
+        users = excinfo.traceback.filter(
+            lambda entry: not os.path.abspath(str(entry.path)).startswith(mine + os.sep)
+            and "__tracebackhide__" not in entry.frame.f_locals
+            and not _is_pytest_internal(str(entry.path))
+        )
+        if len(users):
+            excinfo.traceback = users
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         """Point at the factory's source, so the failure is found where the layer lives."""
         return _reportinfo(self, self.target)
+
+
+def _is_pytest_internal(path: str) -> bool:
+    import _pytest
+    import pluggy
+
+    roots = (os.path.dirname(_pytest.__file__), os.path.dirname(pluggy.__file__))
+    return os.path.abspath(path).startswith(roots)
 
 
 class BackwardBenchmark(pytest.Function):

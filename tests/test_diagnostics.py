@@ -433,3 +433,12 @@ def test_cli_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_flow_report_type_is_exported() -> None:
     assert isinstance(gradient_flow(make_chain(1, "relu", 2, rng=0), np.ones((1, 2))), FlowReport)
+
+
+def test_gradcheck_cli_main_has_flow_and_convention(capsys: pytest.CaptureFixture[str]) -> None:
+    cli_module = pytest.importorskip("gradcheck.cli")
+    assert cli_module.main(["flow", "--depth", "30", "--activation", "sigmoid"]) == 1
+    assert "verdict: VANISHING" in capsys.readouterr().out
+    assert cli_module.main(["convention", "--zero-rows", "2"]) == 1
+    assert "MATTERS" in capsys.readouterr().out
+    assert cli_module.main(["convention", "--seed", "-1"]) == 2

@@ -26,12 +26,23 @@ FLOW_DEFAULTS = {"depth": 30, "activation": "sigmoid", "width": 64, "batch": 32}
 CONVENTION_DEFAULTS = {"depth": 3, "activation": "relu", "width": 16, "batch": 8}
 
 
+def _seed(text: str) -> int:
+    """argparse type: a non-negative integer (numpy seeds cannot be negative)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _error(args: argparse.Namespace, message: str) -> int:
     print(f"gradcheck {args.command_name}: error: {message}", file=sys.stderr)
     return 2
 
 
-def _common_options(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
+def _common_options(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> Any:
     p.add_argument(
         "factory",
         nargs="?",
@@ -53,8 +64,9 @@ def _common_options(p: argparse.ArgumentParser, defaults: dict[str, Any]) -> Non
     )
     ref.add_argument("--gain", type=float, help="multiplies the init's standard deviation (1.0)")
     ref.add_argument("--batch", type=int, help=f"batch size (default {defaults['batch']})")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, batch, upstream (0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of weights, batch, upstream (0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    return ref
 
 
 def register_commands(subparsers: Any) -> None:
@@ -65,32 +77,55 @@ def register_commands(subparsers: Any) -> None:
         description="Per-layer norms of the upstream and parameter gradients, with a verdict "
         "from ||dL/dx|| / ||dL/d output||. Exit 0 healthy, 1 vanishing/exploding, 2 usage error.",
     )
-    _common_options(flow, FLOW_DEFAULTS)
-    flow.add_argument(
+    flow_ref = _common_options(flow, FLOW_DEFAULTS)
+    flow_ref.add_argument(
         "--activation",
         help=f"reference chain activation(s), comma-separated: {', '.join(ACTIVATIONS)} "
         f"(default {FLOW_DEFAULTS['activation']}); several draw one picture",
     )
-    flow.add_argument("--png", help="write the picture here (needs gradcheck[plot])")
-    flow.add_argument("--vanishing-below", type=float, default=VANISHING_BELOW)
-    flow.add_argument("--exploding-above", type=float, default=EXPLODING_ABOVE)
+    flow.add_argument(
+        "--png", metavar="PATH", help="write the picture here (needs gradcheck[plot])"
+    )
+    flow.add_argument(
+        "--vanishing-below",
+        type=float,
+        default=VANISHING_BELOW,
+        metavar="R",
+        help=f"verdict vanishing when ||dL/dx|| / ||dL/d out|| < R ({VANISHING_BELOW:g})",
+    )
+    flow.add_argument(
+        "--exploding-above",
+        type=float,
+        default=EXPLODING_ABOVE,
+        metavar="R",
+        help=f"verdict exploding when the ratio > R ({EXPLODING_ABOVE:g})",
+    )
     flow.set_defaults(func=flow_command, command_name="flow")
 
     conv = subparsers.add_parser(
         "convention",
         help="does ReLU'(0) = 0 vs 1 change the gradients? (float64 and float32)",
         description="Exact zeros at ReLU inputs and the parameter-gradient difference between "
-        "ReLU'(0)=0 and ReLU'(0)=1. Exit 0 no difference, 1 the convention matters, 2 usage error.",
+        "ReLU'(0)=0 and ReLU'(0)=1. Exit 0 no parameter gradient changes, 1 some does, "
+        "2 usage error.",
     )
-    _common_options(conv, CONVENTION_DEFAULTS)
-    conv.add_argument(
+    conv_ref = _common_options(conv, CONVENTION_DEFAULTS)
+    conv_ref.add_argument(
         "--activation",
         help=f"reference chain activation (default {CONVENTION_DEFAULTS['activation']})",
     )
     conv.add_argument(
-        "--zero-rows", type=int, default=0, help="set the first K samples of the batch to 0.0"
+        "--zero-rows",
+        type=int,
+        default=0,
+        metavar="K",
+        help="set the first K samples of the batch to exactly 0.0 (default 0)",
     )
-    conv.add_argument("--dtypes", default="float64,float32", help="(default float64,float32)")
+    conv.add_argument(
+        "--dtypes",
+        default="float64,float32",
+        help="dtypes to run in, comma-separated (default float64,float32)",
+    )
     conv.set_defaults(func=convention_command, command_name="convention")
 
 
@@ -161,7 +196,15 @@ def flow_command(args: argparse.Namespace) -> int:
     if args.png:
         from gradcheck.diagnostics.plotting import plot_flows
 
-        png = str(plot_flows(reports, args.png))
+        title = None
+        if not args.factory:
+            r0 = reports[0]
+            n_layers = len(r0.rows) // 2
+            title = (
+                f"gradient flow: {n_layers} x (Dense {r0.input_shape[-1]}x{r0.input_shape[-1]}"
+                f" + activation), batch {r0.input_shape[0]}"
+            )
+        png = str(plot_flows(reports, args.png, title=title))
     if args.json:
         print(json.dumps({"reports": [r.to_dict() for r in reports], "png": png}, indent=2))
     else:

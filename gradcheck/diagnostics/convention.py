@@ -257,9 +257,12 @@ def convention_sensitivity(
         >>> from gradcheck.diagnostics import convention_sensitivity
         >>> net = rn.Sequential(rn.Dense(4, 3, rng=0, bias=False), rn.ReLU(), rn.Dense(3, 2, rng=1))
         >>> x = np.random.default_rng(2).standard_normal((5, 4)); x[:2] = 0.0
-        >>> rep = convention_sensitivity(net, x)
-        >>> rep.total_zeros("float64"), rep.matters
-        (6, True)
+        >>> rep = convention_sensitivity(net, x)      # 2 zero rows x 3 units on the kink
+        >>> rep.total_zeros("float64"), rep.matters, rep.input_matters
+        (6, False, True)
+
+    (dW = x^T g gets nothing from zero rows: only dL/dx changes here. With a zero bias in
+    the first Dense, its gradient would change too.)
     """
     xb = as_batch(x)
     dts: list[np.dtype[Any]] = []

@@ -1,0 +1,464 @@
+"""The pytest plugin: generated suites (--gradcheck-layer), the fixture, the marker, benchmarks.
+
+Runs pytest inside pytest with ``pytester``; in-process except where loading through the
+``pytest11`` entry point is itself under test. The example layers come from ``examples/``;
+layers with special needs are written into the pytester directory.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gradcheck.loading import load_target, make_input
+
+NO_BENCH = ("-p", "no:benchmark")  # keeps runs fast where the benchmark is not under test
+
+
+# --------------------------------------------------------------------------- generated suite
+
+
+def test_correct_layer_passes_every_generated_item(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--gradcheck-layer=examples.layers:Dense", "--gradcheck-seeds=2",
+                                *NO_BENCH)
+    result.assert_outcomes(passed=4)  # float64 and float32, seeds 0 and 1
+
+
+@pytest.mark.parametrize("spec", ["examples.layers:Conv1d", "examples.layers:BatchNorm1d",
+                                  "examples.layers:dense_relu"])
+def test_other_correct_example_layers_pass(pytester: pytest.Pytester, spec: str) -> None:
+    result = pytester.runpytest(f"--gradcheck-layer={spec}", *NO_BENCH)
+    result.assert_outcomes(passed=6)
+
+
+def test_buggy_layer_fails_with_tensor_element_and_repeat_command(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest("--gradcheck-layer=examples.layers:BuggyDense",
+                                "--gradcheck-seeds=1", *NO_BENCH)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*_ gradcheck examples.layers:BuggyDense-float64-seed0 _*",
+        "gradcheck: 1 of 3 tensors FAILED*examples.layers.BuggyDense*float64*",
+        "W *(4, 3)*FAILED*1 / 12*",
+        "W: worst elements*",
+        "  W[[]1, 0[]] *",
+        "repeat on the command line: python -m gradcheck check examples.layers:BuggyDense"
+        " --shape 8,4 --dtype float64 --seed 0",
+        "*_ gradcheck examples.layers:BuggyDense-float32-seed0 _*",
+        "W *(4, 3)*float32*FAILED*",
+        "FAILED gradcheck::examples.layers:BuggyDense-float64-seed0 - gradcheck: 1 of*",
+    ])
+    # only the wrong tensor fails, and the failure is the report, not a traceback
+    result.stdout.fnmatch_lines(["x *(8, 4)*ok*0 / 32*", "b *(3,)*ok*0 / 3*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*def runtest*")
+
+
+def test_items_are_parametrized_by_dtype_and_seed_with_readable_ids(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest("--gradcheck-layer=examples.layers:BuggyDense",
+                                "--gradcheck-layer=examples.layers:Conv1d", "--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if line.startswith("gradcheck::")]
+    expected = [f"gradcheck::{spec}-{dtype}-seed{seed}"
+                for spec in ("examples.layers:BuggyDense", "examples.layers:Conv1d")
+                for dtype in ("float64", "float32") for seed in range(3)]
+    benchmarks = ["gradcheck::examples.layers:BuggyDense-backward-benchmark",
+                  "gradcheck::examples.layers:Conv1d-backward-benchmark"]
+    assert sorted(ids) == sorted(expected + benchmarks)
+
+
+def test_keyword_selection_and_gradcheck_marker_select_generated_items(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_other="def test_unrelated():\n    pass\n")
+    args = ("--gradcheck-layer=examples.layers:BuggyDense", *NO_BENCH)
+    pytester.runpytest(*args, "-m", "gradcheck").assert_outcomes(failed=6, deselected=1)
+    pytester.runpytest(*args, "-k", "float32 and seed2").assert_outcomes(failed=1, deselected=6)
+    pytester.runpytest(*args, "-m", "not gradcheck").assert_outcomes(passed=1, deselected=6)
+
+
+def test_last_failed_reruns_the_failed_generated_items(pytester: pytest.Pytester) -> None:
+    args = ("--gradcheck-layer=examples.layers:Dense", "--gradcheck-layer=examples.layers:BuggyDense",
+            "--gradcheck-seeds=1", *NO_BENCH)
+    pytester.runpytest(*args).assert_outcomes(passed=2, failed=2)
+    result = pytester.runpytest(*args, "--lf", "-v")
+    result.assert_outcomes(failed=2, deselected=2)
+    result.stdout.fnmatch_lines(["gradcheck::examples.layers:BuggyDense-float64-seed0 FAILED*"])
+
+
+def test_float32_items_only_when_the_factory_takes_dtype(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(mylayers="""
+        import numpy as np
+
+        class Scale:
+            input_shape = (3, 2)
+
+            def __init__(self, rng=None):
+                self.seen_rng = rng
+                self.params = {"w": np.array([1.5, -2.0])}
+                self.grads = {}
+
+            def forward(self, x):
+                self.x = x
+                return x * self.params["w"]
+
+            def backward(self, g):
+                self.grads["w"] = (g * self.x).sum(axis=0)
+                return g * self.params["w"]
+
+        def plain():
+            return Scale()
+    """)
+    result = pytester.runpytest("--gradcheck-layer=mylayers:Scale", "--gradcheck-layer=mylayers:plain",
+                                "--collect-only", "-q", *NO_BENCH)
+    ids = [line for line in result.stdout.lines if line.startswith("gradcheck::")]
+    assert ids == [f"gradcheck::mylayers:{f}-float64-seed{s}" for f in ("Scale", "plain")
+                   for s in range(3)]
+    pytester.runpytest("--gradcheck-layer=mylayers:Scale", *NO_BENCH).assert_outcomes(passed=3)
+
+
+def test_factory_gets_a_seeded_rng_and_the_dtype(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(recording="""
+        import json, os
+        import numpy as np
+
+        def factory(*, rng, dtype):
+            with open("calls.jsonl", "a") as f:
+                f.write(json.dumps([str(np.dtype(dtype)), float(rng.random())]) + "\\n")
+            layer = type("Id", (), {})()
+            layer.params, layer.grads = {}, {}
+            layer.forward = lambda x: 2.0 * x
+            layer.backward = lambda g: 2.0 * g
+            return layer
+    """)
+    result = pytester.runpytest("--gradcheck-layer=recording:factory", "--gradcheck-shape=4",
+                                "--gradcheck-seeds=2", *NO_BENCH)
+    result.assert_outcomes(passed=4)
+    calls = [json.loads(line) for line in (pytester.path / "calls.jsonl").read_text().splitlines()]
+    dtypes = [dtype for dtype, _ in calls]
+    draws = [draw for _, draw in calls]
+    assert sorted(dtypes) == ["float32", "float32", "float64", "float64"]  # one call per item
+    # seed s gives the layer default_rng([s, 0]), the same for both dtypes
+    for seed in range(2):
+        assert float(np.random.default_rng([seed, 0]).random()) in draws
+    assert len(set(draws)) == 2
+
+
+def test_shape_comes_from_option_or_input_shape_attribute(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(shapeless="""
+        import numpy as np
+
+        class Square:
+            params, grads = {}, {}
+            def forward(self, x):
+                self.x = x
+                return x * x
+            def backward(self, g):
+                return 2 * self.x * g
+    """)
+    result = pytester.runpytest("--gradcheck-layer=shapeless:Square", *NO_BENCH)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --gradcheck-layer=shapeless:Square: the layer has no "
+                                 "input_shape attribute; pass --gradcheck-shape=8,4*"])
+    result = pytester.runpytest("--gradcheck-layer=shapeless:Square", "--gradcheck-shape=5,3",
+                                "--gradcheck-seeds=1", "-v", *NO_BENCH)
+    result.assert_outcomes(passed=1)
+    # the option wins over the attribute too
+    result = pytester.runpytest("--gradcheck-layer=examples.layers:BuggyDense",
+                                "--gradcheck-shape=2,4", "--gradcheck-seeds=1", *NO_BENCH)
+    result.stdout.fnmatch_lines(["x *(2, 4)*ok*0 / 8*"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("examples.nolayers:Dense", "cannot import module 'examples.nolayers'*"),
+        ("examples.layers:Dnese", "module 'examples.layers' has no attribute 'Dnese' "
+                                  "(did you mean 'Dense'?)"),
+        ("examples.layers.Dense", "invalid layer 'examples.layers.Dense': expected "
+                                  "'package.module:factory' (did you mean 'examples.layers:Dense'?)"),
+        ("examples.layers:__all__", "'examples.layers:__all__' is a list, not a callable*"),
+    ],
+)
+def test_bad_factory_path_is_a_usage_error_naming_the_option(
+    pytester: pytest.Pytester, spec: str, message: str
+) -> None:
+    result = pytester.runpytest(f"--gradcheck-layer={spec}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # 4
+    result.stderr.fnmatch_lines([f"ERROR: --gradcheck-layer={spec}: {message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+    for args, message in [
+        (["--gradcheck-shape=8,x"], "ERROR: --gradcheck-shape: invalid shape '8,x'*"),
+        (["--gradcheck-mode=fsat"], "ERROR: --gradcheck-mode: invalid value 'fsat' "
+                                    "(expected one of auto, full, fast)"),
+        (["--gradcheck-rtol=-1"], "ERROR: --gradcheck-rtol: invalid value '-1'*"),
+        (["--gradcheck-seeds=0"], "ERROR: --gradcheck-seeds: invalid value '0'*"),
+    ]:
+        result = pytester.runpytest("--gradcheck-layer=examples.layers:Dense", *args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, args
+        result.stderr.fnmatch_lines([message])
+    pytester.makeini("[pytest]\ngradcheck_kinks = hul\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini option gradcheck_kinks: invalid value 'hul'*"])
+
+
+def test_user_module_that_fails_to_import_shows_where(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(brokenlayers="import numpy\nSCALE = 1 / 0\n")
+    result = pytester.runpytest("--gradcheck-layer=brokenlayers:Dense")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --gradcheck-layer=brokenlayers:Dense: loading the layer raised ZeroDivisionError:",
+        "*brokenlayers.py*line 2*",
+    ])
+
+
+def test_layer_whose_backward_raises_shows_the_traceback(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(raising="""
+        class Layer:
+            input_shape = (2, 2)
+            params, grads = {}, {}
+            def forward(self, x):
+                return x
+            def backward(self, g):
+                raise RuntimeError("backward not written yet")
+    """)
+    result = pytester.runpytest("--gradcheck-layer=raising:Layer", "--gradcheck-seeds=1", *NO_BENCH)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*raise RuntimeError*", "E*RuntimeError: backward not written yet",
+                                 "raising.py:7: RuntimeError"])
+
+
+def test_gradient_of_the_wrong_shape_is_a_finding(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(wrongshape="""
+        import numpy as np
+
+        class Layer:
+            input_shape = (3, 2)
+            def __init__(self):
+                self.params = {"w": np.ones(2)}
+                self.grads = {}
+            def forward(self, x):
+                self.x = x
+                return x * self.params["w"]
+            def backward(self, g):
+                self.grads["w"] = (g * self.x).sum()   # summed over everything: shape ()
+                return g * self.params["w"]
+    """)
+    result = pytester.runpytest("--gradcheck-layer=wrongshape:Layer", "--gradcheck-seeds=1", *NO_BENCH)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["gradcheck: *w*", "repeat on the command line: python -m gradcheck check "
+                                 "wrongshape:Layer --shape 3,2 --dtype float64 --seed 0"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_options_reach_the_generated_checks_cli_over_ini(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("""
+        [tool.pytest.ini_options]
+        gradcheck_mode = "fast"
+        gradcheck_rtol = "0.25"
+        gradcheck_seeds = "1"
+    """)
+    args = ("--gradcheck-layer=examples.layers:BuggyDense", *NO_BENCH)
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["gradcheck: *mode fast*", "*rtol 0.25*",
+                                 "repeat on the command line: *--seed 0 --rtol 0.25 --mode fast"])
+    result = pytester.runpytest(*args, "--gradcheck-mode=full", "--gradcheck-atol=0.5",
+                                "--gradcheck-kinks=hull")
+    result.stdout.fnmatch_lines(["gradcheck: *mode full, kinks hull*", "*rtol 0.25, atol 0.5*"])
+
+
+def test_fuzzed_inputs_hold_exact_zeros_and_repeat_per_seed() -> None:
+    for seed in range(4):
+        x = make_input((8, 4), "float64", seed)
+        assert (x == 0).sum() >= 4  # about a quarter of the entries, on purpose
+        assert np.array_equal(x, make_input((8, 4), "float64", seed))
+        assert bool((x[0] == 0).all()) == (seed % 2 == 1)  # odd seeds: a whole zero sample
+    assert not np.array_equal(make_input((8, 4), "float64", 0), make_input((8, 4), "float64", 1))
+    x32 = make_input((8, 4), "float32", 2)
+    assert x32.dtype == np.float32
+    np.testing.assert_array_equal(x32, make_input((8, 4), "float64", 2).astype(np.float32))
+
+
+def test_target_builds_layers_in_the_requested_dtype() -> None:
+    target = load_target("examples.layers:Conv1d")
+    layer, x = target.make_case(target.input_shape(), "float32", seed=1)
+    assert x.shape == (2, 2, 9) and x.dtype == np.float32
+    assert {p.dtype for p in layer.params.values()} == {np.dtype(np.float32)}
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_benchmark_item_times_forward_and_backward(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(
+        "--gradcheck-layer=examples.layers:Conv1d", "--benchmark-only",
+        "--benchmark-max-time=0.01", "--benchmark-min-rounds=2", "--benchmark-json=bench.json",
+        "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=6)  # --benchmark-only skips the checks
+    result.stdout.fnmatch_lines(["*benchmark 'gradcheck-backward'*",
+                                 "examples.layers:Conv1d-backward-benchmark*"])
+    [bench] = json.loads((pytester.path / "bench.json").read_text())["benchmarks"]
+    assert bench["fullname"] == "gradcheck::examples.layers:Conv1d-backward-benchmark"
+    assert bench["group"] == "gradcheck-backward"
+    assert bench["extra_info"] == {"layer": "examples.layers:Conv1d", "shape": [2, 2, 9],
+                                   "dtype": "float64"}
+    assert bench["stats"]["rounds"] >= 2
+
+
+def test_benchmark_item_runs_once_when_disabled_and_is_absent_without_the_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    args = ("--gradcheck-layer=examples.layers:Dense", "--gradcheck-seeds=1")
+    pytester.runpytest(*args, "--benchmark-disable").assert_outcomes(passed=3)
+    result = pytester.runpytest(*args, "--benchmark-skip", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result = pytester.runpytest(*args, "-p", "no:benchmark", "--collect-only", "-q")
+    result.stdout.no_fnmatch_line("*benchmark*")
+    result.stdout.fnmatch_lines(["2 tests collected*"])
+
+
+# --------------------------------------------------------------------------- fixture and marker
+
+FIXTURE_TESTS = """
+    import numpy as np
+    import pytest
+    import gradcheck as gc
+
+    X = np.array([[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]])
+
+    def square(x):
+        return float(np.sum(x ** 2))
+
+    def test_right(gradcheck):
+        report = gradcheck.check_function(square, lambda x: 2 * x, X)
+        assert report.ok
+
+    def test_wrong(gradcheck):
+        def grad(x):
+            g = 2 * x
+            g[1, 2] += 1.0
+            return g
+        gradcheck.check_function(square, grad, X)
+
+    def test_wrong_but_returned(gradcheck):
+        report = gradcheck.check_function(square, lambda x: 3 * x, X, raise_on_failure=False)
+        assert not report.ok
+        assert report.tensors[0].mismatched == 5   # every element but the zero
+
+    def test_layer_and_params(gradcheck):
+        from examples.layers import BuggyDense, Dense
+        x = np.random.default_rng(0).standard_normal((8, 4))
+        gradcheck.check_layer(Dense(), x)
+        with pytest.raises(gc.GradientMismatch, match=r"W\\[1, 0\\]"):
+            gradcheck.check_layer(BuggyDense(), x)
+        w = {"w": np.array([1.0, -2.0])}
+        gradcheck.check_params(lambda: float(np.sum(w["w"] ** 3)),
+                               lambda: {"w": 3 * w["w"] ** 2}, w)
+"""
+
+
+def test_fixture_checks_and_fails_with_the_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(FIXTURE_TESTS)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([
+        "*___ test_wrong ___*",
+        "E  *gradcheck.errors.GradientMismatch: gradcheck: 1 of 1 tensors FAILED*",
+        "E  *x *(2, 3)*FAILED*1 / 6*",
+        "E  *x[[]1, 2[]] *",
+    ])
+    # our own frames are hidden from the traceback
+    result.stdout.no_fnmatch_line("*plugin.py*")
+
+
+MARKER_TESTS = """
+    import numpy as np
+    import pytest
+
+    X = np.array([1.0, -2.0, 0.5])
+
+    def test_configured_from_command_line(gradcheck):
+        assert gradcheck.options == {"rtol": 1e-4, "mode": "full", "kinks": "subgradient"}
+        report = gradcheck.check_function(lambda x: float(x @ x), lambda x: 2 * x, X)
+        assert report.options["rtol"] == 1e-4 and report.options["mode"] == "full"
+
+    @pytest.mark.gradcheck(mode="fast", atol=1e-3)
+    def test_marker_overrides(gradcheck):
+        assert gradcheck.options == {"rtol": 1e-4, "atol": 1e-3, "mode": "fast",
+                                     "kinks": "subgradient"}
+        report = gradcheck.check_function(lambda x: float(x @ x), lambda x: 2 * x, X)
+        assert report.options["mode"] == "fast" and report.options["atol"] == 1e-3
+
+    def test_call_overrides(gradcheck):
+        report = gradcheck.check_function(lambda x: float(x @ x), lambda x: 2 * x, X,
+                                          mode="fast", seed=7)
+        assert report.options["mode"] == "fast" and report.options["seed"] == 7
+
+    @pytest.mark.gradcheck(kinks="hull", rtol=0.5)
+    class TestClassMarker:
+        @pytest.mark.gradcheck(rtol=0.25)
+        def test_closest_marker_wins(self, gradcheck):
+            assert gradcheck.options["kinks"] == "hull"
+            assert gradcheck.options["rtol"] == 0.25
+
+        def test_loose_rtol_accepts_a_small_error(self, gradcheck):
+            # 2x + 10% is within rtol 0.5 of 2x
+            gradcheck.check_function(lambda x: float(x @ x), lambda x: 2.2 * x, X)
+
+    @pytest.mark.gradcheck(rtl=1e-3)
+    def test_misspelled_marker_option(gradcheck):
+        pass
+"""
+
+
+def test_marker_and_options_configure_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(MARKER_TESTS)
+    result = pytester.runpytest("--gradcheck-rtol=1e-4", "--gradcheck-mode=full",
+                                "--strict-markers")
+    result.assert_outcomes(passed=5, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.gradcheck: unexpected rtl; it takes keyword "
+                                 "arguments rtol, atol, mode, kinks, seed"])
+
+
+def test_fixture_turns_report_warnings_into_pytest_warnings(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import numpy as np
+        from examples.layers import dense_relu
+
+        def test_zero_batch(gradcheck):
+            report = gradcheck.check_layer(dense_relu(), np.zeros((8, 4)))
+            assert report.ok and report.warnings
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*GradcheckWarning: test_zero_batch: x: * kink coordinate*"])
+
+
+def test_marker_is_declared(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.gradcheck(rtol=None, atol=None, mode=None, *"])
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def test_entry_point_loads_plugin_and_costs_nothing_unused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import sys
+
+        def test_nothing_loaded(request, gradcheck):
+            assert request.config.pluginmanager.hasplugin("gradcheck")
+            assert "gradcheck.loading" not in sys.modules
+            assert "examples.layers" not in sys.modules
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
