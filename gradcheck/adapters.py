@@ -31,8 +31,8 @@ def _float_input(x: object, what: str) -> np.ndarray:
 
 
 def _callable_name(obj: object) -> str:
-    kind = obj if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") \
-        else type(obj)
+    named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
+    kind = obj if named else type(obj)
     module = getattr(kind, "__module__", "") or ""
     qualname = getattr(kind, "__qualname__", type(obj).__name__)
     return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
@@ -71,7 +71,7 @@ class LayerObjective:
         return y, float(np.sum(self.upstream * y, dtype=np.float64))
 
     def loss(self) -> float:
-        y, value = self._forward()
+        _, value = self._forward()
         if not self.losses_at_point:
             self.losses_at_point.append(value)
         return value

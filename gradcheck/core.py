@@ -309,8 +309,8 @@ def _measure(
     central differences disagree, the stencil held kinks (two kinks, one each side, can
     spoil a central difference without widening the one-sided spread), and the element is
     judged as a kink on the half-step numbers; if the one-sided spread does not shrink
-    with the step, the point sits on a kink whose jump is small. A correct gradient costs 2 evaluations per
-    coordinate; each element that fails costs 2 more.
+    with the step, the point sits on a kink whose jump is small. A correct gradient costs
+    2 evaluations per coordinate; each element that fails costs 2 more.
     """
     array = calls.arrays[name]
     values = np.asarray(array.flat[flat_indices])
@@ -362,7 +362,8 @@ def _differences(
     allowed = tolerance.allowed(numeric, rounding_noise(1.0, taken, dtype) * loss_scale)
     with np.errstate(invalid="ignore"):
         agree = np.abs(analytic - numeric) <= allowed  # False for nan
-        kink = kink_mask(forward, backward, allowed, agree, dtype) & np.isfinite(numeric)
+        finite = np.isfinite(numeric)
+        kink = kink_mask(forward, backward, allowed, agree, dtype) & finite
     return numeric, forward, backward, allowed, agree, kink
 
 
@@ -593,7 +594,7 @@ def _direction_agrees(
     smooth = truncation <= 1e-2 * (abs(fine) + abs(analytic)) + rounding
     mismatch = abs(fine - analytic)
     allowed = 4 * truncation + rounding
-    return smooth and mismatch <= allowed
+    return bool(smooth and mismatch <= allowed)
 
 
 def _concat(parts: list[_Measured]) -> _Measured:

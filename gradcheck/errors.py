@@ -1,4 +1,5 @@
-"""The exceptions gradcheck raises: usage errors are ValueErrors, a failed check an AssertionError."""
+"""The exceptions gradcheck raises: usage errors are ValueErrors, a failed check an
+AssertionError."""
 from __future__ import annotations
 
 

@@ -25,7 +25,8 @@ def relative_step(dtype: np.dtype | type) -> float:
 def step_sizes(values: np.ndarray) -> np.ndarray:
     """Per-coordinate steps h_i = eps**(1/3) * max(1, |v_i|), in float64.
 
-    >>> step_sizes(np.array([0.0, 100.0]))[1] / step_sizes(np.array([0.0, 100.0]))[0]
+    >>> h = step_sizes(np.array([0.0, 100.0]))
+    >>> float(h[1] / h[0])
     100.0
     """
     magnitude = np.maximum(1.0, np.abs(values.astype(np.float64, copy=False)))
@@ -64,7 +65,8 @@ def central_difference_scan(
     before the next is moved (also when ``loss()`` raises). Two evaluations per coordinate.
 
     >>> a = np.array([1.0, 2.0])
-    >>> s = central_difference_scan(lambda: float(np.sum(a ** 2)), a, np.arange(2), np.full(2, 1e-3))
+    >>> s = central_difference_scan(lambda: float(np.sum(a ** 2)), a, np.arange(2),
+    ...                             np.full(2, 1e-3))
     >>> np.allclose(s.central(), [2.0, 4.0])
     True
     """

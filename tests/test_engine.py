@@ -376,8 +376,9 @@ def test_float32_layer_gross_bug_caught_and_right_layer_passes() -> None:
 
     def make(sign: float):
         class Tanh32:
-            params = {"W": w.copy()}
-            grads: dict[str, np.ndarray] = {}
+            def __init__(self) -> None:
+                self.params = {"W": w.copy()}
+                self.grads: dict[str, np.ndarray] = {}
 
             def forward(self, x: np.ndarray) -> np.ndarray:
                 self.x, self.y = x, np.tanh(x @ self.params["W"])
@@ -407,3 +408,14 @@ def test_executor_gives_the_same_verdict_as_the_serial_scan() -> None:
     assert parallel.evaluations == serial.evaluations
     assert [m.index for t in parallel.tensors for m in t.worst] == [(4, 7)]
     assert parallel.to_dict()["tensors"] == serial.to_dict()["tensors"]
+
+
+@pytest.mark.parametrize("module", ["gradcheck.numeric", "gradcheck.compare", "gradcheck.kinks",
+                                    "gradcheck.core", "gradcheck.adapters", "gradcheck.report"])
+def test_docstring_examples_run(module: str) -> None:
+    """The short examples in the engine's docstrings are true."""
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
