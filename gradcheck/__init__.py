@@ -6,10 +6,19 @@ True
 """
 from gradcheck.adapters import check_function, check_layer
 from gradcheck.core import check_params
+from gradcheck.diagnostics import (
+    ConventionReport,
+    FlowReport,
+    convention_sensitivity,
+    gradient_flow,
+    make_chain,
+)
 from gradcheck.errors import GradcheckUsageError, GradientMismatch, GradientShapeError
 from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
 
 __all__ = [
+    "ConventionReport",
+    "FlowReport",
     "GradcheckUsageError",
     "GradientMismatch",
     "GradientShapeError",
@@ -20,4 +29,7 @@ __all__ = [
     "check_function",
     "check_layer",
     "check_params",
+    "convention_sensitivity",
+    "gradient_flow",
+    "make_chain",
 ]

@@ -225,13 +225,12 @@ def test_plot_without_matplotlib_names_the_extra(
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    x = batch((8, 16))
-    sig = gradient_flow(make_chain(5, "sigmoid", 16, rng=0), x, label="sigmoid")
-    relu = gradient_flow(make_chain(5, "relu", 16, rng=0), x, label="relu")
-    out = sig.plot(tmp_path / "one.png")
+    rep = gradient_flow(make_chain(5, "sigmoid", 16, rng=0), batch((8, 16)), label="sigmoid")
+    out = rep.plot(tmp_path / "sub" / "one.png")
+    assert out == tmp_path / "sub" / "one.png"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    both = plot_flows([sig, relu], tmp_path / "sub" / "both.png")
-    assert both.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="labels"):
+        plot_flows([rep], tmp_path / "two.png", labels=["a", "b"])
 
 
 # ---------------------------------------------------------------- ReLU'(0) convention

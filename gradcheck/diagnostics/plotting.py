@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradcheck.errors import GradcheckUsageError
+
 if TYPE_CHECKING:
     from gradcheck.diagnostics.flow import FlowReport
 
@@ -47,9 +49,9 @@ def plot_flows(
     from matplotlib.figure import Figure
 
     if not reports:
-        raise ValueError("reports: give at least one FlowReport")
+        raise GradcheckUsageError("reports: give at least one FlowReport")
     if labels is not None and len(labels) != len(reports):
-        raise ValueError(f"labels: {len(labels)} labels for {len(reports)} reports")
+        raise GradcheckUsageError(f"labels: {len(labels)} labels for {len(reports)} reports")
     fig = Figure(figsize=(8, 6.5), dpi=110)
     FigureCanvasAgg(fig)
     ax_g, ax_p = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
