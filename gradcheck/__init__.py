@@ -3,18 +3,43 @@
 >>> import numpy as np, gradcheck as gc
 >>> gc.check_function(lambda v: float(np.sum(v ** 2)), lambda v: 2 * v, np.ones(3)).ok
 True
+
+Names are imported on first use (PEP 562): the pytest plugin, loaded by every pytest run
+where gradcheck is installed, must not pay for numpy and the engine when it is not used.
 """
-from gradcheck.adapters import check_function, check_layer
-from gradcheck.core import check_params
-from gradcheck.diagnostics import (
-    ConventionReport,
-    FlowReport,
-    convention_sensitivity,
-    gradient_flow,
-    make_chain,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gradcheck.errors import GradcheckUsageError, GradientMismatch, GradientShapeError
-from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
+
+if TYPE_CHECKING:
+    from gradcheck.adapters import check_function, check_layer
+    from gradcheck.core import check_params
+    from gradcheck.diagnostics import (
+        ConventionReport,
+        FlowReport,
+        convention_sensitivity,
+        gradient_flow,
+        make_chain,
+    )
+    from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
+
+_HOME = {
+    "check_params": "gradcheck.core",
+    "check_layer": "gradcheck.adapters",
+    "check_function": "gradcheck.adapters",
+    "Report": "gradcheck.report",
+    "TensorResult": "gradcheck.report",
+    "Mismatch": "gradcheck.report",
+    "KinkTally": "gradcheck.report",
+    "gradient_flow": "gradcheck.diagnostics",
+    "FlowReport": "gradcheck.diagnostics",
+    "convention_sensitivity": "gradcheck.diagnostics",
+    "ConventionReport": "gradcheck.diagnostics",
+    "make_chain": "gradcheck.diagnostics",
+}
 
 __all__ = [
     "ConventionReport",
@@ -33,3 +58,17 @@ __all__ = [
     "gradient_flow",
     "make_chain",
 ]
+assert sorted(__all__) == sorted([*_HOME, "GradcheckUsageError", "GradientMismatch",
+                                  "GradientShapeError"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gradcheck' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

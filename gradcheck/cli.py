@@ -244,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return int(args.func(args))
+    except BrokenPipeError:  # `gradcheck check ... | head`: stop quietly, as the Python docs advise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0

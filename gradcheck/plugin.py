@@ -29,8 +29,9 @@ Settings, lowest precedence first: ini keys (``gradcheck_rtol``, ``gradcheck_ato
 command-line options (``--gradcheck-rtol`` ...), markers (farther first: module, class,
 function), keyword arguments of one call.
 
-When no ``--gradcheck-layer`` is given the plugin imports nothing beyond pytest, adds no
-items and does no work apart from reading its few settings at session start.
+When no ``--gradcheck-layer`` is given the plugin adds no items, imports nothing beyond
+pytest and the ``gradcheck`` package itself, and does no work apart from reading its few
+settings at session start.
 """
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ _EXPECTED = {
 def read_settings(config: pytest.Config) -> Settings:
     """Validate and collect the plugin's settings (raises ``pytest.UsageError``)."""
     shape_text = config.getoption("gradcheck_shape")
-    layers = tuple(config.getoption("gradcheck_layer") or ())
+    layers = tuple(dict.fromkeys(config.getoption("gradcheck_layer") or ()))  # once each
     shape = None
     if shape_text is not None:
         from gradcheck.loading import LoadError, parse_shape
@@ -341,8 +342,8 @@ class LayerCheckItem(pytest.Item):
         try:
             report = gc.check_layer(layer, x, seed=self.seed, **self.options)
         except gc.GradientShapeError as exc:  # backward returned wrong keys/shapes: a finding
-            raise GradcheckFailed(f"gradcheck: {exc}\n\nrepeat on the command line: {repeat}") from None
-        self.user_properties.append(("gradcheck", report.to_dict()))
+            text = f"gradcheck: {exc}\n\nrepeat on the command line: {repeat}"
+            raise GradcheckFailed(text) from None
         if not report.ok:
             raise GradcheckFailed(f"{report}\nrepeat on the command line: {repeat}")
         _warn_about(self, report)
@@ -450,7 +451,7 @@ class Checker:
 
     options: dict[str, Any] = field(default_factory=dict)
     raise_on_failure: bool = True
-    node: pytest.Item | None = None
+    node: pytest.Item | None = field(default=None, repr=False)
 
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
         merged = {**self.options, **overrides}
@@ -458,8 +459,12 @@ class Checker:
 
     def _finish(self, report: Report, raise_on_failure: bool | None) -> Report:
         __tracebackhide__ = True
-        if self.raise_on_failure if raise_on_failure is None else raise_on_failure:
-            report.raise_if_failed()
+        if not report.ok and (
+            self.raise_on_failure if raise_on_failure is None else raise_on_failure
+        ):
+            from gradcheck.errors import GradientMismatch
+
+            raise GradientMismatch(str(report))  # what report.raise_if_failed() raises
         if report.ok and self.node is not None:
             _warn_about(self.node, report)
         return report

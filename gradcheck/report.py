@@ -91,6 +91,7 @@ class Report:
 
     def raise_if_failed(self) -> None:
         """Raise GradientMismatch with the report's table when the check failed."""
+        __tracebackhide__ = True  # pytest shows the table, not this frame
         if not self.ok:
             raise GradientMismatch(str(self))
 
@@ -141,6 +142,11 @@ def render(report: Report) -> str:
         f"{len(failed)} of {n} tensors FAILED" if failed else "FAILED (misbehaviour below)")
     if report.ok:
         verdict = f"all {n} tensors ok"
+    worst = [(t, t.worst[0]) for t in failed if t.worst]
+    if worst:  # the headline is what pytest's short summary shows
+        t, m = max(worst, key=lambda pair: pair[1].abs_err)
+        verdict += (f", worst {t.element(m.index)}: analytic {_value(m.analytic)} vs numeric "
+                    f"{_value(m.numeric)}")
     opts = report.options
     lines = [f"gradcheck: {verdict}  ({report.title}, mode {opts.get('mode')}, "
              f"kinks {opts.get('kinks')}, seed {opts.get('seed')})", ""]

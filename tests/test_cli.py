@@ -1,0 +1,261 @@
+"""The command line: ``python -m gradcheck check``, its exit codes, --json, progress.
+
+Most tests call ``main(argv)`` in-process; a few run the real ``python -m gradcheck``
+and the ``gradcheck`` console script.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gradcheck.cli import main
+
+BUGGY = "examples.layers:BuggyDense"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_correct_layer_exits_0_and_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["check", "examples.layers:Dense", "--shape", "8,4"], capsys)
+    assert code == 0
+    assert out.startswith("gradcheck: all 3 tensors ok  (layer examples.layers.Dense")
+    assert err == ""  # no progress: stderr is not a terminal here
+
+
+@pytest.mark.parametrize("spec", ["examples.layers:Conv1d", "examples.layers:BatchNorm1d",
+                                  "examples.layers:dense_relu"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_correct_example_layers_exit_0(
+    capsys: pytest.CaptureFixture[str], spec: str, dtype: str
+) -> None:
+    code, out, _ = run(["check", spec, "--dtype", dtype, "--seed", "1"], capsys)
+    assert code == 0, out
+
+
+def test_wrong_gradient_exits_1_naming_tensor_and_element(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["check", BUGGY, "--shape", "8,4"], capsys)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("gradcheck: 1 of 3 tensors FAILED")
+    [w_row] = [line for line in lines if line.startswith("W ")]
+    assert w_row.split()[:2] == ["W", "(4,"] and "FAILED" in w_row and "1 / 12" in w_row
+    [element] = [line for line in lines if line.startswith("  W[")]
+    assert element.split()[:2] == ["W[1,", "0]"]
+    analytic, numeric = map(float, element.split()[2:4])
+    assert analytic == pytest.approx(-numeric, rel=1e-6)  # the sign flip of BuggyDense
+
+
+def test_json_is_the_report_as_a_dict(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["check", BUGGY, "--shape", "8,4", "--json", "--seed", "2"], capsys)
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    by_name = {t["name"]: t for t in data["tensors"]}
+    assert set(by_name) == {"x", "W", "b"}
+    assert by_name["x"]["ok"] and by_name["b"]["ok"]
+    w = by_name["W"]
+    assert (w["ok"], w["shape"], w["mismatched"], w["checked"]) == (False, [4, 3], 1, 12)
+    [worst] = w["worst"]
+    assert worst["index"] == [1, 0]
+    assert worst["analytic"] == pytest.approx(-worst["numeric"], rel=1e-6)
+    assert data["options"]["seed"] == 2
+
+
+def test_options_reach_the_checker(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["check", "examples.layers:Dense", "--mode", "fast", "--kinks", "hull",
+                        "--rtol", "0.01", "--atol", "0.001", "--seed", "5", "--json"], capsys)
+    assert code == 0
+    options = json.loads(out)["options"]
+    assert {k: options[k] for k in ("mode", "kinks", "rtol", "atol", "seed")} == {
+        "mode": "fast", "kinks": "hull", "rtol": 0.01, "atol": 0.001, "seed": 5}
+    assert {t["mode"] for t in json.loads(out)["tensors"]} == {"fast"}
+
+
+def test_float32_and_seed_build_the_same_case_as_the_plugin_item(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import gradcheck as gc
+    from gradcheck.loading import load_target
+
+    target = load_target(BUGGY)
+    layer, x = target.make_case((8, 4), "float32", 3)
+    expected = gc.check_layer(layer, x, seed=3).to_dict()
+    code, out, _ = run(["check", BUGGY, "--dtype", "float32", "--seed", "3", "--json"], capsys)
+    assert code == 1
+    got = json.loads(out)
+    assert got["tensors"] == expected["tensors"]
+    assert {t["dtype"] for t in got["tensors"]} == {"float32"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "examples.nolayers:Dense"],
+         "argument LAYER: cannot import module 'examples.nolayers'"),
+        (["check", "examples.layers:Dnese"],
+         "argument LAYER: module 'examples.layers' has no attribute 'Dnese' "
+         "(did you mean 'Dense'?)"),
+        (["check", "examples.layers.Dense"],
+         "(did you mean 'examples.layers:Dense'?)"),
+        (["check", "examples.layers:Dense", "--shape", "8,x"],
+         "argument --shape: invalid shape '8,x'"),
+        (["check", "examples.layers:Dense", "--shape", "0,4"], "argument --shape: invalid shape"),
+        (["check", "examples.layers:Dense", "--mode", "slow"], "argument --mode: invalid choice"),
+        (["check", "examples.layers:Dense", "--rtol", "-1"], "argument --rtol: invalid tolerance"),
+        (["check", "examples.layers:Dense", "--seed", "-1"], "argument --seed: invalid seed"),
+        (["check", "examples.layers:Dense", "--shape", "8,5"],
+         "raised ValueError at "),  # the layer rejects the shape: says where, suggests --shape
+        (["check"], "the following arguments are required: LAYER"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_usage_errors_exit_2_with_an_argparse_message(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("usage: gradcheck")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("gradcheck") and ": error: " in last
+    assert message in last
+    assert "Traceback" not in err
+
+
+def test_shape_mismatch_message_points_into_the_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["check", "examples.layers:Dense", "--shape", "8,5"], capsys)
+    assert code == 2
+    assert "examples/layers.py:" in err and "in forward" in err and "(is --shape right?)" in err
+
+
+def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+LAYERS_WITHOUT_EXTRAS = """
+    import numpy as np
+
+    class Scale:
+        def __init__(self):
+            self.params = {"w": np.array([1.5, -2.0])}
+            self.grads = {}
+
+        def forward(self, x):
+            self.x = x
+            return x * self.params["w"]
+
+        def backward(self, g):
+            self.grads["w"] = (g * self.x).sum(axis=0)
+            return g * self.params["w"]
+
+    class Summed(Scale):
+        input_shape = (3, 2)
+
+        def backward(self, g):
+            grad_x = super().backward(g)
+            self.grads["w"] = self.grads["w"].sum()   # shape () instead of (2,)
+            return grad_x
+"""
+
+
+def test_no_shape_and_no_input_shape_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "plainlayers", LAYERS_WITHOUT_EXTRAS)
+    code, _, err = run(["check", "plainlayers:Scale"], capsys)
+    assert code == 2
+    assert "argument --shape: required, since 'plainlayers:Scale' makes a layer without an " \
+           "input_shape attribute" in err
+    assert run(["check", "plainlayers:Scale", "--shape", "3,2"], capsys)[0] == 0
+
+
+def test_float32_needs_a_factory_taking_dtype(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "plainlayers2", LAYERS_WITHOUT_EXTRAS)
+    code, _, err = run(["check", "plainlayers2:Scale", "--shape", "3,2", "--dtype", "float32"],
+                       capsys)
+    assert code == 2
+    assert "argument --dtype: 'plainlayers2:Scale' takes no dtype argument" in err
+
+
+def test_gradient_of_the_wrong_shape_is_a_finding(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "plainlayers3", LAYERS_WITHOUT_EXTRAS)
+    code, out, err = run(["check", "plainlayers3:Summed"], capsys)
+    assert code == 1
+    assert out.startswith("gradcheck: plainlayers3:Summed FAILED: ") and "w" in out
+    assert err == ""
+    code, out, _ = run(["check", "plainlayers3:Summed", "--json"], capsys)
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False and data["error"] == "GradientShapeError"
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["check", "examples.layers:Conv1d", "--mode", "full", "--json"]) == 0
+    shown = terminal.getvalue()
+    assert "\rchecking: " in shown and " evaluations (" in shown
+    final = [part for part in shown.split("\r") if part.strip()][-1]
+    assert "(100%)" in final
+    assert shown.endswith("\r")  # the line is erased before the report is printed
+    json.loads(capsys.readouterr().out)  # stdout stays pure JSON
+
+
+def test_help_lists_check_and_the_diagnostics_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    assert all(f"\n    {name}" in out for name in ("check", "flow", "convention"))
+    for name in ("check", "flow", "convention"):
+        code, out, _ = run([name, "--help"], capsys)
+        assert code == 0 and out.startswith(f"usage: gradcheck {name} ")
+
+
+def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "gradcheck", "check", BUGGY, "--shape", "8,4"],
+                            capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert "  W[1, 0]" in result.stdout
+    script = shutil.which("gradcheck")
+    assert script is not None, "the gradcheck console script is not installed"
+    result = subprocess.run([script, "check", "examples.layers:Nope"], capture_output=True,
+                            text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gradcheck check: error: argument LAYER")
+
+
+def test_unpackaged_module_in_the_current_directory_is_found(tmp_path: Path) -> None:
+    (tmp_path / "mylayers.py").write_text("from examples.layers import BuggyDense as Mine\n")
+    script = shutil.which("gradcheck")
+    assert script is not None
+    # the console script does not put the current directory on sys.path; we do
+    result = subprocess.run([script, "check", "mylayers:Mine"], capture_output=True, text=True,
+                            cwd=tmp_path, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "  W[1, 0]" in result.stdout
