@@ -139,8 +139,9 @@ def check_layer(layer: Any, x: np.ndarray, *, upstream: np.ndarray | None = None
         _title=f"layer {_callable_name(layer)}, {x_text}",
         _repeat=f"check_layer(layer, x, {_options_text(options)})", **options)
     problem = objective.nondeterminism()
-    if problem:
-        report.problems.append(problem)
+    if problem:  # it also explains a backward that answered differently twice
+        report.problems[:] = [problem] + [p for p in report.problems
+                                          if "answered differently" not in p]
     return report
 
 

@@ -30,7 +30,7 @@ from gradcheck.compare import (
     tolerance_for,
 )
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
-from gradcheck.kinks import KINK_MODES, distance_to_hull, jitter_offsets, kink_mask
+from gradcheck.kinks import KINK_MODES, distance_to_hull, is_jump, jitter_offsets, kink_mask
 from gradcheck.numeric import Stencil, central_difference_scan, relative_step, step_sizes
 from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
 
@@ -39,6 +39,7 @@ AUTO_FULL_MAX = 4096  # "auto": tensors up to this many elements are scanned in 
 LEAF_SIZE = 8  # "fast": groups this small are scanned coordinate by coordinate
 MAX_LOCATED = 10  # "fast": stop localizing a tensor after this many wrong elements
 JITTER_ROUNDS = 4  # "subgradient": fresh jitters tried before a kink is left unverified
+RECHECK_SAMPLE = 16  # "subgradient": failing elements per tensor re-checked nearby first
 WORST_KEPT = 5
 
 # Per-coordinate verdicts.
@@ -305,32 +306,35 @@ def _measure(
 ) -> _Measured:
     """Central differences at the listed coordinates, and a verdict for each.
 
-    An element is only called wrong after a second look at half the step: if the two
-    central differences disagree, the stencil held kinks (two kinks, one each side, can
-    spoil a central difference without widening the one-sided spread), and the element is
-    judged as a kink on the half-step numbers; if the one-sided spread does not shrink
-    with the step, the point sits on a kink whose jump is small. A correct gradient costs
-    2 evaluations per coordinate; each element that fails costs 2 more.
+    An element is only called wrong (or on a kink, unless the jump is clear) after a
+    second look at half the step:
+    - if the two central differences disagree, the stencil held kinks (two kinks, one each
+      side, can spoil a central difference without widening the one-sided spread): a kink,
+      judged on the half-step numbers;
+    - if the one-sided spread does not shrink with the step, a kink sits on the point;
+    - otherwise the loss is smooth there and a failing element is wrong.
+    A correct gradient costs 2 evaluations per coordinate; each element that fails costs 2
+    more.
     """
     array = calls.arrays[name]
     values = np.asarray(array.flat[flat_indices])
     steps = step_sizes(values)
     analytic = analytic_flat[flat_indices]
     numbers = _differences(calls, name, flat_indices, steps, analytic, loss_at_point, tolerance)
-    numeric, forward, backward, allowed, agree, kink = numbers
-    suspects = np.flatnonzero(~agree & ~kink & np.isfinite(numeric))
+    numeric, forward, backward, allowed, agree, kink, floor = numbers
+    # every failing element gets the second look: one step cannot tell a smooth minimum
+    # (x^2 at 0: d+- = +-h) from a V (|x| at 0), nor strong curvature from a kink nearby
+    suspects = np.flatnonzero(~agree & np.isfinite(numeric))
     if len(suspects):
         half = _differences(calls, name, flat_indices[suspects], 0.5 * steps[suspects],
                             analytic[suspects], loss_at_point, tolerance)
         seen_noise = np.abs(half[0] - numeric[suspects])
         rough = seen_noise > allowed[suspects] + half[3]
+        jump = is_jump(np.abs(forward - backward)[suspects], np.abs(half[1] - half[2]),
+                       seen_noise, floor[suspects])
         for column, values_half in zip(numbers, half, strict=True):
             column[suspects[rough]] = values_half[rough]
-        # On a smooth stretch the one-sided spread halves with the step; at a kink on the
-        # point it stays (however small the jump, e.g. equal slopes on both sides).
-        spread = np.abs(forward[suspects] - backward[suspects])
-        jump = (np.abs(half[1] - half[2]) > 0.75 * spread) & (spread > 8 * seen_noise)
-        kink[suspects[rough | jump]] = True
+        kink[suspects] = rough | jump
 
     error = np.abs(analytic - numeric)
     status = np.where(agree, OK, BAD)
@@ -351,7 +355,8 @@ def _differences(
     calls: _Calls, name: str, flat_indices: np.ndarray, steps: np.ndarray,
     analytic: np.ndarray, loss_at_point: float, tolerance: Tolerance,
 ) -> tuple[np.ndarray, ...]:
-    """numeric, d+, d-, allowed error, agreement and kink flag for each coordinate."""
+    """numeric, d+, d-, allowed error, agreement, kink (a clear jump: final for elements
+    that agree, re-examined for those that fail) and the rounding floor for a jump."""
     dtype = calls.arrays[name].dtype
     stencil = calls.scan(name, flat_indices, steps)
     numeric = stencil.central()
@@ -359,12 +364,15 @@ def _differences(
     loss_scale = np.maximum(abs(loss_at_point),
                             np.maximum(np.abs(stencil.loss_plus), np.abs(stencil.loss_minus)))
     taken = 0.5 * (stencil.step_plus + stencil.step_minus)
-    allowed = tolerance.allowed(numeric, rounding_noise(1.0, taken, dtype) * loss_scale)
+    rounding = rounding_noise(1.0, taken, dtype) * loss_scale
+    allowed = tolerance.allowed(numeric, rounding)
     with np.errstate(invalid="ignore"):
         agree = np.abs(analytic - numeric) <= allowed  # False for nan
         finite = np.isfinite(numeric)
-        kink = kink_mask(forward, backward, allowed, agree, dtype) & finite
-    return numeric, forward, backward, allowed, agree, kink
+        clear = kink_mask(forward, backward, dtype)
+    # a jump must clear the rounding of one-sided differences: eps |L| / h, a few times
+    floor = tolerance.atol + rounding / 8
+    return numeric, forward, backward, allowed, agree, clear & finite, floor
 
 
 def _run(
@@ -465,14 +473,24 @@ def _settle_by_jitter(
     calls: _Calls, results: dict[str, _Measured], tolerances: dict[str, Tolerance],
     rng: np.random.Generator, warnings: list[str],
 ) -> None:
-    """Re-check, together, every kink coordinate whose analytic value is outside the hull.
+    """Re-check, together, the coordinates the given point cannot settle.
+
+    Those are kink coordinates whose analytic value is outside the hull, and failing
+    elements: a multi-kink point can hide its kinks entirely (ReLU -> negate -> ReLU at 0
+    is flat on both sides, yet a valid ReLU'(0) = 0.5 gives a nonzero chain rule). Failing
+    elements are re-checked worst first, RECHECK_SAMPLE per tensor; the rest only if every
+    one of those turns out right nearby, so a buggy layer costs little more.
 
     Each round moves all of them by a random 16-32 steps (so a stencil no longer reaches
     the kink), asks for the gradient there, and compares as usual. A coordinate still on a
     kink gets a fresh jitter next round; after JITTER_ROUNDS it is left unverified.
     """
-    pending = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
-    outside = {name: positions for name, positions in pending.items() if len(positions)}
+    outside = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
+    failing = {name: _worst_first(m, np.flatnonzero(m.status == BAD))
+               for name, m in results.items()}
+    pending = {name: np.concatenate([outside[name], failing[name][:RECHECK_SAMPLE]])
+               for name in results}
+    later = {name: failing[name][RECHECK_SAMPLE:] for name in results}
     for _round in range(JITTER_ROUNDS):
         pending = {name: positions for name, positions in pending.items() if len(positions)}
         if not pending:
@@ -491,26 +509,62 @@ def _settle_by_jitter(
                 m = results[name]
                 here = _measure(calls, name, m.flat_indices[positions],
                                 analytic_j[name].reshape(-1), loss_j, tolerances[name], "strict")
-                settled = positions[~here.kink]
-                for field_name in ("analytic", "numeric", "error", "status"):
-                    getattr(m, field_name)[settled] = getattr(here, field_name)[~here.kink]
-                m.jittered[settled] = True
+                _record_jittered(m, positions, here)
                 pending[name] = positions[here.kink]
+                if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
+                    pending[name] = np.concatenate([pending[name], later[name]])
+                    failing[name] = np.concatenate([failing[name], later[name]])
+                    later[name] = later[name][:0]
         finally:
             calls.restore()
-    for name, positions in outside.items():
-        m = results[name]
-        m.status[positions[m.status[positions] == PENDING]] = UNVERIFIED
-        unverified = int(np.sum(m.status[positions] == UNVERIFIED))
-        first = _unravel(int(m.flat_indices[positions[0]]), calls.arrays[name].shape)
+    for name, m in results.items():
+        m.status[outside[name][m.status[outside[name]] == PENDING]] = UNVERIFIED
+        _jitter_warnings(name, m, outside[name], failing[name], calls.arrays[name].shape,
+                         warnings)
+
+
+def _worst_first(m: _Measured, positions: np.ndarray) -> np.ndarray:
+    return positions[np.argsort(-np.nan_to_num(m.error[positions], nan=np.inf), kind="stable")]
+
+
+def _record_jittered(m: _Measured, positions: np.ndarray, here: _Measured) -> None:
+    """Verdicts at the jittered point. A kink coordinate takes the new numbers (the old
+    ones straddle a kink); a failing element keeps its own and is only cleared when it is
+    right nearby, as a kink the loss did not show."""
+    settled = ~here.kink
+    was_failing = m.status[positions] == BAD
+    right_here = settled & (here.status == OK)
+    take = settled & (~was_failing | right_here)
+    for field_name in ("analytic", "numeric", "error", "status"):
+        getattr(m, field_name)[positions[take]] = getattr(here, field_name)[take]
+    m.jittered[positions[take]] = True
+    m.kink[positions[take & was_failing]] = True
+
+
+def _jitter_warnings(
+    name: str, m: _Measured, outside: np.ndarray, failing: np.ndarray,
+    shape: tuple[int, ...], warnings: list[str],
+) -> None:
+    if len(outside):
+        unverified = int(np.sum(m.status[outside] == UNVERIFIED))
+        first = _unravel(int(m.flat_indices[outside[0]]), shape)
         warnings.append(
-            f"{name}: {len(positions)} kink coordinate(s) (first {name}{_index_text(first)}) "
+            f"{name}: {len(outside)} kink coordinate(s) (first {name}{_index_text(first)}) "
             "have an analytic value outside the one-sided derivatives at the given point; "
             "they were re-checked at a jittered point where the loss is differentiable"
             + (f" ({unverified} could not be: left unverified)" if unverified else "")
             + ". Correct when several kinks are crossed at once (a zero row through a "
             "bias-free Dense + ReLU); for an elementwise layer it is a bug: re-run with "
             "kinks='hull'.")
+    hidden = failing[m.jittered[failing]]
+    if len(hidden):
+        first = _unravel(int(m.flat_indices[hidden[0]]), shape)
+        warnings.append(
+            f"{name}: {len(hidden)} element(s) (first {name}{_index_text(first)}) disagree "
+            "with the loss at the given point but agree at a jittered point nearby: kinks "
+            "the loss does not show (ReLU -> negate -> ReLU at 0 is flat on both sides, yet "
+            "ReLU'(0) > 0 gives a nonzero chain rule). Verified nearby, not at the point; "
+            "re-run with kinks='hull' to hold the point itself to account.")
 
 
 def _fast(
@@ -617,9 +671,8 @@ def _tensor_result(
     bad = m.status == BAD
     compared = (m.status == OK) | (m.status == HULL) | bad
     errors = m.error[compared]
-    rel = relative_error(m.analytic[compared], m.numeric[compared])
-    rel = np.where(m.error[compared] < np.abs(m.analytic[compared] - m.numeric[compared]),
-                   m.error[compared] / np.maximum(np.abs(m.numeric[compared]), 1e-300), rel)
+    # relative to |numeric|, of the error that counts (the distance to the hull at a kink)
+    rel = relative_error(m.numeric[compared] + errors, m.numeric[compared])
     worst = []
     order = np.argsort(-np.nan_to_num(m.error[bad], nan=np.inf))[:WORST_KEPT]
     for position in np.flatnonzero(bad)[order]:
@@ -640,8 +693,8 @@ def _tensor_result(
     return TensorResult(
         name=name, shape=tuple(array.shape), dtype=array.dtype.name, mode=mode,
         checked=int(array.size), mismatched=int(bad.sum()),
-        max_abs_err=float(np.max(np.nan_to_num(errors, nan=np.inf), initial=0.0)),
-        max_rel_err=float(np.max(np.nan_to_num(rel, nan=np.inf), initial=0.0)),
+        max_abs_err=float(np.max(np.nan_to_num(errors, nan=np.inf, posinf=np.inf), initial=0.0)),
+        max_rel_err=float(np.max(np.nan_to_num(rel, nan=np.inf, posinf=np.inf), initial=0.0)),
         worst=worst, kinks=tally, rtol=tolerance.rtol, atol=tolerance.atol,
         tolerance_source=tolerance.source, step=relative_step(array.dtype),
         mismatched_is_lower_bound=lower_bound, measured=int(compared.sum()))

@@ -96,10 +96,11 @@ class Report:
             raise GradientMismatch(str(self))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of everything in the report."""
+        """A JSON-ready dict of everything in the report (strict JSON: an infinite or
+        undefined number is the string "inf", "-inf" or "nan")."""
         tensors = []
         for t in self.tensors:
-            entry = asdict(t)
+            entry = _strict_json(asdict(t))
             entry["shape"] = list(t.shape)
             entry["ok"] = t.ok
             for w in entry["worst"]:
@@ -118,6 +119,16 @@ class Report:
 
     def __str__(self) -> str:
         return render(self)
+
+
+def _strict_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
 
 
 def _num(value: float) -> str:

@@ -506,6 +506,13 @@ class ReLUNoDerivative(ReLU):
         return g
 
 
+class ReLUScaledBackward(ReLU):
+    """ReLU backward 1.5 times too large: 1.5 g (x > 0)."""
+
+    def backward(self, g):
+        return 1.5 * super().backward(g)
+
+
 class ReLUInvertedMask(ReLU):
     """ReLU backward uses the mask x < 0 instead of x > 0."""
 
@@ -748,6 +755,7 @@ class Case:
     problem: str = ""  # regex a report.problems entry must match (problem mutants)
     key: str = ""  # tensor the GradientShapeError message / the problem must name
     hull_ok: bool = False  # kink cases: also exact under kinks="hull" (single kinks only)
+    known_bug: str = ""  # an engine bug makes this case fail today: xfail(strict) with this reason
 
     def __repr__(self):
         return self.name
@@ -991,6 +999,28 @@ def chain_dW2_sign():
     return Chain(*net.layers), sample((B, 4), 31)
 
 
+# ---- wrong gradients on curved smooth functions (no kink anywhere)
+
+@mutant(X)
+def square_missing_factor_2_near_zero():
+    """x^2 on small inputs (|x| < 0.3): backward x g, the factor 2 missing."""
+    return SquareMissingFactor2(), sample((B, 5), 38, scale=0.1)
+
+
+@mutant(X)
+def tanh_of_square_no_derivative():
+    """tanh(x^2) on 1.5 <= |x| <= 2 (tanh saturating): tanh backward passes g through."""
+    rng = np.random.default_rng(39)
+    x = rng.uniform(1.5, 2.0, (B, 3)) * rng.choice([-1.0, 1.0], (B, 3))
+    return Chain(Square(), TanhNoDerivative()), x
+
+
+@mutant(X, opts={"seed": 1})
+def relu_backward_scaled_1p5_on_linear_piece():
+    """ReLU at x = 0.28125 (on its linear piece, far from the kink): backward 1.5x too large."""
+    return ReLUScaledBackward(), np.array([[0.28125]])
+
+
 # ---- float32 layers with gross bugs
 
 F32 = np.float32
@@ -1108,8 +1138,8 @@ def dense_extra_grad_key():
 # kink bank: correct layers evaluated on their kinks
 
 
-def kink(hull_ok=False, **opts):
-    return _register(KINK_CASES, hull_ok=hull_ok, opts=opts)
+def kink(hull_ok=False, known_bug="", **opts):
+    return _register(KINK_CASES, hull_ok=hull_ok, known_bug=known_bug, opts=opts)
 
 
 def _relu_input(seed, dtype=np.float64, shape=(4, 6)):
@@ -1321,6 +1351,12 @@ def scalar_relu_chain_dead_middle():
     for w in (0.7, 0.0, 0.9):
         layers += [Dense(1, 1, bias=False, W=[[w]]), ReLU(0.0)]
     return Chain(*layers, Quadratic([[0.4]])), np.array([[1.5]])
+
+
+def hidden_kinks_relu_negdense_relu():
+    """ReLU(0.5) -> Dense(W = [[-1]]) -> ReLU(0.5) at x = 0: both kinks at once, loss flat."""
+    net = Chain(ReLU(0.5), Dense(1, 1, bias=False, W=[[-1.0]]), ReLU(0.5))
+    return net, np.zeros((1, 1))
 
 
 # ---- float32, batch 1, width 1

@@ -7,7 +7,7 @@ import pytest
 import gradcheck as gc
 from gradcheck import core
 from gradcheck.compare import relative_error, tolerance_for
-from gradcheck.kinks import distance_to_hull, kink_mask
+from gradcheck.kinks import distance_to_hull, is_jump, kink_mask
 from gradcheck.numeric import central_difference_scan, relative_step, step_sizes
 
 RNG = np.random.default_rng(20261123)
@@ -86,12 +86,33 @@ def test_relative_error_matches_numpy_testing_conventions() -> None:
 
 def test_kink_mask_tells_a_jump_from_curvature() -> None:
     """A jump is a kink; a spread of h*L'' on a smooth stretch is not."""
-    allowed = np.array([1e-8, 1e-8])
-    agree = np.array([True, True])
     forward = np.array([1.0, 1.0 + 6e-6])  # ReLU at 0 vs. x^2/2 at 1 with h = 6e-6
     backward = np.array([0.0, 1.0 - 6e-6])
-    assert kink_mask(forward, backward, allowed, agree, np.dtype(np.float64)).tolist() == [
-        True, False]
+    assert kink_mask(forward, backward, np.dtype(np.float64)).tolist() == [True, False]
+
+
+def test_is_jump_needs_a_spread_that_does_not_shrink_and_clears_the_noise() -> None:
+    """At a kink the spread stays when h halves; on a smooth stretch it halves; rounding
+    noise on a linear piece does not count."""
+    spread, half = np.array([1e-3, 1e-3, 1e-13]), np.array([1e-3, 5e-4, 1e-13])
+    seen, floor = np.array([0.0, 0.0, 0.0]), np.full(3, 1e-9)
+    assert is_jump(spread, half, seen, floor).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("f", "grad", "x0"),
+    [
+        (lambda v: float(np.sum(v**2)), lambda v: v.copy(), 0.1),  # factor 2 missing
+        (lambda v: float(np.sum(v**2)), np.ones_like, 0.0),  # true 0 at a smooth minimum
+        (lambda v: float(np.sum(-0.7 * v)), lambda v: np.full_like(v, -1.05), 0.2650375939849624),
+    ],
+    ids=["curvature-is-not-a-kink", "smooth-minimum-is-not-a-kink", "linear-rounding-is-not-a-jump"],
+)
+def test_wrong_gradients_at_smooth_points_are_never_taken_for_kinks(f, grad, x0) -> None:
+    """Regressions: each of these passed once as an 'unverified kink'."""
+    for kinks in ("subgradient", "hull"):
+        report = gc.check_function(f, grad, np.array([x0]), kinks=kinks)
+        assert not report.ok and report.tensors[0].kinks.met == 0, str(report)
 
 
 def test_distance_to_hull_is_zero_inside_and_the_gap_outside() -> None:
@@ -115,12 +136,18 @@ def test_full_mode_costs_exactly_2n_plus_1_loss_evaluations_for_a_right_gradient
 
 
 def test_a_wrong_element_costs_two_more_evaluations_to_confirm() -> None:
-    """A failing element is re-measured at h/2 before it is called wrong."""
+    """A failing element is re-measured at h/2 before it is called wrong; in subgradient
+    mode it is also re-checked at one jittered point (loss there, its two-step stencil at
+    h and h/2, and one more gradient call)."""
     params = {"w": RNG.standard_normal(5), "v": RNG.standard_normal(3)}
     f = Counted(params, wrong=0.5)
-    report = gc.check_params(f.loss, f.grads, params, mode="full")
+    report = gc.check_params(f.loss, f.grads, params, mode="full", kinks="hull")
     assert not report.ok
-    assert f.n_loss == 2 * 8 + 1 + 2
+    assert (f.n_loss, f.n_grads) == (2 * 8 + 1 + 2, 2)
+    f = Counted(params, wrong=0.5)
+    report = gc.check_params(f.loss, f.grads, params, mode="full")
+    assert not report.ok and report.tensors[1].worst[0].index == (0,)
+    assert (f.n_loss, f.n_grads) == (2 * 8 + 1 + 2 + 1 + 2 + 2, 3)
 
 
 def test_params_are_restored_bit_for_bit_also_when_user_code_raises() -> None:
@@ -419,3 +446,25 @@ def test_docstring_examples_run(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_hidden_kinks_flat_on_both_sides_are_verified_nearby_not_cried_wolf() -> None:
+    """ReLU(c) -> negate -> ReLU(c) at 0: the loss is 0 on both sides, the chain rule with
+    c = 0.5 gives -0.25 g. Subgradient mode verifies it at a jittered point and warns;
+    hull mode holds the point to account."""
+
+    class Chain:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.x, self.z = x, -np.maximum(x, 0.0)
+            return np.maximum(self.z, 0.0)
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            def d(v: np.ndarray) -> np.ndarray:
+                return np.where(v > 0, 1.0, np.where(v < 0, 0.0, 0.5))
+            return -(g * d(self.z)) * d(self.x)
+
+    report = gc.check_layer(Chain(), np.zeros((1, 3)))
+    assert report.ok, str(report)
+    assert report.tensors[0].kinks.by_jitter == 3
+    assert any("does not show" in w for w in report.warnings)
+    assert not gc.check_layer(Chain(), np.zeros((1, 3)), kinks="hull").ok

@@ -20,9 +20,18 @@ try:  # tests/ is not a package today; keep working if it becomes one
 except ImportError:
     import layer_bank as lb
 
+
+def _params(bank):
+    """pytest params, ids = case names; a case an engine bug breaks today is xfail(strict)."""
+    return [
+        pytest.param(case, id=case.name, marks=[pytest.mark.xfail(strict=True,
+                                                                  reason=case.known_bug)]
+                     if case.known_bug else [])
+        for case in bank.values()
+    ]
+
 CASES = list(lb.KINK_CASES.values())
-IDS = list(lb.KINK_CASES)
-HULL = [c for c in CASES if c.hull_ok]
+HULL = {c.name: c for c in CASES if c.hull_ok}
 
 
 def _params_bytes(layer):
@@ -34,7 +43,7 @@ def _kinks(rep, field="met"):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("case", _params(lb.KINK_CASES))
 def test_correct_layer_on_kinks_passes(case, seed):
     layer, x = case.make()
     x_bytes, params = x.tobytes(), _params_bytes(layer)
@@ -56,7 +65,7 @@ def test_correct_layer_on_kinks_passes(case, seed):
         assert layer.params[k] is arr and arr.tobytes() == raw, f"params[{k!r}] not restored"
 
 
-@pytest.mark.parametrize("case", HULL, ids=[c.name for c in HULL])
+@pytest.mark.parametrize("case", _params(HULL))
 def test_single_kink_layers_pass_under_hull(case):
     """For elementwise layers (one kink per coordinate) the hull test is exact: a valid
     convention lies inside [min(d-, d+), max(d-, d+)], so kinks="hull" passes too."""
@@ -85,6 +94,20 @@ def test_multikink_outside_hull_is_rechecked_at_a_jittered_point():
     worst = {t.name: t for t in rep_hull.tensors}["x"].worst
     assert worst and worst[0].analytic == 0.0, str(rep_hull)
     assert worst[0].numeric == pytest.approx(1.5, rel=1e-6), str(rep_hull)  # (1 + 2) / 2
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hidden_kinks_with_a_flat_loss_are_no_false_alarm(seed):
+    """ReLU(0.5) -> Dense(W = [[-1]]) -> ReLU(0.5) at x = 0: x moves the first ReLU's input
+    and, through the negative weight, the second one's, both from their kink; the loss is 0 on
+    both sides, so no kink shows in the one-sided differences, while the chain rule with the
+    valid convention ReLU'(0) = 0.5 gives -0.25 g.  Correct code (DESIGN: several kinks crossed
+    at once); at any jittered point the analytic value is exact.  It must pass, and say in a
+    warning that the point itself could not be verified."""
+    layer, x = lb.hidden_kinks_relu_negdense_relu()
+    rep = gc.check_layer(layer, x, seed=seed)
+    assert rep.ok, str(rep)
+    assert rep.warnings, str(rep)
 
 
 @pytest.mark.parametrize("c", [0.0, 0.5, 1.0])
