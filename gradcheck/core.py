@@ -482,8 +482,9 @@ def _settle_by_jitter(
     one of those turns out right nearby, so a buggy layer costs little more.
 
     Each round moves all of them by a random 16-32 steps (so a stencil no longer reaches
-    the kink), asks for the gradient there, and compares as usual. A coordinate still on a
-    kink gets a fresh jitter next round; after JITTER_ROUNDS it is left unverified.
+    the kink), once each way (x + d and x - d), asks for the gradient at both points, and
+    compares as usual. A coordinate still on a kink gets a fresh jitter next round; after
+    JITTER_ROUNDS it is left unverified.
     """
     outside = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
     failing = {name: _worst_first(m, np.flatnonzero(m.status == BAD))
@@ -495,28 +496,21 @@ def _settle_by_jitter(
         pending = {name: positions for name, positions in pending.items() if len(positions)}
         if not pending:
             break
+        offsets = {name: jitter_offsets(step_sizes(
+            calls.originals[name].reshape(-1)[results[name].flat_indices[positions]]), rng)
+            for name, positions in pending.items()}
+        sides = [_measure_jittered(calls, results, pending, offsets, tolerances, sign)
+                 for sign in (1.0, -1.0)]
+        if any(side is None for side in sides):
+            continue
         for name, positions in pending.items():
-            flat_indices = results[name].flat_indices[positions]
-            original = calls.originals[name].reshape(-1)[flat_indices]
-            calls.arrays[name].flat[flat_indices] = original.astype(np.float64) + jitter_offsets(
-                step_sizes(original), rng)
-        try:
-            loss_j = calls.loss()
-            analytic_j = calls.grads() if np.isfinite(loss_j) else None
-            if analytic_j is None:
-                continue
-            for name, positions in pending.items():
-                m = results[name]
-                here = _measure(calls, name, m.flat_indices[positions],
-                                analytic_j[name].reshape(-1), loss_j, tolerances[name], "strict")
-                _record_jittered(m, positions, here)
-                pending[name] = positions[here.kink]
-                if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
-                    pending[name] = np.concatenate([pending[name], later[name]])
-                    failing[name] = np.concatenate([failing[name], later[name]])
-                    later[name] = later[name][:0]
-        finally:
-            calls.restore()
+            m = results[name]
+            _record_jittered(m, positions, sides[0][name], sides[1][name])  # type: ignore[index]
+            pending[name] = positions[sides[0][name].kink | sides[1][name].kink]  # type: ignore[index]
+            if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
+                pending[name] = np.concatenate([pending[name], later[name]])
+                failing[name] = np.concatenate([failing[name], later[name]])
+                later[name] = later[name][:0]
     for name, m in results.items():
         m.status[outside[name][m.status[outside[name]] == PENDING]] = UNVERIFIED
         _jitter_warnings(name, m, outside[name], failing[name], calls.arrays[name].shape,
@@ -527,16 +521,46 @@ def _worst_first(m: _Measured, positions: np.ndarray) -> np.ndarray:
     return positions[np.argsort(-np.nan_to_num(m.error[positions], nan=np.inf), kind="stable")]
 
 
-def _record_jittered(m: _Measured, positions: np.ndarray, here: _Measured) -> None:
-    """Verdicts at the jittered point. A kink coordinate takes the new numbers (the old
-    ones straddle a kink); a failing element keeps its own and is only cleared when it is
-    right nearby, as a kink the loss did not show."""
-    settled = ~here.kink
+def _measure_jittered(
+    calls: _Calls, results: dict[str, _Measured], pending: dict[str, np.ndarray],
+    offsets: dict[str, np.ndarray], tolerances: dict[str, Tolerance], sign: float,
+) -> dict[str, _Measured] | None:
+    """Move every pending coordinate by sign * its offset, and measure them there."""
+    for name, positions in pending.items():
+        flat_indices = results[name].flat_indices[positions]
+        original = calls.originals[name].reshape(-1)[flat_indices].astype(np.float64)
+        calls.arrays[name].flat[flat_indices] = original + sign * offsets[name]
+    try:
+        loss_j = calls.loss()
+        if not np.isfinite(loss_j):
+            return None
+        analytic_j = calls.grads()
+        return {name: _measure(calls, name, results[name].flat_indices[positions],
+                               analytic_j[name].reshape(-1), loss_j, tolerances[name], "strict")
+                for name, positions in pending.items()}
+    finally:
+        calls.restore()
+
+
+def _record_jittered(m: _Measured, positions: np.ndarray, plus: _Measured,
+                     minus: _Measured) -> None:
+    """Verdicts at the two mirrored jittered points, x + d and x - d.
+
+    A coordinate is settled where neither point is on a kink, and right only if right at
+    both. A kink coordinate takes the new numbers (from the side that failed, if one did):
+    the old ones straddle a kink. A failing element keeps its own numbers and is cleared
+    only if right on both sides, as a kink the loss did not show: a bug that holds on one
+    side of a nearby kink (a dropped ReLU derivative just below 0) stays a bug.
+    """
+    settled = ~plus.kink & ~minus.kink
+    right_both = settled & (plus.status == OK) & (minus.status == OK)
     was_failing = m.status[positions] == BAD
-    right_here = settled & (here.status == OK)
-    take = settled & (~was_failing | right_here)
-    for field_name in ("analytic", "numeric", "error", "status"):
-        getattr(m, field_name)[positions[take]] = getattr(here, field_name)[take]
+    take = settled & (~was_failing | right_both)
+    minus_failed = minus.status != OK
+    for field_name in ("analytic", "numeric", "error"):
+        chosen = np.where(minus_failed, getattr(minus, field_name), getattr(plus, field_name))
+        getattr(m, field_name)[positions[take]] = chosen[take]
+    m.status[positions[take]] = np.where(right_both, OK, BAD)[take]
     m.jittered[positions[take]] = True
     m.kink[positions[take & was_failing]] = True
 

@@ -393,6 +393,14 @@ RELU_CANCELLATION = NetSpec(  # every unit on its kink, then a dense read-out
 @example(spec=ZERO_ROW_BIAS_FREE, corruption=Corruption("element", 0.01, 4), useed=2)
 @example(spec=RELU_CANCELLATION, corruption=Corruption("scale", 0.01, 0), useed=3)
 @example(spec=RELU_CANCELLATION, corruption=Corruption("element", -0.02, 1), useed=4)
+# found by the deep profile: a dropped ReLU derivative just below the kink (z = -1e-5); a
+# one-sided jitter of b1 crossed the kink and excused it, the mirrored pair does not
+@example(
+    spec=NetSpec(ops=(("dense", ((0.0, 0.0),), (1e-05, 0.0)), ("dense", ((-1.0,), (-1.0,)), None),
+                      ("relu", 0.0)), x=((0.0,),)),
+    corruption=Corruption(kind="scale", delta=0.5, pick=0),
+    useed=1,
+)
 def test_one_corruption_of_a_relu_net_always_fails(spec, corruption, useed):
     """Property: the corruption property on piecewise-linear nets (dense maps, ReLU with any
     convention, leaky ReLU, |x|: the ReLU nets people derive by hand).  Along any one
