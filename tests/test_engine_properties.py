@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pytest
 from hypothesis import assume, example, given, note
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
