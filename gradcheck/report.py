@@ -154,10 +154,10 @@ def render(report: Report) -> str:
     if report.ok:
         verdict = f"all {n} tensors ok"
     worst = [(t, t.worst[0]) for t in failed if t.worst]
-    if worst:  # the headline is what pytest's short summary shows
+    if worst:  # first: pytest's short summary shows only the start of the headline
         t, m = max(worst, key=lambda pair: pair[1].abs_err)
-        verdict += (f", worst {t.element(m.index)}: analytic {_value(m.analytic)} vs numeric "
-                    f"{_value(m.numeric)}")
+        verdict = (f"FAILED {t.element(m.index)}: analytic {_value(m.analytic)} vs numeric "
+                   f"{_value(m.numeric)}; {len(failed)} of {n} tensors failed")
     opts = report.options
     lines = [f"gradcheck: {verdict}  ({report.title}, mode {opts.get('mode')}, "
              f"kinks {opts.get('kinks')}, seed {opts.get('seed')})", ""]

@@ -40,7 +40,7 @@ def test_buggy_layer_fails_with_tensor_element_and_repeat_command(
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
         "*_ gradcheck examples.layers:BuggyDense-float64-seed0 _*",
-        "gradcheck: 1 of 3 tensors FAILED*examples.layers.BuggyDense*float64*",
+        "gradcheck: FAILED W[[]1, 0[]]*1 of 3 tensors failed*examples.layers.BuggyDense*float64*",
         "W *(4, 3)*FAILED*1 / 12*",
         "W: worst elements*",
         "  W[[]1, 0[]] *",
@@ -389,7 +389,7 @@ def test_fixture_checks_and_fails_with_the_report(pytester: pytest.Pytester) -> 
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
         "*___ test_wrong ___*",
-        "E  *gradcheck.errors.GradientMismatch: gradcheck: 1 of 1 tensors FAILED*",
+        "E  *gradcheck.errors.GradientMismatch: gradcheck: FAILED*1 of 1 tensors failed*",
         "E  *x *(2, 3)*FAILED*1 / 6*",
         "E  *x[[]1, 2[]] *",
     ])
