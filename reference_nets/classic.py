@@ -220,6 +220,10 @@ class TwoLayerNet:
         dZ = dH * relu_prime(Z, self.grad_at_zero)
         return {"W1": X.T @ dZ, "b1": dZ.sum(axis=0), "W2": H.T @ dS, "b2": dS.sum(axis=0)}
 
+    def __repr__(self) -> str:
+        shown = {k: v.tolist() for k, v in self.params.items()}
+        return f"TwoLayerNet(params={shown}, grad_at_zero={self.grad_at_zero!r})"
+
     def to_sequential(self, labels: ArrayLike) -> Sequential:
         """The same network from reference layers, *sharing* this net's arrays.
 
@@ -279,6 +283,10 @@ class Net222:
         self.params: dict[str, Array] = {"Theta1": t1, "Theta2": t2}
         self.output = output
         self.grad_at_zero = grad_at_zero
+
+    def __repr__(self) -> str:
+        t1, t2 = (self.params[k].tolist() for k in ("Theta1", "Theta2"))
+        return f"Net222({t1}, {t2}, output={self.output!r}, grad_at_zero={self.grad_at_zero!r})"
 
     def _forward(self, X: ArrayLike) -> tuple[Array, Array, Array, Array, Array]:
         X = np.atleast_2d(np.asarray(X, dtype=float))
@@ -343,6 +351,11 @@ class Network:
         self.weights: list[Array] = [
             g.standard_normal((n, m)) for m, n in zip(self.sizes[:-1], self.sizes[1:], strict=True)
         ]
+
+    def __repr__(self) -> str:
+        w = [x.tolist() for x in self.weights]
+        b = [x.tolist() for x in self.biases]
+        return f"Network(sizes={self.sizes}, weights={w}, biases={b})"
 
     def feedforward(self, a: ArrayLike) -> Array:
         """The output ``a^L`` for input columns ``a``."""

@@ -176,17 +176,16 @@ class ReLU(_Activation):
         self._dtype = x.dtype
         self._pos = x > 0
         self._zero = x == 0
-        return np.where(self._pos, x, x.dtype.type(0))
+        return np.maximum(x, x.dtype.type(0))
 
     def backward(self, grad_y: ArrayLike) -> Array:
         if self._pos is None or self._zero is None:
             raise RuntimeError("ReLU.backward called before forward")
         g = np.asarray(grad_y, dtype=self._dtype)
         c = self.grad_at_zero
-        if c == 0:  # the common convention: one pass, no extra mask
-            return np.where(self._pos, g, g.dtype.type(0))
-        d = np.where(self._zero, g.dtype.type(c), self._pos.astype(g.dtype))
-        return g * d
+        if c == 0:  # the common convention: one pass over g (a bool mask multiplies fast)
+            return g * self._pos
+        return g * (self._pos + g.dtype.type(c) * self._zero)
 
     def __repr__(self) -> str:
         return f"ReLU(grad_at_zero={self.grad_at_zero!r})"
@@ -202,20 +201,18 @@ class LeakyReLU(_Activation):
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
         self.alpha = alpha
-        self._pos: Array | None = None
-        self._dtype: np.dtype[Any] = np.dtype(np.float64)
+        self._slope: Array | None = None
 
     def forward(self, x: ArrayLike) -> Array:
         x = as_float_array(x)
-        self._dtype = x.dtype
-        self._pos = x > 0
-        return np.where(self._pos, x, x * x.dtype.type(self.alpha))
+        a = x.dtype.type(self.alpha)
+        self._slope = (x > 0) * (1 - a) + a  # 1 where x > 0, alpha elsewhere
+        return x * self._slope
 
     def backward(self, grad_y: ArrayLike) -> Array:
-        if self._pos is None:
+        if self._slope is None:
             raise RuntimeError("LeakyReLU.backward called before forward")
-        g = np.asarray(grad_y, dtype=self._dtype)
-        return np.where(self._pos, g, g * g.dtype.type(self.alpha))
+        return np.asarray(grad_y, dtype=self._slope.dtype) * self._slope
 
     def __repr__(self) -> str:
         return f"LeakyReLU(alpha={self.alpha!r})"

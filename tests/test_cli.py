@@ -49,7 +49,8 @@ def test_wrong_gradient_exits_1_naming_tensor_and_element(
     code, out, _ = run(["check", BUGGY, "--shape", "8,4"], capsys)
     assert code == 1
     lines = out.splitlines()
-    assert lines[0].startswith("gradcheck: FAILED W[1, 0]: analytic") and "1 of 3 tensors failed" in lines[0]
+    assert lines[0].startswith("gradcheck: FAILED W[1, 0]: analytic")
+    assert "1 of 3 tensors failed" in lines[0]
     [w_row] = [line for line in lines if line.startswith("W ")]
     assert w_row.split()[:2] == ["W", "(4,"] and "FAILED" in w_row and "1 / 12" in w_row
     [element] = [line for line in lines if line.startswith("  W[")]

@@ -106,7 +106,8 @@ def test_is_jump_needs_a_spread_that_does_not_shrink_and_clears_the_noise() -> N
         (lambda v: float(np.sum(v**2)), np.ones_like, 0.0),  # true 0 at a smooth minimum
         (lambda v: float(np.sum(-0.7 * v)), lambda v: np.full_like(v, -1.05), 0.2650375939849624),
     ],
-    ids=["curvature-is-not-a-kink", "smooth-minimum-is-not-a-kink", "linear-rounding-is-not-a-jump"],
+    ids=["curvature-is-not-a-kink", "smooth-minimum-is-not-a-kink",
+         "linear-rounding-is-not-a-jump"],
 )
 def test_wrong_gradients_at_smooth_points_are_never_taken_for_kinks(f, grad, x0) -> None:
     """Regressions: each of these passed once as an 'unverified kink'."""
@@ -388,7 +389,8 @@ def test_failing_report_names_tensor_index_values_and_options() -> None:
 
     report = gc.check_params(lambda: float(np.sum(params["w"] ** 2)), grads, params, seed=3)
     text = str(report)
-    for piece in ("FAILED w[1, 0]: analytic 0 vs numeric 6", "1 of 1 tensors failed", "w[1, 0]", "6", "rtol 1e-05", "seed=3",
+    for piece in ("FAILED w[1, 0]: analytic 0 vs numeric 6", "1 of 1 tensors failed", "w[1, 0]",
+                  "6", "rtol 1e-05", "seed=3",
                   "mode='auto'", "evaluations:"):
         assert piece in text, piece
     with pytest.raises(gc.GradientMismatch, match=r"w\[1, 0\]"):
@@ -468,3 +470,42 @@ def test_hidden_kinks_flat_on_both_sides_are_verified_nearby_not_cried_wolf() ->
     assert report.tensors[0].kinks.by_jitter == 3
     assert any("does not show" in w for w in report.warnings)
     assert not gc.check_layer(Chain(), np.zeros((1, 3)), kinks="hull").ok
+
+
+def _leaky_square(g: float):
+    def f(w: np.ndarray) -> float:
+        return float(g / 2 * np.sum(np.where(w > 0, 0.3 * w, 0.03 * w) ** 2))
+
+    def grad(w: np.ndarray) -> np.ndarray:
+        return g * np.where(w > 0, 0.3 * w, 0.03 * w) * np.where(w > 0, 0.3, 0.03)
+    return f, grad
+
+
+def _softmax_cross_entropy_at(offset: float):
+    def f(z: np.ndarray) -> float:
+        shifted = z - z.max()
+        return float(np.log(np.sum(np.exp(shifted))) - shifted[0])
+
+    def grad(z: np.ndarray) -> np.ndarray:
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        p[0] -= 1.0
+        return p
+    return f, grad, np.array([-1e4, 1e4 - 2.0, 1e4, 1e4]) - offset
+
+
+@pytest.mark.parametrize("g", [0.05, 0.1, 0.2, 0.5])
+def test_a_jump_in_curvature_is_no_false_alarm(g: float) -> None:
+    """g/2 LeakyReLU(0.3 w)^2 at 0 is differentiable but L'' jumps: the central difference
+    has an O(h) bias, which the gap between the h and h/2 estimates accounts for."""
+    f, grad = _leaky_square(g)
+    assert gc.check_function(f, grad, np.zeros(1)).ok
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_softmax_cross_entropy_at_huge_logits_is_no_false_alarm(offset: float) -> None:
+    """At logits ~1e4 the step (6e-6 * |v| = 0.06) is large against softmax's curvature;
+    the h, h/2 pair bounds the truncation error."""
+    f, grad, z = _softmax_cross_entropy_at(offset)
+    assert gc.check_function(f, grad, z).ok
+    assert not gc.check_function(f, lambda v: 1.01 * grad(v), z).ok

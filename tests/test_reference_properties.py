@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import example, given, note
+from hypothesis import Phase, currently_in_test_context, example, find, given, note, settings
 from hypothesis import strategies as st
 
 import gradcheck as gc
@@ -22,7 +22,8 @@ from gradcheck import strategies as gst
 
 def assert_passes(layer: Any, x: np.ndarray, **options: Any) -> gc.Report:
     report = gc.check_layer(layer, x, **options)
-    note(str(report))
+    if currently_in_test_context():
+        note(str(report))
     assert report.ok, f"false alarm on a correct reference layer:\n{report}"
     return report
 
@@ -173,27 +174,32 @@ def test_random_network_passes_check_layer(spec):
 @given(
     x=gst.inputs(gst.batch_shapes(n_features=3), zeros=False),
     zero_rows=st.lists(st.integers(0, 3), min_size=1, max_size=2),
-    W1=gst.weights((3, 4), scale=1.0, zeros=False),
-    W2=gst.weights((4, 2), scale=1.0),
-)
-@example(
-    x=np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -0.1]]),
-    zero_rows=[0],
-    W1=np.array([[1.0, -1.0, 2.0, -0.5], [0.5, 1.5, -1.0, 1.0], [-2.0, 0.3, 0.7, -1.2]]),
-    W2=np.array([[1.0, -0.5], [2.0, 1.0], [-1.0, 0.5], [0.4, -2.0]]),
+    W1=gst.weights((3, 4)),
+    W2=gst.weights((4, 2)),
 )
 def test_zero_rows_through_bias_free_dense_relu_pass(x, zero_rows, W1, W2):
-    """A zero input row through bias-free Dense + ReLU (many kinks crossed at once) passes.
-
-    This is the case where the hull of one-sided derivatives is not enough: the default
-    "subgradient" mode must re-check at a jittered point instead of raising a false alarm.
-    """
+    """A zero input row through bias-free Dense + ReLU (many kinks crossed at once) passes."""
     x = x.copy()
     x[[r % x.shape[0] for r in zero_rows]] = 0.0
     net = rn.Sequential(rn.Dense.from_arrays(W1), rn.ReLU(), rn.Dense.from_arrays(W2))
+    assert_passes(net, x)
+
+
+def test_zero_row_needs_the_jitter_recheck_not_the_hull():
+    """The classic multi-kink case: correct code lies outside the hull of one-sided
+    derivatives along x[0, j], so "hull" rejects it, and the default "subgradient" mode
+    passes it by re-checking at a jittered point, and says so (kink tally and a warning).
+    """
+    x = np.array([[0.0, 0.0, 0.0], [0.3, 0.2, -0.1]])
+    W1 = np.array([[1.0, -1.0, 2.0, -0.5], [0.5, 1.5, -1.0, 1.0], [-2.0, 0.3, 0.7, -1.2]])
+    W2 = np.array([[1.0, -0.5], [2.0, 1.0], [-1.0, 0.5], [0.4, -2.0]])
+    net = rn.Sequential(rn.Dense.from_arrays(W1), rn.ReLU(), rn.Dense.from_arrays(W2))
     report = assert_passes(net, x)
-    assert report.tensors[0].name == "x"
-    assert report.tensors[0].kinks.met >= 1, "kinks at the zero row must be reported"
+    xr = report.tensors[0]
+    assert xr.name == "x"
+    assert xr.kinks.met == 3 and xr.kinks.by_jitter == 3  # x[0, 0..2]: the zero row
+    assert any("jittered" in w for w in report.warnings)
+    assert not gc.check_layer(net, x, kinks="hull").ok
 
 
 # ------------------------------------------------------------------ ReLU'(0)
@@ -311,3 +317,77 @@ def test_large_logits_stay_finite_and_pass(shape, big, data):
     assert np.isfinite(loss) and loss >= 0
     assert np.all(np.isfinite(grad)) and np.all(np.isfinite(p)) and np.all(np.isfinite(dp))
     assert_passes(head, x)
+
+
+# ------------------------------------------------------------------ the strategies themselves
+
+FIND = settings(max_examples=1000, derandomize=True, database=None, phases=[Phase.generate])
+
+HARD_CASES = {
+    "input with an exact zero": (gst.inputs((2, 3)), lambda x: bool(np.any(x == 0))),
+    "input near zero": (gst.inputs((2, 3)), lambda x: bool(np.any((x != 0) & (abs(x) < 1e-6)))),
+    "float32 input near zero": (
+        gst.inputs((2, 3), np.float32), lambda x: bool(np.any((x != 0) & (abs(x) < 1e-6)))),
+    "batch of 1": (gst.batch_shapes(), lambda s: s[0] == 1),
+    "width 1": (gst.batch_shapes(), lambda s: s[1] == 1),
+    "weights with an exact zero": (gst.weights((3, 2)), lambda w: bool(np.any(w == 0))),
+    "tiny weights": (gst.weights((3, 2)), lambda w: 0 < np.abs(w).max() <= 3e-3),
+    "large weights": (gst.weights((3, 2)), lambda w: np.abs(w).max() >= 10),
+    "ReLU'(0) = 0.5": (gst.relu_conventions(), lambda c: c == 0.5),
+    "ReLU'(0) strictly inside (0, 1), not 0.5": (gst.relu_conventions(), lambda c: 0 < c < 1
+                                                 and c != 0.5),
+    "ReLU'(0) = 2.0 (invalid)": (gst.relu_conventions(valid=False), lambda c: c == 2.0),
+    "logit of 1000": (gst.logits((2, 3)), lambda x: bool(np.any(x == 1000))),
+    "label of the last class": (gst.labels(3, 4), lambda y: bool(np.any(y == 3))),
+    "exact 0 and 1 targets": (gst.binary_targets((4,)), lambda t: {0.0, 1.0} <= set(t.tolist())),
+}
+
+
+@pytest.mark.parametrize("case", list(HARD_CASES))
+def test_strategies_draw_the_hard_cases(case):
+    """Each public strategy can produce the hard case it promises (within 1000 draws)."""
+    strategy, predicate = HARD_CASES[case]
+    find(strategy, predicate, settings=FIND)
+
+
+@given(
+    x=gst.inputs(gst.batch_shapes(), np.float32),
+    w=gst.weights((2, 3), np.float32),
+    c=gst.relu_conventions(),
+    bad=gst.relu_conventions(valid=False),
+    y=gst.labels(4, 3),
+    t=gst.binary_targets((2,), np.float32),
+)
+def test_strategies_stay_in_their_ranges(x, w, c, bad, y, t):
+    """Dtypes are kept, values are finite and within range, conventions are (in)valid."""
+    assert x.dtype == w.dtype == t.dtype == np.float32
+    assert np.all(np.isfinite(x)) and np.all(np.abs(x) <= 3) and np.all(np.abs(w) <= 300)
+    assert 0 <= c <= 1 and not (-0.1 < bad < 1.1)
+    assert y.shape == (4,) and y.min() >= 0 and y.max() <= 2
+    assert np.all((t >= 0) & (t <= 1))
+
+
+def test_inputs_put_zeros_in_most_arrays():
+    """Zeros are drawn on purpose, not left to chance: in 200 (derandomized) draws of a
+    (2, 3) input, most arrays hold an exact zero and many a nonzero value within 1e-6.
+    (Plain hypothesis floats give about 50 % for each; gst.inputs about 85 % and 70 %.)"""
+    has_zero, has_near = [], []
+
+    @settings(max_examples=200, derandomize=True, database=None, phases=[Phase.generate])
+    @given(gst.inputs((2, 3)))
+    def draw(x: np.ndarray) -> None:
+        has_zero.append(bool(np.any(x == 0)))
+        has_near.append(bool(np.any((x != 0) & (np.abs(x) < 1e-6))))
+
+    draw()
+    assert np.mean(has_zero) >= 0.7
+    assert np.mean(has_near) >= 0.6
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+def test_strategies_docstring_examples_run():
+    """The short examples in gradcheck.strategies' docstrings are true."""
+    import doctest
+
+    result = doctest.testmod(gst)
+    assert result.failed == 0 and result.attempted > 0
