@@ -456,7 +456,10 @@ def test_fixture_turns_report_warnings_into_pytest_warnings(pytester: pytest.Pyt
             assert report.ok and report.warnings
     """)
     result = pytester.runpytest()
-    result.assert_outcomes(passed=1, warnings=1)
+    result.assert_outcomes(passed=1)
+    # count ours only: newer pytest adds PytestAssertRewriteWarnings in an in-process run
+    ours = [line for line in result.outlines if "GradcheckWarning:" in line]
+    assert len(ours) == 1, result.outlines
     result.stdout.fnmatch_lines(["*GradcheckWarning: test_zero_batch: x: * kink coordinate*"])
 
 
