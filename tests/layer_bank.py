@@ -755,7 +755,6 @@ class Case:
     problem: str = ""  # regex a report.problems entry must match (problem mutants)
     key: str = ""  # tensor the GradientShapeError message / the problem must name
     hull_ok: bool = False  # kink cases: also exact under kinks="hull" (single kinks only)
-    known_bug: str = ""  # an engine bug makes this case fail today: xfail(strict) with this reason
 
     def __repr__(self):
         return self.name
@@ -1138,8 +1137,8 @@ def dense_extra_grad_key():
 # kink bank: correct layers evaluated on their kinks
 
 
-def kink(hull_ok=False, known_bug="", **opts):
-    return _register(KINK_CASES, hull_ok=hull_ok, known_bug=known_bug, opts=opts)
+def kink(hull_ok=False, **opts):
+    return _register(KINK_CASES, hull_ok=hull_ok, opts=opts)
 
 
 def _relu_input(seed, dtype=np.float64, shape=(4, 6)):
@@ -1406,3 +1405,10 @@ def width1_dense_relu_zero_rows():
 def width1_relu_column():
     """ReLU on a (5, 1) column with exact zeros."""
     return ReLU(0.0), _relu_input(111, shape=(5, 1))
+
+
+def as_params(bank):
+    """pytest params of a bank's cases, with the case names as ids."""
+    import pytest
+
+    return [pytest.param(case, id=case.name) for case in bank.values()]

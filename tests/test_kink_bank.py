@@ -21,15 +21,6 @@ except ImportError:
     import layer_bank as lb
 
 
-def _params(bank):
-    """pytest params, ids = case names; a case an engine bug breaks today is xfail(strict)."""
-    return [
-        pytest.param(case, id=case.name, marks=[pytest.mark.xfail(strict=True,
-                                                                  reason=case.known_bug)]
-                     if case.known_bug else [])
-        for case in bank.values()
-    ]
-
 CASES = list(lb.KINK_CASES.values())
 HULL = {c.name: c for c in CASES if c.hull_ok}
 
@@ -43,7 +34,7 @@ def _kinks(rep, field="met"):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("case", _params(lb.KINK_CASES))
+@pytest.mark.parametrize("case", lb.as_params(lb.KINK_CASES))
 def test_correct_layer_on_kinks_passes(case, seed):
     layer, x = case.make()
     x_bytes, params = x.tobytes(), _params_bytes(layer)
@@ -65,7 +56,7 @@ def test_correct_layer_on_kinks_passes(case, seed):
         assert layer.params[k] is arr and arr.tobytes() == raw, f"params[{k!r}] not restored"
 
 
-@pytest.mark.parametrize("case", _params(HULL))
+@pytest.mark.parametrize("case", lb.as_params(HULL))
 def test_single_kink_layers_pass_under_hull(case):
     """For elementwise layers (one kink per coordinate) the hull test is exact: a valid
     convention lies inside [min(d-, d+), max(d-, d+)], so kinks="hull" passes too."""

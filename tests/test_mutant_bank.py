@@ -25,16 +25,6 @@ except ImportError:
     import layer_bank as lb
 
 
-def _params(bank):
-    """pytest params, ids = case names; a case an engine bug breaks today is xfail(strict)."""
-    return [
-        pytest.param(case, id=case.name, marks=[pytest.mark.xfail(strict=True,
-                                                                  reason=case.known_bug)]
-                     if case.known_bug else [])
-        for case in bank.values()
-    ]
-
-
 def _snapshot(layer, x):
     params = getattr(layer, "params", None) or {}
     return x.tobytes(), {k: (v, v.tobytes()) for k, v in params.items()}
@@ -70,7 +60,7 @@ def _assert_index_in_report(rep, text, name, index):
     assert shown in text, f"{shown} not shown in the report:\n{text}"
 
 
-@pytest.mark.parametrize("case", _params(lb.MUTANTS))
+@pytest.mark.parametrize("case", lb.as_params(lb.MUTANTS))
 def test_mutant_is_caught_and_named(case):
     layer, x = case.make()
     snap = _snapshot(layer, x)
@@ -129,7 +119,7 @@ def test_relu_grad_at_zero_2_is_never_a_silent_pass(seed):
     assert not rep_hull.ok, str(rep_hull)
 
 
-@pytest.mark.parametrize("case", _params(lb.PROBLEM_MUTANTS))
+@pytest.mark.parametrize("case", lb.as_params(lb.PROBLEM_MUTANTS))
 def test_misbehaviour_is_named_in_problems(case):
     layer, x = case.make()
     x_before = x.copy()
@@ -153,7 +143,7 @@ def _names(message, key):
     return re.search(rf"(?<![\w]){re.escape(key)}(?![\w])", message) is not None
 
 
-@pytest.mark.parametrize("case", _params(lb.SHAPE_MUTANTS))
+@pytest.mark.parametrize("case", lb.as_params(lb.SHAPE_MUTANTS))
 def test_wrong_gradient_shape_or_key_raises(case):
     layer, x = case.make()
     snap = _snapshot(layer, x)

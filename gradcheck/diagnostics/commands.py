@@ -12,7 +12,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from gradcheck.diagnostics.convention import convention_sensitivity
 from gradcheck.diagnostics.flow import EXPLODING_ABOVE, VANISHING_BELOW, gradient_flow
 from gradcheck.errors import GradcheckUsageError
 from gradcheck.loading import load_target, parse_shape
+
+T = TypeVar("T")
 
 FLOW_DEFAULTS = {"depth": 30, "activation": "sigmoid", "width": 64, "batch": 32}
 CONVENTION_DEFAULTS = {"depth": 3, "activation": "relu", "width": 16, "batch": 8}
@@ -159,6 +162,20 @@ def _networks(args: argparse.Namespace, defaults: dict[str, Any]) -> list[tuple[
     return out
 
 
+def _run_network(what: str, x: Any, diagnostic: Callable[..., T], *args: Any,
+                 **kwargs: Any) -> T:
+    """Run a diagnostic; a network that raises on this input is a usage error (exit 2)."""
+    try:
+        return diagnostic(*args, **kwargs)
+    except GradcheckUsageError:
+        raise
+    except Exception as exc:
+        raise GradcheckUsageError(
+            f"running {what} on an input of shape {np.shape(x)} raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def flow_command(args: argparse.Namespace) -> int:
     """``python -m gradcheck flow``: see :mod:`gradcheck.diagnostics.commands`."""
     try:
@@ -172,24 +189,10 @@ def flow_command(args: argparse.Namespace) -> int:
         nets = _networks(args, FLOW_DEFAULTS)
         reports = []
         for label, net, x in nets:
-            try:
-                reports.append(
-                    gradient_flow(
-                        net,
-                        x,
-                        seed=args.seed,
-                        vanishing_below=args.vanishing_below,
-                        exploding_above=args.exploding_above,
-                        label=label,
-                    )
-                )
-            except GradcheckUsageError:
-                raise
-            except Exception as exc:
-                raise GradcheckUsageError(
-                    f"running {label} on an input of shape {np.shape(x)} raised "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+            reports.append(_run_network(
+                label, x, gradient_flow, net, x, seed=args.seed,
+                vanishing_below=args.vanishing_below, exploding_above=args.exploding_above,
+                label=label))
     except GradcheckUsageError as exc:
         return _error(args, str(exc))
     png = None
@@ -226,15 +229,8 @@ def convention_command(args: argparse.Namespace) -> int:
                 f"--zero-rows: expected 0..{len(x)} (the batch size); got {args.zero_rows}"
             )
         x[: args.zero_rows] = 0.0
-        try:
-            report = convention_sensitivity(net, x, seed=args.seed, dtypes=dtypes)
-        except GradcheckUsageError:
-            raise
-        except Exception as exc:
-            raise GradcheckUsageError(
-                f"running {label} on an input of shape {np.shape(x)} raised "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        report = _run_network(label, x, convention_sensitivity, net, x, seed=args.seed,
+                              dtypes=dtypes)
     except GradcheckUsageError as exc:
         return _error(args, str(exc))
     if args.json:
