@@ -509,3 +509,14 @@ def test_softmax_cross_entropy_at_huge_logits_is_no_false_alarm(offset: float) -
     f, grad, z = _softmax_cross_entropy_at(offset)
     assert gc.check_function(f, grad, z).ok
     assert not gc.check_function(f, lambda v: 1.01 * grad(v), z).ok
+
+
+def test_progress_reports_every_coordinate_scanned_up_to_the_total() -> None:
+    """Long scans call progress(done, total); the last call covers every coordinate."""
+    seen: list[tuple[int, int]] = []
+    x = RNG.standard_normal(200)
+    report = gc.check_function(lambda v: float(np.sum(v**2)), lambda v: 2 * v, x, mode="full",
+                               progress=lambda done, total: seen.append((done, total)))
+    assert report.ok
+    assert seen[-1] == (200, 200)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 3
