@@ -57,18 +57,27 @@ class LayerObjective:
         self.params: dict[str, np.ndarray] = {self.input_name: x, **layer_params}
         self.upstream = None if upstream is None else np.asarray(upstream, dtype=np.float64)
         self.rng = rng
+        self._cast = False
         self.losses_at_point: list[float] = []  # loss() once, then each grads() forward
 
     def _forward(self) -> tuple[np.ndarray, float]:
         y = np.asarray(self.layer.forward(self.params[self.input_name]))
-        if self.upstream is None:  # drawn at the first call, when y's shape is known
+        if self.upstream is None or self.upstream.shape != y.shape or not self._cast:
+            self._prepare_upstream(y)
+        assert self.upstream is not None
+        return y, float(np.sum(self.upstream * y, dtype=np.float64))
+
+    def _prepare_upstream(self, y: np.ndarray) -> None:
+        """Draw g at the first call, when y's shape is known; round it to y's dtype once,
+        so that the g backward sees is exactly the g the loss uses."""
+        if self.upstream is None:
             self.upstream = self.rng.standard_normal(y.shape)
         if self.upstream.shape != y.shape:
             raise GradcheckUsageError(f"upstream has shape {self.upstream.shape} but "
                                       f"layer.forward(x) has shape {y.shape}")
-        if np.issubdtype(y.dtype, np.floating):  # the g backward sees is the g L uses
+        if np.issubdtype(y.dtype, np.floating):
             self.upstream = self.upstream.astype(y.dtype).astype(np.float64)
-        return y, float(np.sum(self.upstream * y, dtype=np.float64))
+        self._cast = True
 
     def loss(self) -> float:
         _, value = self._forward()

@@ -1,0 +1,222 @@
+"""Shared builders for the speed benchmarks (pytest-benchmark tests and bench_table.py).
+
+The network under test is the issue-5 ReLU MLP built from ``reference_nets``::
+
+    Dense(d0, d1) -> ReLU -> Dense(d1, d2) -> ReLU -> Dense(d2, d3) -> SoftmaxCrossEntropy
+
+in **float32** (torch's CPU default; the torch comparison uses the very same float32
+weights, inputs and labels). Three sizes, the ones of issue 5.
+
+What each timing covers:
+
+* ``fwd_bwd``   ``net.forward(x); net.backward()``: the reference, as a user calls it.
+  ``Sequential.backward`` returns ``dL/dx``, so the first Dense also computes
+  ``delta @ W.T`` for the input.
+* ``backward``  ``net.backward()`` alone, after a forward.
+* ``floor``     exactly the matrix products that backward does, and nothing else:
+  per Dense layer ``dW = a.T @ delta`` and ``dx = delta @ W.T`` (the first layer's ``dx``
+  included, since the reference computes it), on the real activations and deltas of one
+  forward/backward, written into preallocated outputs (``np.matmul(..., out=)``), so the
+  figure is the GEMMs alone: no allocation, no elementwise work, no Python layers.
+* ``torch``     torch CPU forward + backward on the same weights (``F.linear``, ``relu``,
+  ``cross_entropy``; grads reset to None each call, as ``zero_grad`` does). ``x`` has
+  ``requires_grad=True`` so torch computes ``dL/dx`` too: the same work as the reference.
+  ``torch_no_dx`` is the usual training call (no input gradient), reported alongside.
+"""
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import reference_nets as rn
+
+DTYPE = np.float32
+
+#: benchmark group name -> (layer widths, batch size)
+SIZES: dict[str, tuple[tuple[int, int, int, int], int]] = {
+    "mlp-784-256-256-10-b64": ((784, 256, 256, 10), 64),
+    "mlp-784-256-256-10-b512": ((784, 256, 256, 10), 512),
+    "mlp-1024-1024-1024-10-b256": ((1024, 1024, 1024, 10), 256),
+}
+
+#: the small MLP of the checker-speed benchmark (full mode, per coordinate)
+SMALL_MLP: tuple[tuple[int, int, int], int] = ((20, 30, 10), 4)
+
+
+def build_mlp(widths: tuple[int, ...], batch: int, dtype: Any = DTYPE, seed: int = 0
+              ) -> tuple[rn.Sequential, np.ndarray, np.ndarray]:
+    """A Dense-ReLU-...-Dense + SoftmaxCrossEntropy net, its input and its labels."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, widths[0])).astype(dtype)
+    labels = rng.integers(0, widths[-1], size=batch)
+    layers: list[Any] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
+        if i:
+            layers.append(rn.ReLU())
+        dense = rn.Dense(n_in, n_out, rng=seed + 1 + i, dtype=dtype)
+        dense.params["b"][...] = rng.standard_normal(n_out) * 0.1  # non-zero biases
+        layers.append(dense)
+    layers.append(rn.SoftmaxCrossEntropy(labels))
+    return rn.Sequential(*layers), x, labels
+
+
+@dataclass
+class Case:
+    """One size: the reference net, its input and labels, and its GEMM floor operands."""
+
+    name: str
+    widths: tuple[int, ...]
+    batch: int
+    dtype: Any
+    net: rn.Sequential
+    x: np.ndarray
+    labels: np.ndarray
+    # GEMM floor: (a, delta, W, dW_out, dx_out) per Dense layer
+    operands: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+    @property
+    def dense(self) -> list[rn.Dense]:
+        return [layer for layer in self.net.layers if isinstance(layer, rn.Dense)]
+
+    def fwd_bwd(self) -> np.ndarray:
+        self.net.forward(self.x)
+        return self.net.backward()
+
+    def forward(self) -> None:
+        """Forward only; returns None so it can be a ``benchmark.pedantic`` setup."""
+        self.net.forward(self.x)
+
+    def backward(self) -> np.ndarray:
+        return self.net.backward()
+
+    def floor(self) -> None:
+        for a, delta, w, dw, dx in self.operands:
+            np.matmul(a.T, delta, out=dw)
+            np.matmul(delta, w.T, out=dx)
+
+
+def make_case(name: str, dtype: Any = DTYPE) -> Case:
+    widths, batch = SIZES[name]
+    net, x, labels = build_mlp(widths, batch, dtype)
+    case = Case(name, widths, batch, np.dtype(dtype), net, x, labels)
+    # Sequential's forward and backward written out, recording what each Dense layer
+    # receives: its input a on the way forward, its upstream delta on the way back
+    inputs: dict[int, np.ndarray] = {}
+    h: Any = x
+    for layer in net.layers:
+        if isinstance(layer, rn.Dense):
+            inputs[id(layer)] = h
+        h = layer.forward(h)
+    g: Any = 1.0
+    for layer in reversed(net.layers):
+        if isinstance(layer, rn.Dense):
+            a, w = inputs[id(layer)], layer.params["W"]
+            delta = np.ascontiguousarray(g)
+            case.operands.insert(0, (a, delta, w, np.empty_like(w), np.empty_like(a)))
+        g = layer.backward(g)
+    return case
+
+
+# ------------------------------------------------------------------------------ checker
+
+
+def dense_1000() -> tuple[rn.Dense, np.ndarray]:
+    """reference_nets.Dense(1000, 1000) (float64, non-zero bias) and a batch-8 input."""
+    layer = rn.Dense(1000, 1000, rng=0)
+    layer.params["b"][...] = np.random.default_rng(1).standard_normal(1000) * 0.1
+    x = np.random.default_rng(2).standard_normal((8, 1000))
+    return layer, x
+
+
+def small_mlp() -> tuple[rn.Sequential, np.ndarray, np.ndarray]:
+    """The full-mode MLP: Dense(20, 30) - ReLU - Dense(30, 10) + softmax CE, batch 4, f64."""
+    widths, batch = SMALL_MLP
+    return build_mlp(widths, batch, dtype=np.float64)
+
+
+def torch_mlp_gradcheck_args(torch: Any, net: rn.Sequential, x: np.ndarray,
+                             labels: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
+    """The same MLP as a torch function of (x, W0, b0, W1, b1), float64, same values."""
+    functional = torch.nn.functional
+    dense = [layer for layer in net.layers if isinstance(layer, rn.Dense)]
+    inputs = [torch.from_numpy(x.copy()).requires_grad_()]
+    for layer in dense:
+        inputs.append(torch.from_numpy(np.ascontiguousarray(layer.params["W"].T))
+                      .requires_grad_())
+        inputs.append(torch.from_numpy(layer.params["b"].copy()).requires_grad_())
+    target = torch.from_numpy(labels.astype(np.int64))
+
+    def mlp(x: Any, *weights: Any) -> Any:
+        h = x
+        pairs = list(zip(weights[::2], weights[1::2], strict=True))
+        for i, (w, b) in enumerate(pairs):
+            h = functional.linear(h, w, b)
+            if i < len(pairs) - 1:
+                h = torch.relu(h)
+        return functional.cross_entropy(h, target)
+
+    return mlp, tuple(inputs)
+
+
+# ------------------------------------------------------------------------------ torch
+
+
+class TorchMLP:
+    """The same MLP in torch, on copies of the reference's weights (same dtype, values)."""
+
+    def __init__(self, case: Case, input_grad: bool = True) -> None:
+        import torch
+
+        self.torch = torch
+        self.F = torch.nn.functional
+        # torch's Linear layout is (out, in): W.T, made contiguous as nn.Linear holds it
+        self.weights = [torch.from_numpy(np.ascontiguousarray(d.params["W"].T)).requires_grad_()
+                        for d in case.dense]
+        self.biases = [torch.from_numpy(d.params["b"].copy()).requires_grad_()
+                       for d in case.dense]
+        self.x = torch.from_numpy(case.x.copy()).requires_grad_(input_grad)
+        self.labels = torch.from_numpy(case.labels.astype(np.int64))
+
+    def fwd_bwd(self) -> float:
+        h = self.x
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = self.F.linear(h, w, b)
+            if i < last:
+                h = self.torch.relu(h)
+        loss = self.F.cross_entropy(h, self.labels)
+        for p in (*self.weights, *self.biases, self.x):
+            p.grad = None
+        loss.backward()
+        return float(loss.detach())
+
+
+# ------------------------------------------------------------------------------ timing
+
+
+def median_ms(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 3
+              ) -> dict[str, float]:
+    """Median wall time of each callable in ms, the callables *interleaved* per round.
+
+    Interleaving puts every contender under the same machine load (other processes, CPU
+    frequency), so the ratios of the medians are far steadier than the absolute times.
+    For numpy-only contenders: numpy and torch interleaved call by call slow each other
+    down (each one's idle worker threads keep spinning; see bench_table.PAUSE).
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    clock = time.perf_counter
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = clock()
+            fn()
+            samples[key].append(clock() - t0)
+    return {k: 1e3 * statistics.median(v) for k, v in samples.items()}
