@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core import check_params
+from gradcheck.core import ANSWERED_DIFFERENTLY, check_params
 from gradcheck.errors import GradcheckUsageError
 from gradcheck.report import Report
 
@@ -62,7 +62,7 @@ class LayerObjective:
 
     def _forward(self) -> tuple[np.ndarray, float]:
         y = np.asarray(self.layer.forward(self.params[self.input_name]))
-        if self.upstream is None or self.upstream.shape != y.shape or not self._cast:
+        if self.upstream is None or not self._cast or self.upstream.shape != y.shape:
             self._prepare_upstream(y)
         assert self.upstream is not None
         return y, float(np.sum(self.upstream * y, dtype=np.float64))
@@ -150,7 +150,7 @@ def check_layer(layer: Any, x: np.ndarray, *, upstream: np.ndarray | None = None
     problem = objective.nondeterminism()
     if problem:  # it also explains a backward that answered differently twice
         report.problems[:] = [problem] + [p for p in report.problems
-                                          if "answered differently" not in p]
+                                          if ANSWERED_DIFFERENTLY not in p]
     return report
 
 

@@ -18,7 +18,7 @@ import pickle
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,9 @@ MAX_LOCATED = 10  # "fast": stop localizing a tensor after this many wrong eleme
 JITTER_ROUNDS = 4  # "subgradient": fresh jitters tried before a kink is left unverified
 RECHECK_SAMPLE = 16  # "subgradient": failing elements per tensor re-checked nearby first
 WORST_KEPT = 5
+
+# The accumulation problem's words: check_layer drops it when forward is not deterministic.
+ANSWERED_DIFFERENTLY = "answered differently when called twice"
 
 # Per-coordinate verdicts.
 OK, HULL, PENDING, SKIPPED, BAD, UNVERIFIED = range(6)
@@ -329,16 +332,17 @@ def _measure(
     if len(suspects):
         half = _differences(calls, name, flat_indices[suspects], 0.5 * steps[suspects],
                             analytic[suspects], loss_at_point, tolerance)
-        seen_noise = np.abs(half[0] - numeric[suspects])
-        rough = seen_noise > allowed[suspects] + half[3]
-        jump = is_jump(np.abs(forward - backward)[suspects], np.abs(half[1] - half[2]),
+        seen_noise = np.abs(half.numeric - numeric[suspects])
+        rough = seen_noise > allowed[suspects] + half.allowed
+        jump = is_jump(np.abs(forward - backward)[suspects], np.abs(half.forward - half.backward),
                        seen_noise, floor[suspects])
         # Where the two steps agree, the gap between them is the numeric value's own error
         # bar (truncation O(h) where L'' jumps, O(h^2) where L is smooth): an element within
         # it at h/2 is right. A wrong element at a smooth point has a gap of ~h^2 L'''.
-        refined = ~rough & ~jump & (np.abs(analytic[suspects] - half[0]) <= half[3] + seen_noise)
-        half[3][refined] += seen_noise[refined]
-        half[4][refined] = True
+        refined = ~rough & ~jump & (
+            np.abs(analytic[suspects] - half.numeric) <= half.allowed + seen_noise)
+        half.allowed[refined] += seen_noise[refined]
+        half.agree[refined] = True
         for column, values_half in zip(numbers, half, strict=True):
             column[suspects[rough | refined]] = values_half[rough | refined]
         kink[suspects] = rough | jump
@@ -358,12 +362,23 @@ def _measure(
                      status, error, np.zeros(len(flat_indices), dtype=bool))
 
 
+class _Differences(NamedTuple):
+    """One stencil's numbers per coordinate."""
+
+    numeric: np.ndarray  # central difference
+    forward: np.ndarray  # d+
+    backward: np.ndarray  # d-
+    allowed: np.ndarray  # largest |a - n| accepted
+    agree: np.ndarray  # bool
+    kink: np.ndarray  # bool: a clear jump (final for elements that agree)
+    floor: np.ndarray  # rounding floor a jump must clear
+
+
 def _differences(
     calls: _Calls, name: str, flat_indices: np.ndarray, steps: np.ndarray,
     analytic: np.ndarray, loss_at_point: float, tolerance: Tolerance,
-) -> tuple[np.ndarray, ...]:
-    """numeric, d+, d-, allowed error, agreement, kink (a clear jump: final for elements
-    that agree, re-examined for those that fail) and the rounding floor for a jump."""
+) -> _Differences:
+    """Central and one-sided differences at the given steps, and their verdicts."""
     dtype = calls.arrays[name].dtype
     stencil = calls.scan(name, flat_indices, steps)
     numeric = stencil.central()
@@ -379,7 +394,7 @@ def _differences(
         clear = kink_mask(forward, backward, dtype)
     # a jump must clear the rounding of one-sided differences: eps |L| / h, a few times
     floor = tolerance.atol + rounding / 8
-    return numeric, forward, backward, allowed, agree, clear & finite, floor
+    return _Differences(numeric, forward, backward, allowed, agree, clear & finite, floor)
 
 
 def _run(
@@ -463,7 +478,7 @@ def _compare_repeated_grads(
             change = float(np.max(np.abs(a - b), initial=0.0))
         if not (change <= 1e-12 * scale) and not np.array_equal(a, b, equal_nan=True):
             problems.append(
-                f"{label} answered differently when called twice at the same point "
+                f"{label} {ANSWERED_DIFFERENTLY} at the same point "
                 f"({name!r} changed by up to {change:.3g}): does backward accumulate into its "
                 f"gradients (+=) instead of overwriting them, or keep state between calls?")
 
@@ -506,14 +521,14 @@ def _settle_by_jitter(
         offsets = {name: jitter_offsets(step_sizes(
             calls.originals[name].reshape(-1)[results[name].flat_indices[positions]]), rng)
             for name, positions in pending.items()}
-        sides = [_measure_jittered(calls, results, pending, offsets, tolerances, sign)
-                 for sign in (1.0, -1.0)]
-        if any(side is None for side in sides):
+        plus, minus = (_measure_jittered(calls, results, pending, offsets, tolerances, sign)
+                       for sign in (1.0, -1.0))
+        if plus is None or minus is None:
             continue
         for name, positions in pending.items():
             m = results[name]
-            _record_jittered(m, positions, sides[0][name], sides[1][name])  # type: ignore[index]
-            pending[name] = positions[sides[0][name].kink | sides[1][name].kink]  # type: ignore[index]
+            _record_jittered(m, positions, plus[name], minus[name])
+            pending[name] = positions[plus[name].kink | minus[name].kink]
             if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
                 pending[name] = np.concatenate([pending[name], later[name]])
                 failing[name] = np.concatenate([failing[name], later[name]])

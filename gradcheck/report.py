@@ -149,15 +149,17 @@ def render(report: Report) -> str:
     """The table a person reads in a failing pytest run."""
     failed = [t for t in report.tensors if not t.ok]
     n = len(report.tensors)
-    verdict = "ok" if report.ok else (
-        f"{len(failed)} of {n} tensors FAILED" if failed else "FAILED (misbehaviour below)")
+    worst = [(t, t.worst[0]) for t in failed if t.worst]
     if report.ok:
         verdict = f"all {n} tensors ok"
-    worst = [(t, t.worst[0]) for t in failed if t.worst]
-    if worst:  # first: pytest's short summary shows only the start of the headline
+    elif worst:  # first: pytest's short summary shows only the start of the headline
         t, m = max(worst, key=lambda pair: pair[1].abs_err)
         verdict = (f"FAILED {t.element(m.index)}: analytic {_value(m.analytic)} vs numeric "
                    f"{_value(m.numeric)}; {len(failed)} of {n} tensors failed")
+    elif failed:
+        verdict = f"{len(failed)} of {n} tensors FAILED"
+    else:
+        verdict = "FAILED (misbehaviour below)"
     opts = report.options
     lines = [f"gradcheck: {verdict}  ({report.title}, mode {opts.get('mode')}, "
              f"kinks {opts.get('kinks')}, seed {opts.get('seed')})", ""]
