@@ -2,7 +2,7 @@
 
 Example::
 
-    python -m gradcheck check examples.layers:BuggyDense --shape 8,4
+    python -m gradcheck check gradcheck.examples.layers:BuggyDense --shape 8,4
 """
 import sys
 

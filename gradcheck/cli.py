@@ -11,7 +11,7 @@ wrong shape, a misbehaving layer), 2 a usage error (bad path, bad shape, bad opt
 The report goes to stdout (``--json``: ``report.to_dict()`` as JSON); progress goes to
 stderr, and only when stderr is a terminal.
 
->>> main(["check", "examples.layers:Dense", "--shape", "8,4", "--json"])  # doctest: +SKIP
+>>> main(["check", "gradcheck.examples.layers:Dense", "--shape", "8,4", "--json"])  # doctest: +SKIP
 0
 
 A layer and input built by ``check --dtype D --seed S`` are exactly those of the pytest
@@ -183,7 +183,7 @@ def _add_check(subparsers: Any) -> None:
         help="check the backward pass of package.module:factory",
         description="Check a layer's hand-written backward pass against finite differences. "
         "Exit 0 every gradient right, 1 a wrong gradient, 2 usage error.",
-        epilog="example: gradcheck check examples.layers:BuggyDense --shape 8,4",
+        epilog="example: gradcheck check gradcheck.examples.layers:BuggyDense --shape 8,4",
     )
     check.add_argument(
         "layer",
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (the console script exits with it).
 
-    >>> main(["check", "examples.layers:Nope"])  # doctest: +SKIP
+    >>> main(["check", "gradcheck.examples.layers:Nope"])  # doctest: +SKIP
     2
     """
     parser = build_parser()

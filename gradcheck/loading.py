@@ -3,10 +3,10 @@
 Shared by the pytest plugin (``--gradcheck-layer``) and the command line
 (``gradcheck check``), so both read ``package.module:factory`` and ``8,4`` the same way
 and build the very same layer and input for a given dtype and seed: a failing pytest item
-``examples.layers:BuggyDense-float32-seed3`` is repeated exactly by
-``gradcheck check examples.layers:BuggyDense --dtype float32 --seed 3``.
+``gradcheck.examples.layers:BuggyDense-float32-seed3`` is repeated exactly by
+``gradcheck check gradcheck.examples.layers:BuggyDense --dtype float32 --seed 3``.
 
->>> target = load_target("examples.layers:Dense")
+>>> target = load_target("gradcheck.examples.layers:Dense")
 >>> target.dtypes
 ('float64', 'float32')
 >>> shape = target.input_shape(parse_shape("8,4"))
@@ -83,12 +83,12 @@ class NoInputShape(LoadError):
 def parse_spec(spec: str) -> tuple[str, str]:
     """Split ``"package.module:factory"`` into its module and (dotted) attribute path.
 
-    >>> parse_spec("examples.layers:Dense")
-    ('examples.layers', 'Dense')
-    >>> parse_spec("examples.layers.Dense")  # doctest: +ELLIPSIS
+    >>> parse_spec("gradcheck.examples.layers:Dense")
+    ('gradcheck.examples.layers', 'Dense')
+    >>> parse_spec("gradcheck.examples.layers.Dense")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    gradcheck.loading.LoadError: invalid layer ... (did you mean 'examples.layers:Dense'?)
+    gradcheck.loading.LoadError: invalid layer ... (did you mean 'gradcheck.examples.layers:Dense'?)
     """
     match = _SPEC.match(spec.strip())
     if match:
@@ -137,9 +137,9 @@ def _import_module(module_name: str, search_path: str | None) -> Any:
 class LayerTarget:
     """A resolved ``package.module:factory``: what it accepts and how to build cases from it.
 
-    >>> t = load_target("examples.layers:BuggyDense")
+    >>> t = load_target("gradcheck.examples.layers:BuggyDense")
     >>> t.spec, t.takes_rng, t.takes_dtype
-    ('examples.layers:BuggyDense', True, True)
+    ('gradcheck.examples.layers:BuggyDense', True, True)
     """
 
     spec: str
@@ -227,10 +227,10 @@ def load_target(spec: str, *, search_path: str | None = None) -> LayerTarget:
     ``search_path`` (usually the current directory) is put on ``sys.path`` if the module
     is not importable without it, so a user's unpackaged ``mylayers.py`` works.
 
-    >>> load_target("examples.layers:Dnese")  # doctest: +ELLIPSIS
+    >>> load_target("gradcheck.examples.layers:Dnese")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    gradcheck.loading.LoadError: module 'examples.layers' has no attribute 'Dnese' (did you ...)
+    gradcheck.loading.LoadError: module '...' has no attribute 'Dnese' (did you mean 'Dense'?)
     """
     module_name, attr_path = parse_spec(spec)
     obj = _import_module(module_name, search_path)

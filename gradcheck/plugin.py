@@ -5,12 +5,12 @@ Three things, all opt-in:
 1. ``pytest --gradcheck-layer=package.module:factory`` generates a test suite for a layer
    nobody wrote a test for: one item per dtype (float64, and float32 if the factory
    takes ``dtype``) and seed, each a fresh layer on a fuzzed input with exact zeros,
-   named like ``examples.layers:BuggyDense-float32-seed3``. A failure shows the
+   named like ``gradcheck.examples.layers:BuggyDense-float32-seed3``. A failure shows the
    checker's table and the command line that repeats it. With pytest-benchmark active
    there is also one ``...-backward-benchmark`` item per layer. Every generated item
    carries the ``gradcheck`` marker, so ``-m gradcheck`` runs only them::
 
-       pytest --gradcheck-layer=examples.layers:BuggyDense --gradcheck-shape=8,4 -m gradcheck
+       pytest -m gradcheck --gradcheck-layer=gradcheck.examples.layers:BuggyDense
 
 2. A ``gradcheck`` fixture: a :class:`Checker` configured from the command line / ini
    file, which fails the test with the report's table when a gradient is wrong::

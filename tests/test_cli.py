@@ -17,7 +17,7 @@ import pytest
 
 from gradcheck.cli import main
 
-BUGGY = "examples.layers:BuggyDense"
+BUGGY = "gradcheck.examples.layers:BuggyDense"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -27,14 +27,15 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def test_correct_layer_exits_0_and_prints_the_report(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["check", "examples.layers:Dense", "--shape", "8,4"], capsys)
+    code, out, err = run(["check", "gradcheck.examples.layers:Dense", "--shape", "8,4"], capsys)
     assert code == 0
-    assert out.startswith("gradcheck: all 3 tensors ok  (layer examples.layers.Dense")
+    assert out.startswith("gradcheck: all 3 tensors ok  (layer gradcheck.examples.layers.Dense")
     assert err == ""  # no progress: stderr is not a terminal here
 
 
-@pytest.mark.parametrize("spec", ["examples.layers:Conv1d", "examples.layers:BatchNorm1d",
-                                  "examples.layers:dense_relu"])
+@pytest.mark.parametrize("spec", ["gradcheck.examples.layers:Conv1d",
+                                  "gradcheck.examples.layers:BatchNorm1d",
+                                  "gradcheck.examples.layers:dense_relu"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_correct_example_layers_exit_0(
     capsys: pytest.CaptureFixture[str], spec: str, dtype: str
@@ -76,8 +77,9 @@ def test_json_is_the_report_as_a_dict(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_options_reach_the_checker(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["check", "examples.layers:Dense", "--mode", "fast", "--kinks", "hull",
-                        "--rtol", "0.01", "--atol", "0.001", "--seed", "5", "--json"], capsys)
+    code, out, _ = run(["check", "gradcheck.examples.layers:Dense", "--mode", "fast",
+                        "--kinks", "hull", "--rtol", "0.01", "--atol", "0.001", "--seed", "5",
+                        "--json"], capsys)
     assert code == 0
     options = json.loads(out)["options"]
     assert {k: options[k] for k in ("mode", "kinks", "rtol", "atol", "seed")} == {
@@ -104,20 +106,24 @@ def test_float32_and_seed_build_the_same_case_as_the_plugin_item(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["check", "examples.nolayers:Dense"],
-         "argument LAYER: cannot import module 'examples.nolayers'"),
-        (["check", "examples.layers:Dnese"],
-         "argument LAYER: module 'examples.layers' has no attribute 'Dnese' "
+        (["check", "gradcheck.examples.nolayers:Dense"],
+         "argument LAYER: cannot import module 'gradcheck.examples.nolayers'"),
+        (["check", "gradcheck.examples.layers:Dnese"],
+         "argument LAYER: module 'gradcheck.examples.layers' has no attribute 'Dnese' "
          "(did you mean 'Dense'?)"),
-        (["check", "examples.layers.Dense"],
-         "(did you mean 'examples.layers:Dense'?)"),
-        (["check", "examples.layers:Dense", "--shape", "8,x"],
+        (["check", "gradcheck.examples.layers.Dense"],
+         "(did you mean 'gradcheck.examples.layers:Dense'?)"),
+        (["check", "gradcheck.examples.layers:Dense", "--shape", "8,x"],
          "argument --shape: invalid shape '8,x'"),
-        (["check", "examples.layers:Dense", "--shape", "0,4"], "argument --shape: invalid shape"),
-        (["check", "examples.layers:Dense", "--mode", "slow"], "argument --mode: invalid choice"),
-        (["check", "examples.layers:Dense", "--rtol", "-1"], "argument --rtol: invalid tolerance"),
-        (["check", "examples.layers:Dense", "--seed", "-1"], "argument --seed: invalid seed"),
-        (["check", "examples.layers:Dense", "--shape", "8,5"],
+        (["check", "gradcheck.examples.layers:Dense", "--shape", "0,4"],
+         "argument --shape: invalid shape"),
+        (["check", "gradcheck.examples.layers:Dense", "--mode", "slow"],
+         "argument --mode: invalid choice"),
+        (["check", "gradcheck.examples.layers:Dense", "--rtol", "-1"],
+         "argument --rtol: invalid tolerance"),
+        (["check", "gradcheck.examples.layers:Dense", "--seed", "-1"],
+         "argument --seed: invalid seed"),
+        (["check", "gradcheck.examples.layers:Dense", "--shape", "8,5"],
          "raised ValueError at "),  # the layer rejects the shape: says where, suggests --shape
         (["check"], "the following arguments are required: LAYER"),
         ([], "the following arguments are required: COMMAND"),
@@ -137,9 +143,10 @@ def test_usage_errors_exit_2_with_an_argparse_message(
 
 
 def test_shape_mismatch_message_points_into_the_layer(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["check", "examples.layers:Dense", "--shape", "8,5"], capsys)
+    code, _, err = run(["check", "gradcheck.examples.layers:Dense", "--shape", "8,5"], capsys)
     assert code == 2
-    assert "examples/layers.py:" in err and "in forward" in err and "(is --shape right?)" in err
+    assert "gradcheck/examples/layers.py:" in err and "in forward" in err
+    assert "(is --shape right?)" in err
 
 
 def write_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
@@ -218,7 +225,7 @@ def test_progress_on_a_terminal_only(
 ) -> None:
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert main(["check", "examples.layers:Conv1d", "--mode", "full", "--json"]) == 0
+    assert main(["check", "gradcheck.examples.layers:Conv1d", "--mode", "full", "--json"]) == 0
     shown = terminal.getvalue()
     assert "\rchecking: " in shown and " evaluations (" in shown
     final = [part for part in shown.split("\r") if part.strip()][-1]
@@ -243,8 +250,8 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
     assert "  W[1, 0]" in result.stdout
     script = shutil.which("gradcheck")
     assert script is not None, "the gradcheck console script is not installed"
-    result = subprocess.run([script, "check", "examples.layers:Nope"], capture_output=True,
-                            text=True, cwd=tmp_path, check=False)
+    result = subprocess.run([script, "check", "gradcheck.examples.layers:Nope"],
+                            capture_output=True, text=True, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
@@ -252,7 +259,8 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
 
 
 def test_unpackaged_module_in_the_current_directory_is_found(tmp_path: Path) -> None:
-    (tmp_path / "mylayers.py").write_text("from examples.layers import BuggyDense as Mine\n")
+    (tmp_path / "mylayers.py").write_text(
+        "from gradcheck.examples.layers import BuggyDense as Mine\n")
     script = shutil.which("gradcheck")
     assert script is not None
     # the console script does not put the current directory on sys.path; we do

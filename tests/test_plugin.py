@@ -1,7 +1,7 @@
 """The pytest plugin: generated suites (--gradcheck-layer), the fixture, the marker, benchmarks.
 
 Runs pytest inside pytest with ``pytester``; in-process except where loading through the
-``pytest11`` entry point is itself under test. The example layers come from ``examples/``;
+``pytest11`` entry point is itself under test. The example layers come from ``gradcheck/examples/``;
 layers with special needs are written into the pytester directory.
 """
 from __future__ import annotations
@@ -20,13 +20,14 @@ NO_BENCH = ("-p", "no:benchmark")  # keeps runs fast where the benchmark is not 
 
 
 def test_correct_layer_passes_every_generated_item(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--gradcheck-layer=examples.layers:Dense", "--gradcheck-seeds=2",
-                                *NO_BENCH)
+    result = pytester.runpytest("--gradcheck-layer=gradcheck.examples.layers:Dense",
+                                "--gradcheck-seeds=2", *NO_BENCH)
     result.assert_outcomes(passed=4)  # float64 and float32, seeds 0 and 1
 
 
-@pytest.mark.parametrize("spec", ["examples.layers:Conv1d", "examples.layers:BatchNorm1d",
-                                  "examples.layers:dense_relu"])
+@pytest.mark.parametrize("spec", ["gradcheck.examples.layers:Conv1d",
+                                  "gradcheck.examples.layers:BatchNorm1d",
+                                  "gradcheck.examples.layers:dense_relu"])
 def test_other_correct_example_layers_pass(pytester: pytest.Pytester, spec: str) -> None:
     result = pytester.runpytest(f"--gradcheck-layer={spec}", *NO_BENCH)
     result.assert_outcomes(passed=6)
@@ -35,20 +36,22 @@ def test_other_correct_example_layers_pass(pytester: pytest.Pytester, spec: str)
 def test_buggy_layer_fails_with_tensor_element_and_repeat_command(
     pytester: pytest.Pytester,
 ) -> None:
-    result = pytester.runpytest("--gradcheck-layer=examples.layers:BuggyDense",
+    result = pytester.runpytest("--gradcheck-layer=gradcheck.examples.layers:BuggyDense",
                                 "--gradcheck-seeds=1", *NO_BENCH)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
-        "*_ gradcheck examples.layers:BuggyDense-float64-seed0 _*",
-        "gradcheck: FAILED W[[]1, 0[]]*1 of 3 tensors failed*examples.layers.BuggyDense*float64*",
+        "*_ gradcheck gradcheck.examples.layers:BuggyDense-float64-seed0 _*",
+        "gradcheck: FAILED W[[]1, 0[]]*1 of 3 tensors failed"
+        "*gradcheck.examples.layers.BuggyDense*float64*",
         "W *(4, 3)*FAILED*1 / 12*",
         "W: worst elements*",
         "  W[[]1, 0[]] *",
-        "repeat on the command line: python -m gradcheck check examples.layers:BuggyDense"
+        "repeat on the command line: python -m gradcheck check gradcheck.examples.layers:BuggyDense"
         " --shape 8,4 --dtype float64 --seed 0",
-        "*_ gradcheck examples.layers:BuggyDense-float32-seed0 _*",
+        "*_ gradcheck gradcheck.examples.layers:BuggyDense-float32-seed0 _*",
         "W *(4, 3)*float32*FAILED*",
-        "FAILED gradcheck::examples.layers:BuggyDense-float64-seed0 - gradcheck: FAIL*",
+        # the summary line is cut at the terminal width
+        "FAILED gradcheck::gradcheck.examples.layers:BuggyDense-float64-seed0 - gradch*",
     ])
     # only the wrong tensor fails, and the failure is the report, not a traceback
     result.stdout.fnmatch_lines(["x *(8, 4)*ok*0 / 32*", "b *(3,)*ok*0 / 3*"])
@@ -59,16 +62,18 @@ def test_buggy_layer_fails_with_tensor_element_and_repeat_command(
 def test_items_are_parametrized_by_dtype_and_seed_with_readable_ids(
     pytester: pytest.Pytester,
 ) -> None:
-    result = pytester.runpytest("--gradcheck-layer=examples.layers:BuggyDense",
-                                "--gradcheck-layer=examples.layers:Conv1d",
-                                "--gradcheck-layer=examples.layers:BuggyDense",  # once is enough
+    result = pytester.runpytest("--gradcheck-layer=gradcheck.examples.layers:BuggyDense",
+                                "--gradcheck-layer=gradcheck.examples.layers:Conv1d",
+                                # once is enough
+                                "--gradcheck-layer=gradcheck.examples.layers:BuggyDense",
                                 "--collect-only", "-q")
     ids = [line for line in result.stdout.lines if line.startswith("gradcheck::")]
     expected = [f"gradcheck::{spec}-{dtype}-seed{seed}"
-                for spec in ("examples.layers:BuggyDense", "examples.layers:Conv1d")
+                for spec in ("gradcheck.examples.layers:BuggyDense",
+                             "gradcheck.examples.layers:Conv1d")
                 for dtype in ("float64", "float32") for seed in range(3)]
-    benchmarks = ["gradcheck::examples.layers:BuggyDense-backward-benchmark",
-                  "gradcheck::examples.layers:Conv1d-backward-benchmark"]
+    benchmarks = ["gradcheck::gradcheck.examples.layers:BuggyDense-backward-benchmark",
+                  "gradcheck::gradcheck.examples.layers:Conv1d-backward-benchmark"]
     assert sorted(ids) == sorted(expected + benchmarks)
 
 
@@ -76,19 +81,21 @@ def test_keyword_selection_and_gradcheck_marker_select_generated_items(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_other="def test_unrelated():\n    pass\n")
-    args = ("--gradcheck-layer=examples.layers:BuggyDense", *NO_BENCH)
+    args = ("--gradcheck-layer=gradcheck.examples.layers:BuggyDense", *NO_BENCH)
     pytester.runpytest(*args, "-m", "gradcheck").assert_outcomes(failed=6, deselected=1)
     pytester.runpytest(*args, "-k", "float32 and seed2").assert_outcomes(failed=1, deselected=6)
     pytester.runpytest(*args, "-m", "not gradcheck").assert_outcomes(passed=1, deselected=6)
 
 
 def test_last_failed_reruns_the_failed_generated_items(pytester: pytest.Pytester) -> None:
-    args = ("--gradcheck-layer=examples.layers:Dense",
-            "--gradcheck-layer=examples.layers:BuggyDense", "--gradcheck-seeds=1", *NO_BENCH)
+    args = ("--gradcheck-layer=gradcheck.examples.layers:Dense",
+            "--gradcheck-layer=gradcheck.examples.layers:BuggyDense", "--gradcheck-seeds=1",
+            *NO_BENCH)
     pytester.runpytest(*args).assert_outcomes(passed=2, failed=2)
     result = pytester.runpytest(*args, "--lf", "-v")
     result.assert_outcomes(failed=2, deselected=2)
-    result.stdout.fnmatch_lines(["gradcheck::examples.layers:BuggyDense-float64-seed0 FAILED*"])
+    result.stdout.fnmatch_lines(
+        ["gradcheck::gradcheck.examples.layers:BuggyDense-float64-seed0 FAILED*"])
 
 
 def test_float32_items_only_when_the_factory_takes_dtype(pytester: pytest.Pytester) -> None:
@@ -170,7 +177,7 @@ def test_shape_comes_from_option_or_input_shape_attribute(pytester: pytest.Pytes
                                 "--gradcheck-seeds=1", "-v", *NO_BENCH)
     result.assert_outcomes(passed=1)
     # the option wins over the attribute too
-    result = pytester.runpytest("--gradcheck-layer=examples.layers:BuggyDense",
+    result = pytester.runpytest("--gradcheck-layer=gradcheck.examples.layers:BuggyDense",
                                 "--gradcheck-shape=2,4", "--gradcheck-seeds=1", *NO_BENCH)
     result.stdout.fnmatch_lines(["x *(2, 4)*ok*0 / 8*"])
 
@@ -178,13 +185,15 @@ def test_shape_comes_from_option_or_input_shape_attribute(pytester: pytest.Pytes
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("examples.nolayers:Dense", "cannot import module 'examples.nolayers'*"),
-        ("examples.layers:Dnese", "module 'examples.layers' has no attribute 'Dnese' "
-                                  "(did you mean 'Dense'?)"),
-        ("examples.layers.Dense", "invalid layer 'examples.layers.Dense': expected "
-                                  "'package.module:factory' "
-                                  "(did you mean 'examples.layers:Dense'?)"),
-        ("examples.layers:__all__", "'examples.layers:__all__' is a list, not a callable*"),
+        ("gradcheck.examples.nolayers:Dense",
+         "cannot import module 'gradcheck.examples.nolayers'*"),
+        ("gradcheck.examples.layers:Dnese",
+         "module 'gradcheck.examples.layers' has no attribute 'Dnese' (did you mean 'Dense'?)"),
+        ("gradcheck.examples.layers.Dense",
+         "invalid layer 'gradcheck.examples.layers.Dense': expected 'package.module:factory' "
+         "(did you mean 'gradcheck.examples.layers:Dense'?)"),
+        ("gradcheck.examples.layers:__all__",
+         "'gradcheck.examples.layers:__all__' is a list, not a callable*"),
     ],
 )
 def test_bad_factory_path_is_a_usage_error_naming_the_option(
@@ -204,7 +213,7 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
         (["--gradcheck-rtol=-1"], "ERROR: --gradcheck-rtol: invalid value '-1'*"),
         (["--gradcheck-seeds=0"], "ERROR: --gradcheck-seeds: invalid value '0'*"),
     ]:
-        result = pytester.runpytest("--gradcheck-layer=examples.layers:Dense", *args)
+        result = pytester.runpytest("--gradcheck-layer=gradcheck.examples.layers:Dense", *args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, args
         result.stderr.fnmatch_lines([message])
     pytester.makeini("[pytest]\ngradcheck_kinks = hul\n")
@@ -271,7 +280,7 @@ def test_options_reach_the_generated_checks_cli_over_ini(pytester: pytest.Pytest
         gradcheck_rtol = "0.25"
         gradcheck_seeds = "1"
     """)
-    args = ("--gradcheck-layer=examples.layers:BuggyDense", *NO_BENCH)
+    args = ("--gradcheck-layer=gradcheck.examples.layers:BuggyDense", *NO_BENCH)
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["gradcheck: *mode fast*", "*rtol 0.25*",
@@ -294,7 +303,7 @@ def test_fuzzed_inputs_hold_exact_zeros_and_repeat_per_seed() -> None:
 
 
 def test_target_builds_layers_in_the_requested_dtype() -> None:
-    target = load_target("examples.layers:Conv1d")
+    target = load_target("gradcheck.examples.layers:Conv1d")
     layer, x = target.make_case(target.input_shape(), "float32", seed=1)
     assert x.shape == (2, 2, 9) and x.dtype == np.float32
     assert {p.dtype for p in layer.params.values()} == {np.dtype(np.float32)}
@@ -316,17 +325,17 @@ def test_benchmark_item_times_forward_and_backward(pytester: pytest.Pytester) ->
                 spare.close()
     """)
     result = pytester.runpytest(
-        "--gradcheck-layer=examples.layers:Conv1d", "--benchmark-only",
+        "--gradcheck-layer=gradcheck.examples.layers:Conv1d", "--benchmark-only",
         "--benchmark-max-time=0.01", "--benchmark-min-rounds=2", "--benchmark-json=bench.json",
         "-rs",
     )
     result.assert_outcomes(passed=1, skipped=6)  # --benchmark-only skips the checks
     result.stdout.fnmatch_lines(["*benchmark 'gradcheck-backward'*",
-                                 "examples.layers:Conv1d-backward-benchmark*"])
+                                 "gradcheck.examples.layers:Conv1d-backward-benchmark*"])
     [bench] = json.loads((pytester.path / "bench.json").read_text())["benchmarks"]
-    assert bench["fullname"] == "gradcheck::examples.layers:Conv1d-backward-benchmark"
+    assert bench["fullname"] == "gradcheck::gradcheck.examples.layers:Conv1d-backward-benchmark"
     assert bench["group"] == "gradcheck-backward"
-    assert bench["extra_info"] == {"layer": "examples.layers:Conv1d", "shape": [2, 2, 9],
+    assert bench["extra_info"] == {"layer": "gradcheck.examples.layers:Conv1d", "shape": [2, 2, 9],
                                    "dtype": "float64"}
     assert bench["stats"]["rounds"] >= 2
 
@@ -334,7 +343,7 @@ def test_benchmark_item_times_forward_and_backward(pytester: pytest.Pytester) ->
 def test_benchmark_item_runs_once_when_disabled_and_is_absent_without_the_plugin(
     pytester: pytest.Pytester,
 ) -> None:
-    args = ("--gradcheck-layer=examples.layers:Dense", "--gradcheck-seeds=1")
+    args = ("--gradcheck-layer=gradcheck.examples.layers:Dense", "--gradcheck-seeds=1")
     pytester.runpytest(*args, "--benchmark-disable").assert_outcomes(passed=3)
     result = pytester.runpytest(*args, "--benchmark-skip", "-rs")
     result.assert_outcomes(passed=2, skipped=1)
@@ -372,7 +381,7 @@ FIXTURE_TESTS = """
         assert report.tensors[0].mismatched == 5   # every element but the zero
 
     def test_layer_and_params(gradcheck):
-        from examples.layers import BuggyDense, Dense
+        from gradcheck.examples.layers import BuggyDense, Dense
         x = np.random.default_rng(0).standard_normal((8, 4))
         gradcheck.check_layer(Dense(), x)
         with pytest.raises(gc.GradientMismatch, match=r"W\\[1, 0\\]"):
@@ -449,7 +458,7 @@ def test_marker_and_options_configure_the_fixture(pytester: pytest.Pytester) -> 
 def test_fixture_turns_report_warnings_into_pytest_warnings(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         import numpy as np
-        from examples.layers import dense_relu
+        from gradcheck.examples.layers import dense_relu
 
         def test_zero_batch(gradcheck):
             report = gradcheck.check_layer(dense_relu(), np.zeros((8, 4)))
@@ -478,7 +487,7 @@ def test_entry_point_loads_plugin_and_costs_nothing_unused(pytester: pytest.Pyte
         def test_nothing_generated(request, gradcheck):
             assert request.config.pluginmanager.hasplugin("gradcheck")  # via the entry point
             assert [item.name for item in request.session.items] == ["test_nothing_generated"]
-            assert "examples.layers" not in sys.modules   # no user module was imported
+            assert "gradcheck.examples.layers" not in sys.modules   # no user module was imported
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
