@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,18 @@ import pytest
 from gradcheck.cli import main
 
 BUGGY = "gradcheck.examples.layers:BuggyDense"
+
+
+def console_script() -> str:
+    """The installed ``gradcheck`` command of the Python running the tests.
+
+    Looked up beside ``sys.executable``, not on PATH, so the suite also finds it when run as
+    ``.venv/bin/python -m pytest`` without activating the venv.
+    """
+    name = "gradcheck.exe" if sys.platform == "win32" else "gradcheck"
+    script = Path(sys.executable).parent / name
+    assert script.is_file(), f"the gradcheck console script is not installed: no {script}"
+    return str(script)
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -248,8 +259,7 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=tmp_path, check=False)
     assert result.returncode == 1
     assert "  W[1, 0]" in result.stdout
-    script = shutil.which("gradcheck")
-    assert script is not None, "the gradcheck console script is not installed"
+    script = console_script()
     result = subprocess.run([script, "check", "gradcheck.examples.layers:Nope"],
                             capture_output=True, text=True, cwd=tmp_path, check=False)
     assert result.returncode == 2
@@ -261,8 +271,7 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
 def test_unpackaged_module_in_the_current_directory_is_found(tmp_path: Path) -> None:
     (tmp_path / "mylayers.py").write_text(
         "from gradcheck.examples.layers import BuggyDense as Mine\n")
-    script = shutil.which("gradcheck")
-    assert script is not None
+    script = console_script()
     # the console script does not put the current directory on sys.path; we do
     result = subprocess.run([script, "check", "mylayers:Mine"], capture_output=True, text=True,
                             cwd=tmp_path, check=False)
