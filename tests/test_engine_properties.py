@@ -31,10 +31,7 @@ from hypothesis.extra import numpy as hnp
 
 import gradcheck as gc
 
-try:  # tests/ is not a package today; keep working if it becomes one
-    from . import layer_bank as lb
-except ImportError:
-    import layer_bank as lb
+import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
 
 SMOOTH = ("tanh", "sigmoid", "square", "softplus")
 KINKED = ("relu", "leaky", "abs")

@@ -15,11 +15,7 @@ import pytest
 
 import gradcheck as gc
 
-try:  # tests/ is not a package today; keep working if it becomes one
-    from . import layer_bank as lb
-except ImportError:
-    import layer_bank as lb
-
+import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
 
 CASES = list(lb.KINK_CASES.values())
 HULL = {c.name: c for c in CASES if c.hull_ok}

@@ -19,10 +19,7 @@ import pytest
 
 import gradcheck as gc
 
-try:  # tests/ is not a package today; keep working if it becomes one
-    from . import layer_bank as lb
-except ImportError:
-    import layer_bank as lb
+import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
 
 
 def _snapshot(layer, x):
