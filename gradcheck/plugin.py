@@ -532,7 +532,7 @@ def _marker_options(node: pytest.Item) -> dict[str, Any]:
 def gradcheck(request: pytest.FixtureRequest) -> Checker:
     """A checker configured by ``--gradcheck-*`` options, ini keys and ``@pytest.mark.gradcheck``.
 
-    >>> def test_dense(gradcheck):                       # doctest: +SKIP
+    >>> def test_dense(gradcheck):
     ...     gradcheck.check_layer(Dense(4, 3), x)        # fails with the table if wrong
     ...     report = gradcheck.check_layer(buggy, x, raise_on_failure=False)
     ...     assert not report.ok
