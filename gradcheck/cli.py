@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import os
 import sys
@@ -32,6 +31,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from gradcheck.diagnostics import register_commands as register_diagnostics_commands
 from gradcheck.loading import (
     DTYPES,
     KINKS,
@@ -228,11 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_check(subparsers)
-    spec = importlib.util.find_spec("gradcheck.diagnostics")
-    if spec is not None and spec.origin is not None:  # written in parallel: absent until then
-        from gradcheck import diagnostics
-
-        diagnostics.register_commands(subparsers)
+    register_diagnostics_commands(subparsers)
     return parser
 
 

@@ -3,7 +3,7 @@
 Self-contained on purpose (no import of reference_nets): the checker is tested against layers
 whose every line is visible here.
 
-Protocol (DESIGN.md): ``params`` / ``grads`` dicts (same keys and shapes), ``forward(x) -> y``,
+The layer protocol: ``params`` / ``grads`` dicts (same keys and shapes), ``forward(x) -> y``,
 ``backward(grad_y) -> grad_x``.  Layers keep references to the arrays they were given, the way
 hand-written layers do, and read their parameters from ``self.params`` on every call, so the
 checker can perturb them in place.

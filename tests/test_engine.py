@@ -126,7 +126,7 @@ def test_distance_to_hull_is_zero_inside_and_the_gap_outside() -> None:
 
 @pytest.mark.parametrize("n", [1, 7, 40])
 def test_full_mode_costs_exactly_2n_plus_1_loss_evaluations_for_a_right_gradient(n: int) -> None:
-    """DESIGN: 'full' checks every coordinate with two evaluations each, plus one."""
+    """'full' checks every coordinate with two evaluations each, plus one."""
     params = {"w": RNG.standard_normal(n), "v": RNG.standard_normal((2, 3))}
     f = Counted(params)
     report = gc.check_params(f.loss, f.grads, params, mode="full")

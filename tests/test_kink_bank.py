@@ -88,8 +88,8 @@ def test_hidden_kinks_with_a_flat_loss_are_no_false_alarm(seed):
     """ReLU(0.5) -> Dense(W = [[-1]]) -> ReLU(0.5) at x = 0: x moves the first ReLU's input
     and, through the negative weight, the second one's, both from their kink; the loss is 0 on
     both sides, so no kink shows in the one-sided differences, while the chain rule with the
-    valid convention ReLU'(0) = 0.5 gives -0.25 g.  Correct code (DESIGN: several kinks crossed
-    at once); at any jittered point the analytic value is exact.  It must pass, and say in a
+    valid convention ReLU'(0) = 0.5 gives -0.25 g.  Correct code, with several kinks crossed
+    at once; at any jittered point the analytic value is exact.  It must pass, and say in a
     warning that the point itself could not be verified."""
     layer, x = lb.hidden_kinks_relu_negdense_relu()
     rep = gc.check_layer(layer, x, seed=seed)

@@ -106,7 +106,8 @@ def test_one_wrong_element_of_60000_is_localised_not_scanned():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_relu_grad_at_zero_2_is_never_a_silent_pass(seed):
     """ReLU'(0) = 2 under the default kinks="subgradient": it may pass only with the
-    unverifiable kinks listed as warnings (DESIGN: never a silent pass)."""
+    unverifiable kinks listed as warnings: a kink the checker cannot verify is never a
+    silent pass."""
     layer, x = lb.relu_grad_at_zero_2()
     rep = gc.check_layer(layer, x, seed=seed)
     if rep.ok:
