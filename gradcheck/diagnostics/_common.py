@@ -90,16 +90,6 @@ def norm(a: Any) -> float:
         return big * float(np.sqrt(np.sum(np.square(arr / big))))
 
 
-def fmt(v: float) -> str:
-    """A float as the tables print it: ``1.2e-03``; ``inf``/``nan`` spelled out."""
-    return f"{v:.1e}" if math.isfinite(v) else str(v)
-
-
-def jsonable(v: float) -> float | str:
-    """Finite floats as they are; ``inf``/``-inf``/``nan`` as strings (strict JSON has none)."""
-    return float(v) if math.isfinite(v) else str(float(v))
-
-
 def is_relu_like(layer: Any) -> bool:
     """A layer whose ReLU'(0) convention can be switched: it has a ``grad_at_zero`` attribute."""
     return hasattr(layer, "grad_at_zero")
@@ -122,7 +112,13 @@ class Trace:
 
 
 def make_upstream(y: Any, upstream: Any, seed: int) -> tuple[Any, str]:
-    """The gradient fed to the last layer's backward, and a description for the report."""
+    """The gradient fed to the last layer's backward, and a description for the report.
+
+    A second home of the random upstream gradient: ``adapters.LayerObjective`` draws its own
+    for ``check_layer``, with its own shape check. Today both take the first standard normal
+    draw of ``default_rng(seed)`` rounded to the output dtype, so one seed gives one g, but
+    nothing keeps the two in step; one helper for both belongs with the adapters' rework.
+    """
     if np.ndim(y) == 0:
         if upstream is None:
             return 1.0, "loss head (backward(1.0))"

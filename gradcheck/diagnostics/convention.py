@@ -17,15 +17,14 @@ import numpy as np
 from gradcheck.diagnostics._common import (
     as_batch,
     cast_floats,
-    fmt,
     is_relu_like,
-    jsonable,
     leaf_layers,
     norm,
     private_copy,
     run,
 )
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.text import sci, strict_json, table
 
 
 @dataclass(frozen=True)
@@ -68,17 +67,17 @@ class ParamDifference:
     norm1: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return strict_json({
             "name": self.name,
-            "shape": list(self.shape),
+            "shape": self.shape,
             "dtype": self.dtype,
             "grad_dtype": self.grad_dtype,
-            "max_abs_diff": jsonable(self.max_abs_diff),
-            "rel_diff": jsonable(self.rel_diff),
+            "max_abs_diff": self.max_abs_diff,
+            "rel_diff": self.rel_diff,
             "differing": self.differing,
-            "norm0": jsonable(self.norm0),
-            "norm1": jsonable(self.norm1),
-        }
+            "norm0": self.norm0,
+            "norm1": self.norm1,
+        })
 
 
 @dataclass(frozen=True)
@@ -127,20 +126,20 @@ class ConventionReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; non-finite numbers appear as the strings "inf" / "nan"."""
-        return {
+        return strict_json({
             "matters": self.matters,
-            "max_rel_diff": jsonable(self.max_rel_diff),
-            "dtypes": list(self.dtypes),
+            "max_rel_diff": self.max_rel_diff,
+            "dtypes": self.dtypes,
             "relu_layers": [{"path": p, "layer": n} for p, n in self.relu_layers],
             "total_zeros": {d: self.total_zeros(d) for d in self.dtypes},
             "zeros": [z.to_dict() for z in self.zeros],
             "diffs": [d.to_dict() for d in self.diffs],
             "input_matters": self.input_matters,
             "input_diffs": [d.to_dict() for d in self.input_diffs],
-            "input_shape": list(self.input_shape),
+            "input_shape": self.input_shape,
             "upstream": self.upstream,
-            "warnings": list(self.warnings),
-        }
+            "warnings": self.warnings,
+        })
 
     def __str__(self) -> str:
         lines = [
@@ -161,7 +160,7 @@ class ConventionReport:
                 cells.append(f"{z.zeros} / {z.size}")
             zt.append(tuple(cells))
         zt.append(("  total", *(str(self.total_zeros(d)) for d in self.dtypes)))
-        lines += _table(zt, right=set(range(1, len(self.dtypes) + 1)))
+        lines += table(zt, right=range(1, len(self.dtypes) + 1))
         lines += ["", "parameter gradients, ReLU'(0)=0 vs ReLU'(0)=1"]
         pt: list[tuple[str, ...]] = [
             ("param", "shape", "dtype", "max|g1-g0|", "|g1-g0|/|g|", "differing")
@@ -173,12 +172,12 @@ class ConventionReport:
                     pd.name,
                     str(pd.shape),
                     pd.dtype,
-                    fmt(pd.max_abs_diff),
-                    fmt(pd.rel_diff),
+                    sci(pd.max_abs_diff),
+                    sci(pd.rel_diff),
                     f"{pd.differing} / {n}",
                 )
             )
-        lines += _table(pt, right={3, 4, 5})
+        lines += table(pt, right={3, 4, 5})
         lines.append("")
         if self.matters:
             changed = {d.name for d in self.diffs if d.differing}
@@ -186,7 +185,7 @@ class ConventionReport:
             lines.append(
                 f"verdict: the convention MATTERS for this batch: it changes {len(changed)} of "
                 f"{len(names)} parameter gradients (max relative difference "
-                f"{fmt(self.max_rel_diff)})"
+                f"{sci(self.max_rel_diff)})"
             )
         elif self.input_matters:
             changed_x = max(d.differing for d in self.input_diffs)
@@ -206,16 +205,6 @@ class ConventionReport:
             )
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
-
-
-def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return [
-        "  ".join(
-            r[c].rjust(widths[c]) if c in right else r[c].ljust(widths[c]) for c in range(len(r))
-        ).rstrip()
-        for r in rows
-    ]
 
 
 def _difference(name: str, dtype: str, g0: np.ndarray, g1: np.ndarray) -> ParamDifference:

@@ -25,14 +25,13 @@ import numpy as np
 
 from gradcheck.diagnostics._common import (
     as_batch,
-    fmt,
-    jsonable,
     leaf_layers,
     norm,
     private_copy,
     run,
 )
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.text import sci, strict_json, table
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
@@ -63,17 +62,17 @@ class FlowRow:
         return math.sqrt(sum(v * v for v in self.param_grad_norms.values()))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return strict_json({
             "index": self.index,
             "path": self.path,
             "layer": self.layer,
-            "output_shape": list(self.output_shape),
-            "grad_out_norm": jsonable(self.grad_out_norm),
-            "grad_in_norm": jsonable(self.grad_in_norm),
-            "factor": jsonable(self.factor),
-            "param_grad_norms": {k: jsonable(v) for k, v in self.param_grad_norms.items()},
-            "param_norms": {k: jsonable(v) for k, v in self.param_norms.items()},
-        }
+            "output_shape": self.output_shape,
+            "grad_out_norm": self.grad_out_norm,
+            "grad_in_norm": self.grad_in_norm,
+            "factor": self.factor,
+            "param_grad_norms": self.param_grad_norms,
+            "param_norms": self.param_norms,
+        })
 
 
 @dataclass(frozen=True)
@@ -114,24 +113,23 @@ class FlowReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; non-finite numbers appear as the strings "inf" / "nan"."""
-        pr = self.param_ratio
-        return {
+        return strict_json({
             "label": self.label,
             "verdict": self.verdict,
-            "ratio": jsonable(self.ratio),
-            "param_ratio": None if pr is None else jsonable(pr),
-            "top_norm": jsonable(self.top_norm),
-            "bottom_norm": jsonable(self.bottom_norm),
+            "ratio": self.ratio,
+            "param_ratio": self.param_ratio,
+            "top_norm": self.top_norm,
+            "bottom_norm": self.bottom_norm,
             "thresholds": {
                 "vanishing_below": self.vanishing_below,
                 "exploding_above": self.exploding_above,
             },
-            "input_shape": list(self.input_shape),
+            "input_shape": self.input_shape,
             "dtype": self.dtype,
             "upstream": self.upstream,
             "loss_head": self.loss_head,
             "rows": [r.to_dict() for r in self.rows],
-        }
+        })
 
     def plot(self, path: str | Path) -> Path:
         """Write the gradient-flow picture as a PNG (needs matplotlib: ``pip install
@@ -146,36 +144,28 @@ class FlowReport:
             f"({len(self.rows)} layers, input {self.input_shape} {self.dtype}, "
             f"upstream {self.upstream})"
         )
-        table = [("#", "layer", "output", "|dL/d out|", "|dL/d in|", "in/out", "parameter |grad|")]
+        rows = [("#", "layer", "output", "|dL/d out|", "|dL/d in|", "in/out", "parameter |grad|")]
         for r in self.rows:
-            pg = "  ".join(f"{k} {fmt(v)}" for k, v in r.param_grad_norms.items())
-            table.append(
+            pg = "  ".join(f"{k} {sci(v)}" for k, v in r.param_grad_norms.items())
+            rows.append(
                 (
                     r.path,
                     r.layer,
                     str(r.output_shape),
-                    fmt(r.grad_out_norm),
-                    fmt(r.grad_in_norm),
-                    fmt(r.factor),
+                    sci(r.grad_out_norm),
+                    sci(r.grad_in_norm),
+                    sci(r.factor),
                     pg,
                 )
             )
-        widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
-        lines = [head, ""]
-        for row in table:
-            cells = [
-                row[c].rjust(widths[c]) if c in (0, 3, 4, 5) else row[c].ljust(widths[c])
-                for c in range(len(row))
-            ]
-            lines.append("  ".join(cells).rstrip())
-        lines.append("")
+        lines = [head, "", *table(rows, right={0, 3, 4, 5}), ""]
         pr = self.param_ratio
         lines.append(
-            f"verdict: {self.verdict.upper()}  ratio |dL/dx| / |dL/d out| = {fmt(self.ratio)}"
-            f"  ({fmt(self.bottom_norm)} / {fmt(self.top_norm)})"
+            f"verdict: {self.verdict.upper()}  ratio |dL/dx| / |dL/d out| = {sci(self.ratio)}"
+            f"  ({sci(self.bottom_norm)} / {sci(self.top_norm)})"
         )
         if pr is not None:
-            lines.append(f"first/last parameter-gradient norm: {fmt(pr)}")
+            lines.append(f"first/last parameter-gradient norm: {sci(pr)}")
         lines.append(
             f"thresholds: vanishing below {self.vanishing_below:g}, "
             f"exploding above {self.exploding_above:g}"
