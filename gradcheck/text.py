@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.errors import GradcheckUsageError
+
 
 def sci(value: float) -> str:
     """An error, norm or ratio in two significant digits: ``1.2e-03``; ``inf``, ``-inf`` and
@@ -55,8 +57,12 @@ def table(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) -> list
     if not rows:
         return []
     width = len(rows[0])
-    if any(len(row) != width for row in rows):
-        raise ValueError(f"rows: every row needs {width} cells, like the header")
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise GradcheckUsageError(
+                f"rows: row {i} has {len(row)} cells, the header {width}; give every row one "
+                f"cell per column"
+            )
     widths = [max(len(row[c]) for row in rows) for c in range(width)]
     return [
         "  ".join(
