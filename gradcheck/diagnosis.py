@@ -1,0 +1,669 @@
+"""What kind of mistake a wrong gradient is: named from the full analytic and numeric arrays.
+
+``diagnose(report)`` looks at each failing tensor and tests a short list of hypotheses, the
+classic hand-derivation mistakes, in a fixed order; the first that holds is the diagnosis:
+
+=================  ==========================================================================
+kind               evidence (over every measured element, to each element's error bar)
+=================  ==========================================================================
+kink_convention    every mismatch sits on a kink (kinks="hull"): a convention outside the
+                   one-sided derivatives, like ReLU'(0) = 2
+at_kinks           every mismatch sits on a kink checked as an ordinary point (kinks="strict")
+swapped            analytic = another tensor's numeric (same shape)
+zero               analytic is 0 everywhere, numeric is not
+sign               analytic = -numeric
+scale              analytic = c x numeric for one c (named when c or 1/c is 2 or a dimension)
+transpose          analytic = numeric.T (square 2-D; the diagonal right, the rest mirrored)
+missing_mask       analytic nonzero exactly where numeric is 0, right elsewhere (the
+                   condition named when it is a threshold on the input: "x < 0")
+inverted_mask      analytic nonzero exactly where numeric is 0, and 0 where numeric is not
+offset             analytic - numeric is one constant on one element per row, one column,
+                   one row, or every element; 0 elsewhere
+zero / sign /      the same, on a region of the input only ("where x < 0"), right elsewhere
+scale (``where``)
+isolated           a few elements wrong (at most 10, at most a quarter), the rest right
+needs_full         fast mode measured too few elements: mode="full" would diagnose
+=================  ==========================================================================
+
+Rules that keep a diagnosis honest (a wrong diagnosis is worse than none):
+
+- only failing tensors get a diagnosis, at most one each;
+- a hypothesis must hold at every measured element off the kinks, with the error bar the
+  engine accepted at that element (``TensorResult.error_bar``), scaled where the hypothesis
+  scales the numeric value (c x numeric is allowed |c| x the bar);
+- it needs evidence: elements where the numbers are clearly nonzero (4 error bars), and
+  patterns that cannot arise by accident (a constant over several elements, a structure);
+- where the hypothesis cannot be told apart from a right gradient (a symmetric matrix
+  under transpose; an all-zero numeric gradient under sign or scale), it is not claimed.
+
+Fast mode measures only the groups its random-direction tests localize: from those,
+"zero", "sign" and "scale" are claimed when at least 8 clearly nonzero elements agree, and
+"isolated" when localization finished; otherwise the diagnosis is "needs_full".
+
+Every test is a few vectorized numpy passes over the elements: O(n).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gradcheck.report import Report, TensorResult
+
+KINDS = ("kink_convention", "at_kinks", "swapped", "zero", "sign", "scale", "transpose",
+         "missing_mask", "inverted_mask", "offset", "isolated", "needs_full")
+ISOLATED_MAX = 10  # "a few": at most this many wrong elements ...
+ISOLATED_SHARE = 0.25  # ... and at most this share of the measured ones
+CLEAR = 4.0  # a value is clearly nonzero beyond this many error bars
+FAST_EVIDENCE = 8  # clearly nonzero elements fast mode needs to claim sign or scale
+FIT_EVIDENCE = 3  # clearly nonzero elements an unnamed (fitted) scale factor needs
+LISTED = 8  # elements quoted in a text
+KEPT = 50  # elements kept in Diagnosis.elements
+
+
+@dataclass
+class Diagnosis:
+    """A named mistake in one tensor's gradient, with its evidence.
+
+    ``kind`` is one of :data:`KINDS`; ``text`` is one sentence for a person. Kind-specific
+    fields: ``factor`` (scale; -1 for sign), ``other`` (swapped: the tensor whose gradient
+    this one holds), ``constant`` (offset), ``where`` (the input's condition the pattern
+    follows, e.g. "x < 0"), ``elements`` (isolated, offset, missing_mask, kink_convention:
+    index tuples, at most 50), ``count`` (elements the evidence covers).
+
+    >>> d = Diagnosis("W", "sign", "analytic = -numeric in all 12 elements", factor=-1.0)
+    >>> d.to_dict()["factor"]
+    -1.0
+    """
+
+    tensor: str
+    kind: str
+    text: str
+    factor: float | None = None
+    other: str | None = None
+    constant: float | None = None
+    where: str | None = None
+    elements: list[tuple[int, ...]] = field(default_factory=list)
+    count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Strict JSON: every key always present, indices as lists, non-finite as strings."""
+        def number(value: float | None) -> float | str | None:
+            if value is None or math.isfinite(value):
+                return value
+            return str(value)
+
+        return {"tensor": self.tensor, "kind": self.kind, "text": self.text,
+                "factor": number(self.factor), "other": self.other,
+                "constant": number(self.constant), "where": self.where,
+                "elements": [list(index) for index in self.elements], "count": self.count}
+
+    def __str__(self) -> str:
+        return f"{self.tensor}: {self.kind}: {self.text}"
+
+
+def diagnose(report: Report) -> list[Diagnosis]:
+    """Name the mistake in each failing tensor of ``report``, where the evidence is solid.
+
+    Needs the full arrays of each tensor (``analytic``, ``numeric``, ``error_bar``,
+    ``kink``, ``failed``); a tensor without them, or ok, gets none. Never raises: a
+    diagnosis is an aid to reading the report, and the verdict must not be lost to it.
+
+    >>> import numpy as np, gradcheck as gc
+    >>> p = {"w": np.array([1.0, -2.0, 3.0])}
+    >>> rep = gc.check_params(lambda: float(np.sum(p["w"] ** 2)), lambda: {"w": -2 * p["w"]}, p)
+    >>> [(d.tensor, d.kind) for d in diagnose(rep)]
+    [('w', 'sign')]
+    """
+    try:
+        views = [v for v in (_View.of(t) for t in report.tensors) if v is not None]
+        context = _Context.of(report, views)
+    except Exception:  # malformed report: nothing to say, and nothing to break
+        return []
+    found = []
+    for view in views:
+        try:
+            diagnosis = _diagnose_tensor(view, context)
+        except Exception:  # an aid must never cost the user the report itself
+            diagnosis = None
+        if diagnosis is not None:
+            found.append(diagnosis)
+    return found
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class _View:
+    """One tensor's arrays, flattened to what the tests need."""
+
+    name: str
+    shape: tuple[int, ...]
+    status: str
+    mode: str
+    lower_bound: bool
+    a: np.ndarray  # analytic, float64, full shape
+    n: np.ndarray  # numeric (NaN where not measured)
+    bar: np.ndarray  # error bar (NaN where not measured), with rounding slack
+    kink: np.ndarray
+    failed: np.ndarray  # judged wrong and measured
+    measured: np.ndarray
+    usable: np.ndarray  # measured and off the kinks: where a hypothesis is tested
+    value: np.ndarray | None
+
+    @staticmethod
+    def of(t: TensorResult) -> _View | None:
+        shape = tuple(t.shape)
+        arrays = [getattr(t, name, None) for name in ("analytic", "numeric", "error_bar")]
+        if any(array is None for array in arrays):
+            return None
+        a, n, bar = (np.asarray(array, dtype=np.float64) for array in arrays)
+        if not (a.shape == n.shape == bar.shape == shape):
+            return None
+        kink = _bool_like(getattr(t, "kink", None), shape)
+        failed = _bool_like(getattr(t, "failed", None), shape)
+        with np.errstate(all="ignore"):
+            measured = np.isfinite(a) & np.isfinite(n) & np.isfinite(bar)
+            # the analytic side rounds too: a product like c x numeric is exact only to eps
+            bar = bar + 8 * np.finfo(np.float64).eps * (np.abs(a) + np.abs(n))
+        value = getattr(t, "value", None)
+        value = None if value is None else np.asarray(value, dtype=np.float64)
+        if value is not None and value.shape != shape:
+            value = None
+        status = getattr(t, "status", None) or ("ok" if t.ok else "FAILED")
+        return _View(t.name, shape, status, t.mode, bool(t.mismatched_is_lower_bound), a, n,
+                     bar, kink, failed & measured, measured, measured & ~kink, value)
+
+    def element(self, index: tuple[int, ...]) -> str:
+        return f"{self.name}[{', '.join(map(str, index))}]" if index else self.name
+
+
+def _bool_like(array: object, shape: tuple[int, ...]) -> np.ndarray:
+    if array is None:
+        return np.zeros(shape, dtype=bool)
+    result = np.asarray(array, dtype=bool)
+    return result if result.shape == shape else np.zeros(shape, dtype=bool)
+
+
+@dataclass
+class _Context:
+    """What the report says about the check as a whole."""
+
+    views: list[_View]
+    kinks: str
+    input_name: str | None
+    dims: list[tuple[int, str]]  # (dimension, "the batch size (axis 0 of x)")
+
+    @staticmethod
+    def of(report: Report, views: list[_View]) -> _Context:
+        input_name = getattr(report, "input_name", None)
+        output_shape = getattr(report, "output_shape", None)
+        dims: list[tuple[int, str]] = []
+        shapes: list[tuple[str, tuple[int, ...]]] = []
+        by_name = {v.name: v for v in views}
+        if input_name is not None and input_name in by_name:
+            shapes.append((input_name, by_name[input_name].shape))
+        if output_shape is not None:
+            shapes.append(("the output", tuple(output_shape)))
+        if input_name is None:  # check_params: no input; the tensors' own dimensions
+            shapes += [(v.name, v.shape) for v in views]
+        for owner, shape in shapes:
+            for axis, size in enumerate(shape):
+                size = int(size)
+                if size < 2 or any(size == d for d, _ in dims):
+                    continue
+                where = f"axis {axis} of {owner}"
+                batch = owner == input_name and axis == 0 and len(shape) >= 2
+                dims.append((size, f"the batch size ({where})" if batch else where))
+        kinks = str(getattr(report, "options", {}).get("kinks", "subgradient"))
+        return _Context(views, kinks, input_name, dims)
+
+
+# ---------------------------------------------------------------------------- the tests
+
+
+def _diagnose_tensor(v: _View, ctx: _Context) -> Diagnosis | None:
+    if v.status != "FAILED" or v.a.size == 0:
+        return None
+    partial = v.mode == "fast" and int(v.measured.sum()) < v.a.size
+    if partial:
+        return _fast(v, ctx)
+    if not v.failed.any():
+        return None
+    tests = (_kinks_only, _swapped, _zero, _sign, _scale, _transpose, _missing_mask,
+             _inverted_mask, _offset, _region, _isolated)
+    for test in tests:
+        found = test(v, ctx)
+        if found is not None:
+            return found
+    return None
+
+
+def _fast(v: _View, ctx: _Context) -> Diagnosis:
+    """Fast mode: the pattern from the localized groups, or a word that full mode would tell."""
+    if v.failed.any():
+        evidence = int(np.sum(v.usable & _clear(v.n, v.bar)))
+        if evidence >= FAST_EVIDENCE:
+            for test in (_zero, _sign, _scale):
+                found = test(v, ctx)
+                if found is not None:
+                    found.text += (f" (fast mode: the {int(v.measured.sum())} elements it "
+                                   "measured to localize the mismatches)")
+                    return found
+        if not v.lower_bound:  # localization finished: every wrong element is known
+            found = _isolated(v, ctx)
+            if found is not None:
+                return found
+    return Diagnosis(
+        v.name, "needs_full",
+        f"fast mode measured {int(v.measured.sum())} of {v.a.size} elements of {v.name}, too "
+        "few to name the mistake; mode='full' would diagnose it (2 loss evaluations per "
+        "element)", count=int(v.measured.sum()))
+
+
+def _clear(values: np.ndarray, bar: np.ndarray) -> np.ndarray:
+    """Clearly nonzero: beyond CLEAR error bars (False where not measured)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values) > CLEAR * bar
+
+
+def _fits(a: np.ndarray, predicted: np.ndarray, bar: np.ndarray, mask: np.ndarray) -> bool:
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(mask.any() and np.all(np.abs(a[mask] - predicted[mask]) <= bar[mask]))
+
+
+def _count(n: int, noun: str = "element", plural: str = "") -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _all(n: int) -> str:
+    return "the only element" if n == 1 else f"all {n} elements"
+
+
+def _g(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _listing(v: _View, mask: np.ndarray) -> tuple[str, list[tuple[int, ...]]]:
+    flat = np.flatnonzero(mask.reshape(-1))
+    indices = [tuple(int(i) for i in np.unravel_index(int(k), v.shape)) for k in flat[:KEPT]]
+    shown = ", ".join(v.element(i) for i in indices[:LISTED])
+    return shown + (", ..." if len(flat) > LISTED else ""), indices
+
+
+def _kinks_only(v: _View, ctx: _Context) -> Diagnosis | None:
+    """Every mismatch on a kink, everything else right."""
+    if not np.all(v.kink[v.failed]):
+        return None
+    shown, indices = _listing(v, v.failed)
+    k = int(v.failed.sum())
+    first = indices[0]
+    at = ""
+    if v.value is not None:
+        values = np.unique(v.value[v.failed])
+        if len(values) == 1:
+            at = f", where {v.name} = {_g(float(values[0]))}"
+    mismatches = _count(k, "mismatch", "mismatches")
+    example = (f"e.g. {v.element(first)}: analytic {_g(float(v.a[first]))}, central difference "
+               f"{_g(float(v.n[first]))}")
+    if ctx.kinks == "hull":
+        return Diagnosis(
+            v.name, "kink_convention",
+            f"all {mismatches} sit on kinks ({shown}{at}) and every other element is "
+            f"right: backward's value there lies outside the one-sided derivatives, so "
+            f"outside every valid convention ({example}; ReLU'(0) must be in [0, 1], "
+            "|x|'(0) in [-1, 1])", elements=indices, count=k)
+    if ctx.kinks == "strict":
+        return Diagnosis(
+            v.name, "at_kinks",
+            f"all {mismatches} sit on kinks ({shown}{at}), checked as ordinary points "
+            f" under kinks='strict' ({example}); every other element is right. A valid "
+            "convention fails there too: re-run with kinks='hull' to tell", elements=indices,
+            count=k)
+    return None
+
+
+def _swapped(v: _View, ctx: _Context) -> Diagnosis | None:
+    """This tensor's analytic is another tensor's numeric."""
+    for u in ctx.views:
+        if u is v or u.shape != v.shape:
+            continue
+        both = v.usable & u.usable
+        if both.sum() < max(1, v.usable.sum() // 2) or not (both & _clear(u.n, u.bar)).any():
+            continue
+        if not _fits(v.a, u.n, u.bar, both):
+            continue
+        mutual = _fits(u.a, v.n, v.bar, both) and (both & _clear(v.n, v.bar)).any()
+        k = int(both.sum())
+        text = (f"the analytic gradient of {v.name} equals the numeric gradient of {u.name} "
+                f"in {_all(k)}: ")
+        text += (f"the gradients of {v.name} and {u.name} are swapped" if mutual else
+                 f"{v.name} was given {u.name}'s gradient (a copy-paste, or the wrong key)")
+        return Diagnosis(v.name, "swapped", text, other=u.name, count=k)
+    return None
+
+
+def _zero(v: _View, ctx: _Context, where: np.ndarray | None = None,
+          condition: str = "") -> Diagnosis | None:
+    """Analytic exactly 0 (on the region), numeric not."""
+    mask = v.usable if where is None else v.usable & where
+    region = v.a if where is None else v.a[where]
+    if region.size == 0 or np.any(region != 0) or not (mask & _clear(v.n, v.bar)).any():
+        return None
+    k = int(mask.sum())
+    worst = np.unravel_index(int(np.argmax(np.where(mask, np.abs(v.n), -1.0))), v.shape)
+    worst_text = (f"largest numeric {_g(float(v.n[worst]))} at "
+                  f"{v.element(tuple(int(i) for i in worst))}")
+    if where is None:
+        text = (f"analytic is 0 in {_all(k)} while numeric is not ({worst_text}): this "
+                "gradient is never computed (left at zeros, or overwritten)")
+    else:
+        text = (f"analytic is 0 at all {_count(k)} where {condition} while numeric is not "
+                f"({worst_text}), and right where it is not: the derivative on that side is "
+                "dropped in backward")
+    return Diagnosis(v.name, "zero", text, factor=0.0, where=condition or None, count=k)
+
+
+def _sign(v: _View, ctx: _Context, where: np.ndarray | None = None,
+          condition: str = "") -> Diagnosis | None:
+    mask = v.usable if where is None else v.usable & where
+    if not (mask & _clear(v.n, v.bar)).any() or not _fits(v.a, -v.n, v.bar, mask):
+        return None
+    k = int(mask.sum())
+    if where is None:
+        text = (f"analytic = -numeric in {_all(k)}: the sign is flipped (a minus sign lost or "
+                "added, or a - b written as b - a)")
+    else:
+        text = (f"analytic = -numeric at all {_count(k)} where {condition}, right elsewhere: "
+                "the sign of the derivative on that side is flipped")
+    return Diagnosis(v.name, "sign", text, factor=-1.0, where=condition or None, count=k)
+
+
+def _candidates(ctx: _Context) -> list[tuple[float, str]]:
+    """Named scale factors, each with the reason it is a natural mistake."""
+    named: list[tuple[float, str]] = [(2.0, "a factor 2 (the 2 of d/dx x^2 = 2x, or a 1/2 in "
+                                       "the loss)"), (0.5, "a factor 1/2 (the 2 of d/dx x^2 = 2x "
+                                                      "lost, or a 1/2 in the loss)")]
+    for d, where in ctx.dims:
+        if d == 2:
+            continue
+        named.append((float(d), f"{d} is {where}: a sum where a mean was meant, or the "
+                      "other way round"))
+        named.append((1.0 / d, f"{d} is {where}: a sum where a mean was meant, or the "
+                      "other way round"))
+    return named + [(-c, why + ", and the sign flipped") for c, why in named]
+
+
+def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
+           condition: str = "") -> Diagnosis | None:
+    """analytic = c x numeric, one c."""
+    mask = v.usable if where is None else v.usable & where
+    clear = mask & _clear(v.n, v.bar)
+    if not clear.any():
+        return None
+    k = int(mask.sum())
+    over = f"in {_all(k)}" if where is None else f"at all {_count(k)} where {condition}"
+    rest = "" if where is None else ", right elsewhere"
+    for c, why in _candidates(ctx):
+        shows = (clear & _clear(v.a, abs(c) * v.bar)).any()
+        if shows and _fits(v.a, c * v.n, abs(c) * v.bar, mask):
+            factor = _factor_text(c)
+            return Diagnosis(v.name, "scale", f"analytic = {factor} x numeric {over}{rest}: {why}",
+                             factor=c, where=condition or None, count=k)
+    if int(clear.sum()) < FIT_EVIDENCE:
+        return None
+    # one factor fitted from the clearly nonzero elements, then held to every element; its
+    # own error (~ bar / |n| relative) is covered by doubling the bars
+    weights = 1.0 / v.bar[clear] ** 2
+    c = float(np.sum(weights * v.a[clear] * v.n[clear]) / np.sum(weights * v.n[clear] ** 2))
+    if not math.isfinite(c) or not (clear & _clear(v.a, abs(c) * v.bar)).any():
+        return None
+    if not _fits(v.a, c * v.n, 2 * max(abs(c), 1.0) * v.bar, mask):
+        return None
+    why = ("one factor in every element: a constant multiplied in, or missing, in backward"
+           if where is None else "the slope backward uses on that side is off by this factor")
+    return Diagnosis(v.name, "scale", f"analytic = {_g(c)} x numeric {over}{rest}: {why}",
+                     factor=c, where=condition or None, count=k)
+
+
+def _factor_text(c: float) -> str:
+    if abs(c) < 1 and abs(round(1 / c) - 1 / c) < 1e-12:
+        return f"{_g(c)} (= 1/{round(1 / c)})" if c > 0 else f"{_g(c)} (= -1/{round(-1 / c)})"
+    return _g(c)
+
+
+def _transpose(v: _View, ctx: _Context) -> Diagnosis | None:
+    """analytic = numeric.T on a square matrix that is not symmetric."""
+    if len(v.shape) != 2 or v.shape[0] != v.shape[1] or v.shape[0] < 2:
+        return None
+    both = v.usable & v.usable.T
+    bar = np.maximum(v.bar, v.bar.T)
+    with np.errstate(invalid="ignore"):
+        asymmetric = both & (np.abs(v.n - v.n.T) > CLEAR * (v.bar + v.bar.T))
+    if not asymmetric.any() or not _fits(v.a, v.n.T, bar, both):
+        return None
+    k, size = int(both.sum()), v.shape[0]
+    return Diagnosis(
+        v.name, "transpose",
+        f"analytic = numeric transposed in {_all(k)}: {v.name}[i, j] holds the value of "
+        f"{v.name}[j, i], and the {size} diagonal elements, which a transpose leaves in place, "
+        "are right (a product in the wrong order, e.g. g.T @ x for x.T @ g, or a missing .T)",
+        count=k)
+
+
+def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
+    """Analytic nonzero exactly where numeric is 0; right elsewhere."""
+    with np.errstate(invalid="ignore"):
+        zero = v.usable & (np.abs(v.n) <= v.bar)
+    wrong = v.failed & ~v.kink
+    k = int(wrong.sum())
+    if k < 2 or not np.all(zero[wrong]) or k < 0.75 * int(zero.sum()):
+        return None
+    condition = _input_condition(v, ctx, wrong, zero)
+    shown, indices = _listing(v, wrong)
+    if condition:
+        where = f"exactly the elements with {condition}"
+        why = (f"the mask ({_negate(condition)}) that zeroes them, an activation's derivative "
+               "like ReLU's, is missing")
+    else:
+        where = shown
+        why = "a mask that zeroes them, an activation's derivative like ReLU's, is missing"
+    return Diagnosis(
+        v.name, "missing_mask",
+        f"analytic is nonzero at the {_count(k)} where numeric is 0 ({where}) and right "
+        f"everywhere else: {why} in backward", where=condition or None, elements=indices,
+        count=k)
+
+
+def _inverted_mask(v: _View, ctx: _Context) -> Diagnosis | None:
+    """Analytic nonzero exactly where numeric is 0, and 0 where numeric is not."""
+    clear_a, clear_n = _clear(v.a, v.bar), _clear(v.n, v.bar)
+    with np.errstate(invalid="ignore"):
+        small_a, small_n = np.abs(v.a) <= v.bar, np.abs(v.n) <= v.bar
+    only_a = v.usable & clear_a & small_n
+    only_n = v.usable & clear_n & small_a
+    neither = v.usable & small_a & small_n
+    if not (only_a.any() and only_n.any()) or not np.all((only_a | only_n | neither)[v.usable]):
+        return None
+    condition = _input_condition(v, ctx, only_a, ~only_n)
+    ka, kn = int(only_a.sum()), int(only_n.sum())
+    where = f", {condition}" if condition else ""
+    return Diagnosis(
+        v.name, "inverted_mask",
+        f"analytic is nonzero exactly where numeric is 0 ({_count(ka)}{where}) and 0 where "
+        f"numeric is not ({_count(kn)}): the gradient goes to the wrong elements (an inverted "
+        "mask, or routing to the wrong element, such as the argmin instead of the argmax)",
+        where=condition or None, count=ka + kn)
+
+
+def _offset(v: _View, ctx: _Context) -> Diagnosis | None:
+    """analytic - numeric is one constant on a structured subset, 0 elsewhere."""
+    wrong = v.failed & ~v.kink
+    k = int(wrong.sum())
+    if k < 2:
+        return None
+    d = v.a - v.n
+    constant = float(np.median(d[wrong]))
+    if not _fits(d, np.full(v.shape, constant), v.bar, wrong):
+        return None
+    structure = _structure(wrong, v.usable)
+    if structure is None:
+        return None
+    shown, indices = _listing(v, wrong)
+    named = ""
+    for dim, where in ctx.dims:
+        if abs(abs(constant) * dim - 1) < 1e-6:
+            named = f" (= {'-' if constant < 0 else ''}1/{dim}, {dim} being {where})"
+            break
+    per_row = structure.endswith(")") and " rows (" in structure
+    why = ("a term missing from, or added to, these elements only, like the one-hot targets a "
+           "softmax cross-entropy backward subtracts (p - y)" if per_row
+           else "a constant term missing from, or added to, these elements")
+    listed = "" if per_row or structure == "every element" else f" ({shown})"
+    return Diagnosis(
+        v.name, "offset",
+        f"analytic - numeric = {_g(constant)}{named} at {structure}{listed}, and 0 everywhere "
+        f"else: {why}", constant=constant, where=structure, elements=indices, count=k)
+
+
+def _structure(wrong: np.ndarray, usable: np.ndarray) -> str | None:
+    """Name the subset: one element per row, one column, one row, every element."""
+    if np.array_equal(wrong, usable) and wrong.size >= 2:
+        return "every element"
+    if wrong.ndim < 2:
+        return None
+    rows = wrong.reshape(-1, wrong.shape[-1])
+    n_rows, n_cols = rows.shape
+    if n_rows < 2 or n_cols < 2:
+        return None
+    per_row = rows.sum(axis=1)
+    if np.all(per_row == 1):
+        columns = np.argmax(rows, axis=1)
+        listed = ", ".join(map(str, columns[:LISTED])) + (", ..." if n_rows > LISTED else "")
+        return f"exactly one element in each of the {n_rows} rows (columns {listed})"
+    full_columns = np.flatnonzero(rows.all(axis=0))
+    if len(full_columns) == 1 and rows.sum() == n_rows:
+        return f"every element of column {int(full_columns[0])}"
+    full_rows = np.flatnonzero(rows.all(axis=1))
+    if len(full_rows) == 1 and rows.sum() == n_cols:
+        return f"every element of row {int(full_rows[0])}"
+    if np.all(rows.sum(axis=0) == 1):
+        return f"exactly one element in each of the {n_cols} columns"
+    return None
+
+
+def _region(v: _View, ctx: _Context) -> Diagnosis | None:
+    """zero, sign or scale on a region of the input (x < 0), right elsewhere."""
+    wrong = v.failed & ~v.kink
+    if not wrong.any():
+        return None
+    # the region must leave out every clearly nonzero element that is right
+    right = v.usable & ~wrong & _clear(v.n, v.bar)
+    found = _threshold(v, ctx, wrong, right)
+    if found is None:
+        return None
+    condition, region = found
+    if np.array_equal(region & v.usable, v.usable):
+        return None  # the whole tensor: the tests above already said no
+    for test in (_zero, _sign, _scale):
+        diagnosis = test(v, ctx, region, condition)
+        if diagnosis is not None:
+            return diagnosis
+    return None
+
+
+def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
+    """A few wrong elements, all the others right."""
+    k = int(v.failed.sum())
+    measured = int(v.measured.sum())
+    total = v.a.size
+    if v.lower_bound or k == 0 or k > ISOLATED_MAX or k >= total or (
+            v.mode != "fast" and k > ISOLATED_SHARE * measured):
+        return None
+    flat = np.flatnonzero(v.failed.reshape(-1))
+    indices = [tuple(int(i) for i in np.unravel_index(int(f), v.shape)) for f in flat]
+    details = "; ".join(f"{v.element(i)}: analytic {_g(float(v.a[i]))} vs numeric "
+                        f"{_g(float(v.n[i]))}" for i in indices[:LISTED])
+    others = ("the random-direction tests cleared all the others" if v.mode == "fast"
+              else f"all {total - k} others are right")
+    return Diagnosis(
+        v.name, "isolated",
+        f"{k} of {total} elements {'is' if k == 1 else 'are'} wrong ({details}); {others}: "
+        "look at what is special about "
+        + ("that element (an index off by one, an edge case)" if k == 1 else
+           "those elements (an index off by one, an edge case)"),
+        elements=indices, count=k)
+
+
+# ---------------------------------------------------------------------------- conditions on x
+
+
+def _input_condition(v: _View, ctx: _Context, inside: np.ndarray,
+                     allowed: np.ndarray) -> str:
+    """A threshold condition on the input's values that holds at every ``inside`` element and
+    at no usable element outside ``allowed`` ("x < 0"), or ""."""
+    if v.name != ctx.input_name or v.value is None:
+        return ""
+    found = _threshold(v, ctx, inside & v.usable, v.usable & ~allowed)
+    return found[0] if found else ""
+
+
+def _threshold(v: _View, ctx: _Context, inside: np.ndarray,
+               outside: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """f(x) > t with f in (-x, x, |x|) and a round t: true on every ``inside`` element, false
+    on every ``outside`` one."""
+    if v.name != ctx.input_name or v.value is None or not inside.any():
+        return None
+    x = v.value
+    for f, text in ((-x, "x < {}"), (x, "x > {}"), (np.abs(x), "|x| > {}")):
+        low = float(np.max(f[outside], initial=-np.inf))
+        high = float(np.min(f[inside]))
+        t = _round_between(low, high)
+        if t is None:
+            continue
+        bound = -t if text.startswith("x <") else t
+        shown = _g(bound + 0.0)  # + 0.0: no "-0"
+        condition = text.replace("x", v.name, 1).format(shown)
+        return condition, f > t
+    return None
+
+
+def _round_between(low: float, high: float) -> float | None:
+    """The roundest t with low <= t < high (0 first, then fewest significant digits)."""
+    if not (low < high) or not math.isfinite(high):
+        return None
+    if low <= 0 < high:
+        return 0.0
+    if low == -math.inf:
+        low = high - max(1.0, abs(high))
+    span = high - low
+    exponent = math.floor(math.log10(max(abs(high), abs(low), span)))
+    for e in range(exponent, exponent - 12, -1):
+        step = 10.0 ** e
+        t = math.ceil(low / step) * step
+        if low <= t < high:
+            return float(round(t, max(0, -e)))
+    return None
+
+
+def _negate(condition: str) -> str:
+    for a, b in ((" < ", " >= "), (" > ", " <= ")):
+        if a in condition:
+            negated = condition.replace(a, b)
+            return negated.replace(" >= 0", " > 0").replace(" <= 0", " < 0") if (
+                negated.endswith(" 0")) else negated
+    return "condition"
+
+
+def kinds(diagnoses: Iterable[Diagnosis]) -> dict[str, str]:
+    """``{tensor: kind}``: a compact view for tests and summaries.
+
+    >>> kinds([Diagnosis("W", "sign", "...")])
+    {'W': 'sign'}
+    """
+    return {d.tensor: d.kind for d in diagnoses}
