@@ -541,14 +541,13 @@ def _structure(wrong: np.ndarray, usable: np.ndarray) -> str | None:
     n_rows, n_cols = rows.shape
     if n_rows < 2 or n_cols < 2:
         return None
-    per_row = rows.sum(axis=1)
-    if np.all(per_row == 1):
-        columns = np.argmax(rows, axis=1)
-        listed = ", ".join(map(str, columns[:LISTED])) + (", ..." if n_rows > LISTED else "")
-        return f"exactly one element in each of the {n_rows} rows (columns {listed})"
     full_columns = np.flatnonzero(rows.all(axis=0))
     if len(full_columns) == 1 and rows.sum() == n_rows:
         return f"every element of column {int(full_columns[0])}"
+    if np.all(rows.sum(axis=1) == 1):
+        columns = np.argmax(rows, axis=1)
+        listed = ", ".join(map(str, columns[:LISTED])) + (", ..." if n_rows > LISTED else "")
+        return f"exactly one element in each of the {n_rows} rows (columns {listed})"
     full_rows = np.flatnonzero(rows.all(axis=1))
     if len(full_rows) == 1 and rows.sum() == n_cols:
         return f"every element of row {int(full_rows[0])}"

@@ -1,0 +1,500 @@
+"""Diagnosis: the kind of mistake named, on the right tensor, with its evidence.
+
+Two halves:
+
+* ``diagnose`` on hand-built reports: each kind from arrays whose pattern is known exactly,
+  and the degenerate cases where a kind must not be claimed (a symmetric matrix, an all-zero
+  numeric gradient, a random corruption, empty and 0-d tensors, no arrays at all);
+* the classic hand-derivation mistakes as real layers, through every door: the API
+  (``report.diagnoses``, ``str(report)``, ``to_dict()``), the command line (text and
+  ``--json``) and the pytest plugin's failure text.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gradcheck as gc
+from gradcheck.diagnosis import Diagnosis, diagnose, kinds
+from gradcheck.report import Report, TensorResult
+
+# --------------------------------------------------------------------------- hand-built reports
+
+RNG = np.random.default_rng(0)
+
+
+def tensor(name: str, analytic: Any, numeric: Any, *, kink: Any = None, value: Any = None,
+           mode: str = "full", lower_bound: bool = False, measured: Any = None,
+           rtol: float = 1e-5, atol: float = 1e-8) -> TensorResult:
+    """A TensorResult as the engine builds it: numeric with rounding noise, the error bar
+    atol + rtol |n| + noise, an element failed where |a - n| exceeds it."""
+    a = np.asarray(analytic, dtype=np.float64)
+    n = np.asarray(numeric, dtype=np.float64) + 1e-11 * RNG.standard_normal(np.shape(numeric))
+    if measured is not None:
+        n = np.where(measured, n, np.nan)
+    bar = atol + rtol * np.abs(n) + 1e-10
+    with np.errstate(invalid="ignore"):
+        failed = np.abs(a - n) > bar
+    kink = np.zeros(a.shape, dtype=bool) if kink is None else np.asarray(kink)
+    return TensorResult(
+        name=name, shape=a.shape, dtype="float64", mode=mode, checked=a.size,
+        mismatched=int(failed.sum()), max_abs_err=0.0, max_rel_err=0.0,
+        mismatched_is_lower_bound=lower_bound, measured=int(np.isfinite(n).sum()),
+        status="FAILED" if failed.any() else "ok", analytic=a, numeric=n, error_bar=bar,
+        kink=kink, failed=failed, value=np.zeros(0) if value is None else np.asarray(value))
+
+
+def report(*tensors: TensorResult, input_name: str | None = "x",
+           output_shape: tuple[int, ...] | None = None, kinks: str = "subgradient") -> Report:
+    return Report(title="hand-built", tensors=list(tensors), problems=[], warnings=[],
+                  options={"kinks": kinks}, evaluations={}, input_name=input_name,
+                  output_shape=output_shape)
+
+
+def only(rep: Report) -> Diagnosis:
+    found = diagnose(rep)
+    assert len(found) == 1, found
+    return found[0]
+
+
+X = RNG.standard_normal((8, 4))
+G = RNG.standard_normal((8, 4))
+W = RNG.standard_normal((4, 4))
+DW, DX = X.T @ G, G @ W.T
+
+
+def test_scale_names_the_batch_size() -> None:
+    d = only(report(tensor("x", DX, DX, value=X), tensor("W", DW / 8, DW)))
+    assert (d.tensor, d.kind, d.factor) == ("W", "scale", 0.125)
+    assert "0.125" in d.text and "8 is the batch size (axis 0 of x)" in d.text
+    assert d.count == 16
+
+
+def test_scale_factor_two_and_unnamed_factor() -> None:
+    assert only(report(tensor("W", 2 * DW, DW), input_name=None)).factor == 2.0
+    d = only(report(tensor("W", 1.001 * DW, DW), input_name=None))
+    assert d.kind == "scale" and d.factor == pytest.approx(1.001, rel=1e-6)
+
+
+def test_sign() -> None:
+    d = only(report(tensor("x", -DX, DX, value=X)))
+    assert (d.tensor, d.kind, d.factor) == ("x", "sign", -1.0)
+    assert "all 32 elements" in d.text
+
+
+def test_one_element_sign_is_sign_not_scale_minus_one() -> None:
+    assert only(report(tensor("s", np.array(-2.5), np.array(2.5)), input_name=None)).kind == "sign"
+
+
+def test_transpose_on_a_square_matrix() -> None:
+    d = only(report(tensor("W", DW.T, DW), input_name=None))
+    assert d.kind == "transpose" and "4 diagonal elements" in d.text
+
+
+def test_transpose_of_a_symmetric_matrix_is_not_claimed() -> None:
+    sym = DW + DW.T
+    sym_wrong = sym.copy()
+    sym_wrong[0, 1] += 1.0  # failing, yet analytic = numeric.T would hold almost everywhere
+    found = diagnose(report(tensor("W", sym_wrong, sym), input_name=None))
+    assert "transpose" not in kinds(found).values()
+
+
+def test_missing_mask_names_the_condition_on_x() -> None:
+    d = only(report(tensor("x", G, G * (X > 0), value=X)))
+    assert (d.kind, d.where) == ("missing_mask", "x < 0")
+    assert d.count == int((X < 0).sum())
+
+
+def test_missing_mask_of_a_clip_names_the_band() -> None:
+    x = 2 * X
+    d = only(report(tensor("x", G, G * (np.abs(x) < 1), value=x)))
+    assert (d.kind, d.where) == ("missing_mask", "|x| > 1")
+
+
+def test_missing_mask_on_a_parameter_lists_the_elements() -> None:
+    n = DW.copy()
+    n[:, 1] = 0.0
+    d = only(report(tensor("W", DW, n), input_name=None))
+    assert d.kind == "missing_mask" and d.where is None
+    assert d.elements == [(i, 1) for i in range(4)]
+
+
+def test_inverted_mask() -> None:
+    d = only(report(tensor("x", G * (X < 0), G * (X > 0), value=X)))
+    assert (d.kind, d.where) == ("inverted_mask", "x < 0")
+
+
+def test_offset_one_element_per_row_is_the_one_hot() -> None:
+    targets = np.array([0, 2, 1, 1, 0, 2, 2, 1])
+    z = RNG.standard_normal((8, 3))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    d = only(report(tensor("x", p / 8, (p - np.eye(3)[targets]) / 8, value=z),
+                    output_shape=()))
+    assert d.kind == "offset" and d.constant == pytest.approx(1 / 8)
+    assert d.elements == [(i, int(t)) for i, t in enumerate(targets)]
+    assert "one element in each of the 8 rows" in d.text and "1/8" in d.text
+    assert "one-hot" in d.text
+
+
+def test_offset_on_one_column() -> None:
+    a = DW.copy()
+    a[:, 2] -= 0.3
+    d = only(report(tensor("W", a, DW), input_name=None))
+    assert d.kind == "offset" and d.where == "every element of column 2"
+
+
+def test_swapped_pair() -> None:
+    d = diagnose(report(tensor("x", DW, DX[:4]), tensor("W", DX[:4], DW)))
+    assert {(e.tensor, e.kind, e.other) for e in d} == {("x", "swapped", "W"),
+                                                       ("W", "swapped", "x")}
+    assert "swapped" in d[0].text
+
+
+def test_one_sided_copy_is_swapped_too() -> None:
+    d = only(report(tensor("x", DX[:4], DX[:4]), tensor("W", DX[:4], DW)))
+    assert (d.tensor, d.kind, d.other) == ("W", "swapped", "x")
+
+
+def test_zero_gradient() -> None:
+    d = only(report(tensor("b", np.zeros(3), [1.0, -2.0, 0.5]), input_name=None))
+    assert d.kind == "zero" and d.factor == 0.0
+
+
+def test_region_scale_and_zero_follow_the_sign_of_x() -> None:
+    leaky = np.where(X < 0, 0.01, 1.0) * G
+    d = only(report(tensor("x", np.where(X < 0, 0.1, 1.0) * G, leaky, value=X)))
+    assert (d.kind, d.where, d.factor) == ("scale", "x < 0", pytest.approx(10.0))
+    d = only(report(tensor("x", np.where(X < 0, 0.0, 1.0) * G, leaky, value=X)))
+    assert (d.kind, d.where) == ("zero", "x < 0")
+
+
+def test_kink_convention_under_hull() -> None:
+    x = X.copy()
+    x.flat[::3] = 0.0
+    on = x == 0
+    numeric = np.where(x > 0, G, 0.0) + np.where(on, G / 2, 0.0)  # central difference at 0
+    analytic = np.where(x > 0, G, 0.0) + np.where(on, 2 * G, 0.0)  # ReLU'(0) = 2
+    d = only(report(tensor("x", analytic, numeric, kink=on, value=x), kinks="hull"))
+    assert d.kind == "kink_convention" and "where x = 0" in d.text
+    assert d.elements == [tuple(int(i) for i in ix) for ix in np.argwhere(on)][:50]
+    strict = only(report(tensor("x", analytic, numeric, kink=on, value=x), kinks="strict"))
+    assert strict.kind == "at_kinks"
+
+
+def test_isolated_lists_the_elements() -> None:
+    a = DW.copy()
+    a[1, 2] += 0.01
+    d = only(report(tensor("W", a, DW), input_name=None))
+    assert (d.kind, d.elements) == ("isolated", [(1, 2)])
+    assert "W[1, 2]" in d.text and "1 of 16" in d.text
+
+
+def test_fast_mode_diagnoses_from_the_localized_elements_or_says_full_would() -> None:
+    big = RNG.standard_normal((40, 40))
+    located = np.zeros(big.shape, dtype=bool)
+    located[3, :8] = True
+    wrong = big.copy()
+    wrong[3, 4] += 1.0
+    d = only(report(tensor("W", wrong, big, mode="fast", measured=located), input_name=None))
+    assert (d.kind, d.elements) == ("isolated", [(3, 4)])
+    d = only(report(tensor("W", wrong, big, mode="fast", measured=located, lower_bound=True),
+                    input_name=None))
+    assert d.kind == "needs_full" and "mode='full'" in d.text
+    located[10:12] = True  # 8 + 80 measured, all with the sign flipped
+    d = only(report(tensor("W", -big, big, mode="fast", measured=located, lower_bound=True),
+                    input_name=None))
+    assert d.kind == "sign" and "fast mode" in d.text
+
+
+@pytest.mark.parametrize("corruption", ["noise", "random", "few_noise"])
+def test_random_corruption_gets_no_strong_kind(corruption: str) -> None:
+    rng = np.random.default_rng(1)
+    if corruption == "noise":
+        a = DX + 0.1 * rng.standard_normal(DX.shape)
+    elif corruption == "random":
+        a = rng.standard_normal(DX.shape)
+    else:
+        a = DX.copy()
+        a.flat[[3, 17]] += rng.standard_normal(2)
+    found = kinds(diagnose(report(tensor("x", a, DX, value=X))))
+    assert set(found.values()) <= {"isolated"}, found
+    if corruption == "few_noise":
+        assert found == {"x": "isolated"}
+
+
+def test_correct_tensors_get_nothing() -> None:
+    assert diagnose(report(tensor("x", DX, DX, value=X), tensor("W", DW, DW))) == []
+
+
+@pytest.mark.parametrize("analytic, numeric", [
+    (np.zeros(0), np.zeros(0)),                     # empty
+    (np.array(1.0), np.array(np.nan)),              # 0-d, not measured
+    (np.ones((3, 3)), np.full((3, 3), np.nan)),     # nothing measured
+    (np.ones((3, 3)), np.zeros((3, 3))),            # numeric all zero: no sign, no scale
+    (np.full(4, np.inf), np.ones(4)),               # non-finite analytic
+])
+def test_degenerate_tensors_never_raise_and_claim_no_pattern(analytic: np.ndarray,
+                                                             numeric: np.ndarray) -> None:
+    t = tensor("t", analytic, numeric)
+    t.status = "FAILED"
+    found = kinds(diagnose(report(t, input_name=None)))
+    assert not set(found.values()) & {"sign", "scale", "transpose", "offset", "swapped",
+                                      "zero"}, found
+
+
+def test_a_report_without_arrays_gets_nothing() -> None:
+    t = TensorResult(name="W", shape=(2, 2), dtype="float64", mode="full", checked=4,
+                     mismatched=4, max_abs_err=1.0, max_rel_err=1.0, status="FAILED")
+    assert diagnose(report(t)) == []
+
+
+def test_a_million_elements_are_diagnosed() -> None:
+    big = np.random.default_rng(2).standard_normal(10**6)
+    assert only(report(tensor("w", -big, big), input_name=None)).kind == "sign"
+
+
+def test_to_dict_is_strict_json_with_every_key() -> None:
+    d = Diagnosis("W", "offset", "text", constant=float("nan"), elements=[(1, 2)])
+    entry = json.loads(json.dumps(d.to_dict(), allow_nan=False))
+    assert entry == {"tensor": "W", "kind": "offset", "text": "text", "factor": None,
+                     "other": None, "constant": "nan", "where": None, "elements": [[1, 2]],
+                     "count": 0}
+
+
+# --------------------------------------------------------------------------- real layers
+
+MISTAKES = textwrap.dedent('''
+    """The classic hand-derivation mistakes, one factory each (what tests/test_diagnosis.py
+    checks through the API, the command line and the pytest plugin)."""
+    import numpy as np
+
+
+    class Dense:
+        def __init__(self, n_in=4, n_out=3, seed=1):
+            rng = np.random.default_rng(seed)
+            self.params = {"W": rng.standard_normal((n_in, n_out)) / np.sqrt(n_in),
+                           "b": 0.5 * rng.standard_normal(n_out)}
+            self.grads = {}
+
+        def forward(self, x):
+            self.x = x
+            return x @ self.params["W"] + self.params["b"]
+
+        def backward(self, g):
+            self.grads = {"W": self.x.T @ g, "b": g.sum(axis=0)}
+            return g @ self.params["W"].T
+
+
+    class MeanDW(Dense):
+        def backward(self, g):
+            dx = super().backward(g)
+            self.grads["W"] = self.grads["W"] / len(g)   # the loss sums over the batch
+            return dx
+
+
+    class SignDW(Dense):
+        def backward(self, g):
+            dx = super().backward(g)
+            self.grads["W"] = -self.grads["W"]
+            return dx
+
+
+    class TransposedDW(Dense):
+        def backward(self, g):
+            dx = super().backward(g)
+            self.grads["W"] = g.T @ self.x
+            return dx
+
+
+    class SwappedDxDW(Dense):
+        def backward(self, g):
+            dx = super().backward(g)
+            dx, self.grads["W"] = self.grads["W"], dx   # x and W both (4, 4)
+            return dx
+
+
+    class OneWrongElement(Dense):
+        def backward(self, g):
+            dx = super().backward(g)
+            self.grads["W"][17, 9] += 1e-3 * np.abs(self.grads["W"]).max()
+            return dx
+
+
+    class ReLUNoMask:
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x, 0)
+
+        def backward(self, g):
+            return g                                    # forgot * (x > 0)
+
+
+    class ReLUGradAtZero2(ReLUNoMask):
+        def backward(self, g):
+            return g * np.where(self.x > 0, 1.0, np.where(self.x < 0, 0.0, 2.0))
+
+
+    class SoftmaxCENoOneHot:
+        targets = np.array([0, 2, 1, 1, 0, 2, 2, 1])
+
+        def forward(self, z):
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            self.p = e / e.sum(axis=1, keepdims=True)
+            return -np.mean(np.log(self.p[np.arange(len(z)), self.targets]))
+
+        def backward(self, g):
+            return g * self.p / len(self.p)             # forgot - onehot(targets)
+
+
+    def mean_dW():
+        return MeanDW(4, 3)
+
+
+    def sign_dW():
+        return SignDW(4, 3)
+
+
+    def transposed_dW():
+        return TransposedDW(4, 4)
+
+
+    def swapped_dx_dW():
+        return SwappedDxDW(4, 4)
+
+
+    def one_wrong_element():
+        return OneWrongElement(30, 20)
+
+
+    def relu_no_mask():
+        return ReLUNoMask()
+
+
+    def relu_grad_at_zero_2():
+        return ReLUGradAtZero2()
+
+
+    def softmax_ce_no_onehot():
+        return SoftmaxCENoOneHot()
+''')
+
+# factory, input shape, options, {tensor: kind}, words the text must hold
+CASES = {
+    "mean_dW": ((8, 4), {}, {"W": "scale"}, ["0.125", "8 is the batch size"]),
+    "transposed_dW": ((8, 4), {}, {"W": "transpose"}, ["transposed", "diagonal"]),
+    "relu_no_mask": ((8, 5), {}, {"x": "missing_mask"}, ["x < 0"]),
+    "sign_dW": ((8, 4), {}, {"W": "sign"}, ["-numeric"]),
+    "softmax_ce_no_onehot": ((8, 3), {}, {"x": "offset"}, ["one element in each of the 8 rows",
+                                                           "columns 0, 2, 1, 1, 0, 2, 2, 1"]),
+    "swapped_dx_dW": ((4, 4), {}, {"x": "swapped", "W": "swapped"}, ["swapped"]),
+    "relu_grad_at_zero_2": ((8, 5), {"kinks": "hull"}, {"x": "kink_convention"},
+                            ["outside every valid convention"]),
+    "one_wrong_element": ((4, 30), {"mode": "full"}, {"W": "isolated"}, ["W[17, 9]"]),
+}
+CLI_OPTIONS = {"kinks": "--kinks", "mode": "--mode"}
+
+
+@pytest.fixture(scope="module")
+def mistakes(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    path = tmp_path_factory.mktemp("layers") / "mistakes.py"
+    path.write_text(MISTAKES)
+    spec = importlib.util.spec_from_file_location("mistakes_for_diagnosis", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _input(shape: tuple[int, ...], zeros: bool) -> np.ndarray:
+    x = np.random.default_rng(3).standard_normal(shape)
+    if zeros:
+        x.flat[::3] = 0.0  # on the kinks
+    return x
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_api_names_each_mistake_on_the_right_tensor(mistakes: ModuleType, name: str) -> None:
+    shape, options, expected, words = CASES[name]
+    layer = getattr(mistakes, name)()
+    rep = gc.check_layer(layer, _input(shape, "kinks" in options), **options)
+    text = str(rep)
+    assert kinds(rep.diagnoses) == expected, text
+    for d in rep.diagnoses:
+        for word in words:
+            assert word in d.text, d.text
+    assert "likely cause" in text
+    for d in rep.diagnoses:
+        assert d.text in text
+    entry = json.loads(json.dumps(rep.to_dict(), allow_nan=False))
+    assert {d["tensor"]: d["kind"] for d in entry["diagnoses"]} == expected
+    for t in rep.tensors:  # the full arrays are reachable
+        assert t.analytic.shape == t.numeric.shape == t.shape
+
+
+def test_the_transposed_gradient_is_named_on_the_mutant_bank_square_dense() -> None:
+    from layer_bank import DenseTransposedDW, sample
+
+    rep = gc.check_layer(DenseTransposedDW(4, 4, seed=1), sample((8, 4), 12))
+    assert kinds(rep.diagnoses) == {"W": "transpose"}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_command_line_shows_the_diagnosis(mistakes: ModuleType, name: str,
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradcheck.cli import main
+
+    shape, options, expected, words = CASES[name]
+    monkeypatch.chdir(Path(mistakes.__file__).parent)
+    monkeypatch.setitem(sys.modules, "mistakes", mistakes)
+    argv = ["check", f"mistakes:{name}", "--shape", ",".join(map(str, shape))]
+    for key, value in options.items():
+        argv += [CLI_OPTIONS[key], value]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "likely cause" in out
+    for word in words:
+        assert word in out, out
+    assert main([*argv, "--json"]) == 1
+    entry = json.loads(capsys.readouterr().out)
+    assert {d["tensor"]: d["kind"] for d in entry["diagnoses"]} == expected
+
+
+PLUGIN_TESTS = textwrap.dedent('''
+    import numpy as np
+    import pytest
+
+    import mistakes
+
+    CASES = {cases!r}
+
+
+    @pytest.mark.parametrize("name", list(CASES))
+    def test_mistake(gradcheck, name):
+        shape, options = CASES[name]
+        x = np.random.default_rng(3).standard_normal(shape)
+        if "kinks" in options:
+            x.flat[::3] = 0.0
+        gradcheck.check_layer(getattr(mistakes, name)(), x, **options)
+''')
+
+
+def test_the_pytest_failure_text_shows_the_diagnosis(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(mistakes=MISTAKES)
+    cases = {name: (shape, options) for name, (shape, options, _, _) in CASES.items()}
+    pytester.makepyfile(test_mistakes=PLUGIN_TESTS.format(cases=cases))
+    result = pytester.runpytest("-p", "no:benchmark")
+    result.assert_outcomes(failed=len(CASES))
+    text = result.stdout.str()
+    assert text.count("likely cause") == len(CASES), text
+    for _, _, expected, words in CASES.values():
+        for word in words:
+            assert word in text
