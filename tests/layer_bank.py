@@ -1412,3 +1412,519 @@ def as_params(bank):
     import pytest
 
     return [pytest.param(case, id=case.name) for case in bank.values()]
+
+
+# ============================================================================================
+# ---- issue 10: ties, dtypes, offsets, drift
+#
+# Layers and cases for tests/test_verdicts.py and tests/test_verdict_properties.py, in their own
+# registries (nothing below is added to MUTANTS or KINK_CASES):
+#
+# * ``TIE_BUGS``: a tied maximum's upstream given to EVERY tied element (max over an axis, the
+#   widely copied ``(window == window.max()) * dout`` max-pool, top-k as ``(x >= kth) * g``) on
+#   integer-valued inputs. Each coordinate alone lies inside its one-sided range; moving the
+#   tied elements together shows the slope is counted more than once. Must be FAILED under
+#   kinks="subgradient" and kinks="hull".
+# * ``TIE_CONVENTIONS``: the same layers with a valid convention (first / last argmax, an even
+#   split); must pass under both modes.
+# * ``LOW_PRECISION_MUTANTS``: gross bugs (sign-flipped bias, transposed dW, softmax
+#   cross-entropy without the one-hot, +0.4 on one element of dW) as factories
+#   ``make(dtype, seed) -> (layer, x)``; never "ok" in float16, FAILED in float32.
+# * ``SENSITIVITY_MUTANTS``: smooth well-scaled float64 layers (batch norm, Dense + tanh) with
+#   an error of ~1e-6 relative; FAILED by default, ok with an explicit rtol=1e-5.
+
+
+def integer_valued(shape, seed=0, lo=0, hi=3, dtype=np.float64):
+    """Integer-valued floats in [lo, hi) (pixels): ties are common."""
+    return np.random.default_rng(seed).integers(lo, hi, shape).astype(dtype)
+
+
+def _route(values, top, tie):
+    """Routing weights of a max over the last axis: ``tie`` is "first", "last", "split", or
+    "all" (every tied element gets the full upstream: the bug)."""
+    if tie == "all":
+        return (values == top[..., None]).astype(np.float64)
+    return _tie_mask(values, top, tie)
+
+
+class MaxAll(Layer):
+    """y = max over axis 1 (keepdims); a tie routes by ``tie`` ("all" is the bug)."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"MaxAll(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        return x.max(axis=1, keepdims=True)
+
+    def backward(self, g):
+        w = _route(self.x, self.x.max(axis=1), self.tie)
+        return (w * g).astype(self.x.dtype)
+
+
+class MaxPool2x2(Layer):
+    """2x2 max-pool, stride 2, on (N, C, H, W), written with loops like the public
+    ``max_pool_backward_naive``; ``tie="all"`` is its ``(window == window.max()) * dout``."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"MaxPool2x2(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+    def backward(self, dout):
+        x = self.x
+        dx = np.zeros_like(x)
+        n_, c_, h_, w_ = dout.shape
+        for n in range(n_):
+            for c in range(c_):
+                for i in range(h_):
+                    for j in range(w_):
+                        window = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+                        if self.tie == "all":
+                            mask = window == window.max()
+                        else:
+                            flat = window.reshape(1, 4)
+                            mask = _tie_mask(flat, flat.max(axis=-1), self.tie).reshape(2, 2)
+                        dx[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2] += mask * dout[n, c, i, j]
+        return dx
+
+
+class TopKSum(Layer):
+    """y = sum of the k largest entries of each row (keepdims). ``tie="all"`` is the bug
+    ``(x >= kth) * g``; "split" shares the k-th place evenly among the entries tied for it;
+    "first" gives it to the first of them."""
+
+    def __init__(self, k=2, tie="split"):
+        super().__init__()
+        self.k, self.tie = k, tie
+
+    def __repr__(self):
+        return f"TopKSum(k={self.k}, tie={self.tie!r})"
+
+    def kth(self, x):
+        return np.sort(x, axis=1)[:, -self.k][:, None]
+
+    def forward(self, x):
+        self.x = x
+        return np.sort(x, axis=1)[:, -self.k:].sum(axis=1, keepdims=True)
+
+    def backward(self, g):
+        x, kth = self.x, self.kth(self.x)
+        if self.tie == "all":
+            return ((x >= kth) * g).astype(x.dtype)
+        above = x > kth
+        at = x == kth
+        places = self.k - above.sum(axis=1, keepdims=True)  # places left for the tied ones
+        if self.tie == "split":
+            w = above + at * places / at.sum(axis=1, keepdims=True)
+        elif self.tie == "first":
+            rank = np.cumsum(at, axis=1)
+            w = above + (at & (rank <= places))
+        else:
+            raise ValueError(f"tie must be 'all', 'split' or 'first', not {self.tie!r}")
+        return (w * g).astype(x.dtype)
+
+
+def top_k_boundary_tied(x, k):
+    """True when some row has more entries >= its k-th largest than k: the only ties at
+    which ``(x >= kth) * g`` is wrong (ties inside the top k are harmless)."""
+    kth = np.sort(x, axis=1)[:, -k][:, None]
+    return bool(np.any((x >= kth).sum(axis=1) > k))
+
+
+def has_tied_max(x, axis=-1):
+    """True when some slice along ``axis`` has its maximum more than once."""
+    return bool(np.any((x == x.max(axis=axis, keepdims=True)).sum(axis=axis) > 1))
+
+
+def pool_windows(x):
+    """(N, C, H, W) -> (N, C, H/2, W/2, 4): the 2x2 windows of MaxPool2x2."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(
+        n, c, h // 2, w // 2, 4)
+
+
+TIE_BUGS: dict[str, Case] = {}
+TIE_CONVENTIONS: dict[str, Case] = {}
+
+
+# the issue's literal example: ties at x[0, 1] and x[0, 2]
+ISSUE_MAX_X = np.array([[1.0, 2.0, 2.0, 0.0, -1.0]])
+ISSUE_MAX_UPSTREAM = np.array([[1.0]])
+
+
+@_register(TIE_BUGS, opts={"upstream": ISSUE_MAX_UPSTREAM})
+def max_axis1_counted_twice_issue_example():
+    """max over axis 1 of [1, 2, 2, 0, -1], upstream 1: both tied 2s get the upstream."""
+    return MaxAll("all"), ISSUE_MAX_X.copy()
+
+
+@_register(TIE_BUGS)
+def max_axis1_counted_twice_pixels():
+    """max over axis 1 of integer-valued rows (ties in every row): every tied max gets g."""
+    x = integer_valued((4, 6), 200)
+    x[:, 0] = x[:, 1] = 3.0  # a tie for the maximum in every row
+    return MaxAll("all"), x
+
+
+@_register(TIE_BUGS)
+def maxpool2x2_window_eq_max_pixels():
+    """2x2 max-pool with (window == window.max()) * dout on 0..2 pixels (ties in windows)."""
+    x = integer_valued((1, 2, 4, 4), 201)
+    x[0, 0, 0, :2] = 5.0  # at least one window with its maximum twice
+    return MaxPool2x2("all"), x
+
+
+@_register(TIE_BUGS)
+def maxpool2x2_window_eq_max_flat_window():
+    """2x2 max-pool with (window == window.max()) * dout where a whole window is constant."""
+    x = integer_valued((2, 1, 2, 4), 202)
+    x[0, 0, :, :2] = 1.0
+    return MaxPool2x2("all"), x
+
+
+@_register(TIE_BUGS)
+def topk_ge_kth_boundary_tie():
+    """sum of the top 2 of [3, 1, 2, 2, 0]-like rows with (x >= kth) * g: 3 entries get g."""
+    x = np.array([[3.0, 1.0, 2.0, 2.0, 0.0], [1.0, 1.0, 1.0, 0.0, 2.0]])
+    return TopKSum(2, "all"), x
+
+
+@_register(TIE_BUGS)
+def topk_ge_kth_pixels():
+    """sum of the top 3 of integer-valued rows with (x >= kth) * g (boundary ties)."""
+    x = integer_valued((3, 6), 203)
+    x[:, :4] = np.array([2.0, 2.0, 2.0, 2.0])  # four entries tied for the 3 places
+    x[:, 4:] = 0.0
+    return TopKSum(3, "all"), x
+
+
+def _tie_convention(name, layer_factory, x_factory, doc, **opts):
+    def make():
+        return layer_factory(), x_factory()
+
+    make.__name__ = name
+    make.__doc__ = doc
+    _register(TIE_CONVENTIONS, opts=opts)(make)
+
+
+for _tie in ("first", "last", "split"):
+    _tie_convention(f"max_axis1_issue_example_{_tie}", lambda t=_tie: MaxAll(t),
+                    lambda: ISSUE_MAX_X.copy(),
+                    f"max over axis 1 of [1, 2, 2, 0, -1], tie routed {_tie}.",
+                    upstream=ISSUE_MAX_UPSTREAM)
+    _tie_convention(f"max_axis1_pixels_{_tie}", lambda t=_tie: MaxAll(t),
+                    lambda: max_axis1_counted_twice_pixels()[1],
+                    f"max over axis 1 of integer-valued rows with ties, tie routed {_tie}.")
+    _tie_convention(f"maxpool2x2_pixels_{_tie}", lambda t=_tie: MaxPool2x2(t),
+                    lambda: maxpool2x2_window_eq_max_pixels()[1],
+                    f"2x2 max-pool of 0..2 pixels with tied windows, tie routed {_tie}.")
+    _tie_convention(f"maxpool2x2_flat_window_{_tie}", lambda t=_tie: MaxPool2x2(t),
+                    lambda: maxpool2x2_window_eq_max_flat_window()[1],
+                    f"2x2 max-pool with a constant window, tie routed {_tie}.")
+for _tie in ("first", "split"):
+    _tie_convention(f"topk_boundary_tie_{_tie}", lambda t=_tie: TopKSum(2, t),
+                    lambda: topk_ge_kth_boundary_tie()[1],
+                    f"sum of the top 2 with a tie for the 2nd place, shared {_tie}.")
+    _tie_convention(f"topk_pixels_{_tie}", lambda t=_tie: TopKSum(3, t),
+                    lambda: topk_ge_kth_pixels()[1],
+                    f"sum of the top 3 with four entries tied for 3 places, shared {_tie}.")
+
+
+# ---- low precision: float16 / float32 / longdouble
+
+
+class DensePlusOnDW(Dense):
+    """dW[index] += shift (an absolute error, +0.4 by default)."""
+
+    def __init__(self, *args, index=(0, 0), shift=0.4, **kw):
+        super().__init__(*args, **kw)
+        self.index, self.shift = tuple(index), shift
+
+    def backward(self, g):
+        dx = super().backward(g)
+        dW = np.array(self.grads["W"], copy=True)
+        dW[self.index] += self.shift
+        self.grads["W"] = dW
+        return dx
+
+
+class SoftmaxCENoOneHot(SoftmaxCrossEntropy):
+    """Mean softmax cross-entropy whose backward forgets to subtract the one-hot: g p / N."""
+
+    def backward(self, g):
+        return (g * self.p / len(self.t)).astype(self.z.dtype)
+
+
+class DenseSoftmaxCE(Chain):
+    """Dense(4, 3) then mean softmax cross-entropy over a batch of 6 (params W1, b1)."""
+
+    def __init__(self, head, *, seed=0, dtype=np.float64):
+        super().__init__(Dense(4, 3, seed=seed, dtype=dtype), head)
+
+
+LOW_PRECISION_MUTANTS: dict[str, Callable[..., tuple[Any, np.ndarray]]] = {}
+LOW_PRECISION_BAD: dict[str, tuple[str, ...]] = {}  # tensors the bug reaches
+
+
+def low_precision(*bad):
+    def deco(fn):
+        LOW_PRECISION_MUTANTS[fn.__name__] = fn
+        LOW_PRECISION_BAD[fn.__name__] = bad
+        return fn
+
+    return deco
+
+
+@low_precision("b")
+def dense_bias_sign_flipped(dtype=np.float64, seed=0):
+    """Dense(4, 3): db has the wrong sign."""
+    return DenseSignDb(4, 3, seed=seed, dtype=dtype), sample((B, 4), 300 + seed, dtype=dtype)
+
+
+@low_precision("W")
+def dense_dW_transposed_square(dtype=np.float64, seed=0):
+    """Dense(4, 4): dW = g.T @ x instead of x.T @ g."""
+    return DenseTransposedDW(4, 4, seed=seed, dtype=dtype), sample((B, 4), 310 + seed, dtype=dtype)
+
+
+@low_precision("x", "W1", "b1")
+def softmax_ce_without_one_hot(dtype=np.float64, seed=0):
+    """Dense + mean softmax cross-entropy: backward g p / N, the one-hot not subtracted."""
+    targets = np.random.default_rng(320 + seed).integers(0, 3, 6)
+    net = DenseSoftmaxCE(SoftmaxCENoOneHot(targets), seed=seed, dtype=dtype)
+    return net, sample((6, 4), 330 + seed, dtype=dtype)
+
+
+@low_precision("W")
+def dense_dW_one_element_plus_0p4(dtype=np.float64, seed=0):
+    """Dense(4, 3): dW[1, 2] += 0.4."""
+    layer = DensePlusOnDW(4, 3, seed=seed, dtype=dtype, index=(1, 2), shift=0.4)
+    return layer, sample((B, 4), 340 + seed, dtype=dtype)
+
+
+def correct_dense_tanh(dtype=np.float64, seed=0):
+    """Dense(4, 3) + tanh, correct, in ``dtype``."""
+    return Chain(Dense(4, 3, seed=seed, dtype=dtype), Tanh()), sample((B, 4), 350 + seed,
+                                                                       dtype=dtype)
+
+
+def correct_dense_softmax_ce(dtype=np.float64, seed=0):
+    """Dense + mean softmax cross-entropy, correct, in ``dtype``."""
+    targets = np.random.default_rng(360 + seed).integers(0, 3, 6)
+    net = DenseSoftmaxCE(SoftmaxCrossEntropy(targets), seed=seed, dtype=dtype)
+    return net, sample((6, 4), 370 + seed, dtype=dtype)
+
+
+LOW_PRECISION_CORRECT = {fn.__name__: fn for fn in (correct_dense_tanh, correct_dense_softmax_ce)}
+
+
+# ---- sensitivity: float64, smooth, well scaled
+
+
+class BatchNorm(Layer):
+    """Training-mode batch norm over axis 0: gamma (x - mu) / sqrt(var + eps) + beta."""
+
+    def __init__(self, d, *, eps=1e-5, seed=0):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.eps = eps
+        self.params["gamma"] = 1.0 + 0.5 * rng.standard_normal(d)
+        self.params["beta"] = 0.5 * rng.standard_normal(d)
+
+    def forward(self, x):
+        self.mu = x.mean(axis=0)
+        self.var = x.var(axis=0)
+        self.inv_std = 1.0 / np.sqrt(self.var + self.eps)
+        self.xhat = (x - self.mu) * self.inv_std
+        return self.params["gamma"] * self.xhat + self.params["beta"]
+
+    def backward(self, g):
+        n = len(g)
+        self.grads = {"gamma": (g * self.xhat).sum(axis=0), "beta": g.sum(axis=0)}
+        dxhat = g * self.params["gamma"]
+        return self.dx(dxhat, self.inv_std, n)
+
+    def dx(self, dxhat, inv_std, n):
+        return inv_std / n * (n * dxhat - dxhat.sum(axis=0)
+                              - self.xhat * (dxhat * self.xhat).sum(axis=0))
+
+
+class BatchNormDroppedEps(BatchNorm):
+    """Batch norm whose backward uses 1 / sqrt(var), the eps dropped (~eps / 2var relative)."""
+
+    def backward(self, g):
+        super().backward(g)
+        return self.dx(g * self.params["gamma"], 1.0 / np.sqrt(self.var), len(g))
+
+
+class OneElementOff(Layer):
+    """Wraps a layer; one element of one gradient ("x" = grad_x) is scaled by (1 + rel).
+    ``index=None``: the element with the largest magnitude."""
+
+    def __init__(self, inner, target, rel=1e-6, index=None):
+        super().__init__()
+        self.inner, self.target, self.rel, self.index = inner, target, rel, index
+        self.params = inner.params
+
+    def __repr__(self):
+        return f"OneElementOff({self.inner!r}, {self.target!r}, rel={self.rel})"
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def _off(self, a):
+        a = np.array(a, copy=True)
+        i = int(np.argmax(np.abs(a))) if self.index is None else np.ravel_multi_index(
+            self.index, a.shape)
+        a.flat[i] *= 1.0 + self.rel
+        return a
+
+    def backward(self, g):
+        dx = self.inner.backward(g)
+        self.grads = dict(self.inner.grads)
+        if self.target == "x":
+            return self._off(dx)
+        self.grads[self.target] = self._off(self.grads[self.target])
+        return dx
+
+
+def standardized(shape, seed):
+    """Columns with mean 0 and variance exactly 1 (so batch norm's eps is 1e-5 relative)."""
+    x = sample(shape, seed)
+    return (x - x.mean(axis=0)) / x.std(axis=0)
+
+
+def batchnorm_case(seed=0):
+    """Correct batch norm over a batch of 8, 4 features, unit-variance columns."""
+    return BatchNorm(4, seed=400 + seed), standardized((8, 4), 410 + seed)
+
+
+def dense_tanh_case(seed=0):
+    """Correct Dense(4, 3) + tanh on a batch of 8."""
+    return correct_dense_tanh(np.float64, seed)
+
+
+SENSITIVITY_MUTANTS: dict[str, Case] = {}
+
+
+@_register(SENSITIVITY_MUTANTS, bad=("x",))
+def batchnorm_dx_one_element_off_1e6():
+    """batch norm: the largest element of dx off by 1e-6 relative."""
+    layer, x = batchnorm_case()
+    return OneElementOff(layer, "x", 1e-6), x
+
+
+@_register(SENSITIVITY_MUTANTS, bad=("gamma",))
+def batchnorm_dgamma_one_element_off_1e6():
+    """batch norm: the largest element of dgamma off by 1e-6 relative."""
+    layer, x = batchnorm_case(1)
+    return OneElementOff(layer, "gamma", 1e-6), x
+
+
+@_register(SENSITIVITY_MUTANTS, bad=("x",))
+def batchnorm_dropped_eps():
+    """batch norm backward with 1 / sqrt(var) for 1 / sqrt(var + eps): 5e-6 relative in dx."""
+    return BatchNormDroppedEps(4, seed=402), standardized((8, 4), 412)
+
+
+@_register(SENSITIVITY_MUTANTS, bad=("W1",))
+def dense_tanh_dW_one_element_off_1e6():
+    """Dense + tanh: the largest element of dW off by 1e-6 relative."""
+    net, x = dense_tanh_case(2)
+    return OneElementOff(net, "W1", 1e-6), x
+
+
+@_register(SENSITIVITY_MUTANTS, bad=("x",))
+def dense_tanh_dx_one_element_off_1e6():
+    """Dense + tanh: the largest element of dx off by 1e-6 relative."""
+    net, x = dense_tanh_case(3)
+    return OneElementOff(net, "x", 1e-6), x
+
+
+# ---- noise, drift, names
+
+
+class NoisyDense(Dense):
+    """Dense whose forward adds fresh noise of size ``sigma`` on every call."""
+
+    def __init__(self, *args, sigma=1e-2, noise_seed=11, **kw):
+        super().__init__(*args, **kw)
+        self.sigma = sigma
+        self.rng = np.random.default_rng(noise_seed)
+
+    def forward(self, x):
+        y = super().forward(x)
+        return y + self.sigma * self.rng.standard_normal(y.shape)
+
+
+class DriftingDense(Dense):
+    """Dense whose forward, from call ``after + 1`` on, adds ``step`` to b[0] in place
+    (a running statistic updated by mistake): the loss at the point changes during the check."""
+
+    def __init__(self, *args, after=3, step=1e-3, wrong_db=False, **kw):
+        super().__init__(*args, **kw)
+        self.after, self.step, self.wrong_db, self.calls = after, step, wrong_db, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > self.after:
+            self.params["b"][0] += self.step
+        return super().forward(x)
+
+    def backward(self, g):
+        dx = super().backward(g)
+        if self.wrong_db:
+            self.grads["b"] = -self.grads["b"]
+        return dx
+
+
+class HiddenDriftDense(Dense):
+    """Dense whose output is scaled by 1 + step * (calls - after) from call ``after + 1`` on:
+    state outside the params that changes the loss at the point during the check."""
+
+    def __init__(self, *args, after=6, step=1e-3, wrong_db=False, **kw):
+        super().__init__(*args, **kw)
+        self.after, self.step, self.wrong_db, self.calls = after, step, wrong_db, 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.scale = 1.0 + self.step * max(0, self.calls - self.after)
+        return self.scale * super().forward(x)
+
+    def backward(self, g):
+        dx = super().backward(self.scale * g)
+        if self.wrong_db:
+            self.grads["b"] = -self.grads["b"]
+        return dx
+
+
+class ParamsNamedXAndInput(Layer):
+    """y = x * params["x"] + params["input"] elementwise: params keyed like the input."""
+
+    def __init__(self, shape, seed=0, wrong_dx=False):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.params["x"] = rng.standard_normal(shape)
+        self.params["input"] = rng.standard_normal(shape)
+        self.wrong_dx = wrong_dx
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params["x"] + self.params["input"]
+
+    def backward(self, g):
+        self.grads = {"x": g * self.x, "input": g.copy()}
+        dx = g * self.params["x"]
+        return -dx if self.wrong_dx else dx

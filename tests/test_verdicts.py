@@ -1,0 +1,650 @@
+"""Verdicts that cannot be fooled (issue 10): every reproduction of the issue as a plain test.
+
+1. Ties: a tied maximum's upstream given to every tied element (max over an axis, the
+   ``(window == window.max()) * dout`` max-pool, top-k as ``(x >= kth) * g``) is FAILED under
+   kinks="subgradient" and kinks="hull"; valid tie conventions (first / last argmax, an even
+   split) and the other kink conventions (ReLU'(0) in [0, 1], clip at its bounds, |x| and
+   LeakyReLU at 0, zero rows through a bias-free Dense + ReLU) pass.
+2. float16 / float32 / longdouble: a wrong gradient is never "ok"; gross float32 bugs are
+   FAILED; a correct float32 / float64 layer is ok, a correct float16 one never FAILED.
+3. The error bar comes from what was measured: a constant offset of 1e12 or 1e20 makes the
+   check UNVERIFIED (never ok) and says why; a loss returned as float32 or a longdouble input
+   is never a false alarm and never called a kink; in float64 an element off by 1e-6 relative
+   is FAILED by default, and an explicit rtol=1e-5 still overrides.
+4. Noise and drift: every front door names a nondeterministic loss ("nondeterministic") and a
+   loss that changes during the check ("state_changed" / "in_place"); never excused as kinks.
+5. Params keyed "x" and "input" in check_layer; params sharing memory; masked-array params.
+
+Also the verdict vocabulary itself ("ok" / "FAILED" / "UNVERIFIED", Problem kinds) and the cost
+of a right gradient (2n + 3 loss evaluations, 2 gradient calls). Layers: tests/layer_bank.py,
+section "issue 10".
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import gradcheck as gc
+from gradcheck.report import Problem
+
+import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
+
+STATUSES = ("ok", "FAILED", "UNVERIFIED")
+KINDS = ("in_place", "accumulates", "nondeterministic", "state_changed", "non_finite_loss",
+         "non_finite_grad")
+BOTH_KINK_MODES = ("subgradient", "hull")
+SEEDS = range(8)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _by_name(rep):
+    return {t.name: t for t in rep.tensors}
+
+
+def _kinds(rep):
+    return {p.kind for p in rep.problems}
+
+
+def _status_line(text, name):
+    """The report-table row of tensor ``name`` (first cell == name)."""
+    for line in text.splitlines():
+        cells = line.split()
+        if cells and cells[0] == name:
+            return line
+    raise AssertionError(f"no table row for tensor {name!r} in the report:\n{text}")
+
+
+def _assert_consistent(rep):
+    """The verdict vocabulary: statuses from the three, ok iff "ok", the report's status the
+    worst of its tensors' (and FAILED with any problem), problems typed and shown."""
+    text = str(rep)
+    assert rep.status in STATUSES, rep.status
+    assert rep.ok is (rep.status == "ok") and bool(rep) is rep.ok
+    for t in rep.tensors:
+        assert t.status in STATUSES, (t.name, t.status)
+        assert t.ok is (t.status == "ok")
+        assert t.status in _status_line(text, t.name), text
+        if t.status == "UNVERIFIED":
+            assert t.unverified_reason, f"{t.name} UNVERIFIED without a reason:\n{text}"
+    statuses = {t.status for t in rep.tensors}
+    if rep.problems or "FAILED" in statuses:
+        assert rep.status == "FAILED", text
+    elif "UNVERIFIED" in statuses:
+        assert rep.status == "UNVERIFIED", text
+    else:
+        assert rep.status == "ok", text
+    for p in rep.problems:
+        assert isinstance(p, Problem), p
+        assert p.kind in KINDS, p
+        assert str(p) == p.text and p.text in text, p
+    return text
+
+
+def _never_blamed_on_kinks(rep):
+    """Nothing excused as a kink: no kink settled by the hull or a jitter, no kink warning."""
+    text = str(rep)
+    settled = sum(t.kinks.by_hull + t.kinks.by_jitter for t in rep.tensors)
+    assert settled == 0, f"misbehaviour excused as kinks:\n{text}"
+    assert not [w for w in rep.warnings if "kink" in w.lower()], text
+
+
+# ------------------------------------------------------------------------------- 1. ties
+
+
+@pytest.mark.parametrize("kinks", BOTH_KINK_MODES)
+def test_issue_example_tied_max_counted_twice_fails(kinks):
+    """The issue's literal example: max over axis 1 of [1, 2, 2, 0, -1] with the upstream
+    given to both tied 2s. Along d = (0, 1, 1, 0, 0) the loss has slope 1, analytic . d = 2."""
+
+    class MaxAll:  # y = max over axis 1
+        def forward(self, x):
+            self.x = x
+            return x.max(axis=1, keepdims=True)
+
+        def backward(self, g):
+            return (self.x == self.x.max(axis=1, keepdims=True)) * g
+
+    rep = gc.check_layer(MaxAll(), np.array([[1.0, 2.0, 2.0, 0.0, -1.0]]),
+                         upstream=np.array([[1.0]]), kinks=kinks)
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+    assert rep.status == "FAILED", text
+    assert _by_name(rep)["x"].status == "FAILED", text
+    assert "FAILED" in _status_line(text, "x"), text
+
+
+def _has_harmful_tie(layer, x):
+    """Is there a tie at which giving every tied element the upstream is wrong?"""
+    if isinstance(layer, lb.MaxPool2x2):
+        return lb.has_tied_max(lb.pool_windows(x))
+    if isinstance(layer, lb.TopKSum):
+        return lb.top_k_boundary_tied(x, layer.k)
+    return lb.has_tied_max(x, axis=1)
+
+
+@pytest.mark.parametrize("kinks", BOTH_KINK_MODES)
+@pytest.mark.parametrize("case", lb.as_params(lb.TIE_BUGS))
+def test_tied_maximum_counted_for_every_tied_element_fails(case, kinks):
+    """max over an axis, the public max-pool backward and top-k as (x >= kth) * g, on
+    integer-valued inputs with ties: FAILED in both kink modes, on the input x."""
+    layer, x = case.make()
+    assert _has_harmful_tie(layer, x), f"{case.name}: no tie the bug can show on"
+    for seed in (0, 1):
+        rep = gc.check_layer(layer, x, seed=seed, kinks=kinks, **case.opts)
+        text = _assert_consistent(rep)
+        assert rep.status == "FAILED", f"{case.name} ({case.doc}) not FAILED:\n{text}"
+        assert _by_name(rep)["x"].status == "FAILED", text
+        assert _by_name(rep)["x"].mismatched > 0, text
+
+
+@pytest.mark.parametrize("kinks", BOTH_KINK_MODES)
+@pytest.mark.parametrize("case", lb.as_params(lb.TIE_CONVENTIONS))
+def test_valid_tie_conventions_pass(case, kinks):
+    """First argmax, last argmax and an even split among tied elements (and the matching
+    top-k conventions) are valid gradients at a tie: ok in both kink modes, no problem."""
+    layer, x = case.make()
+    x_bytes = x.tobytes()
+    for seed in (0, 1):
+        rep = gc.check_layer(layer, x, seed=seed, kinks=kinks, **case.opts)
+        text = _assert_consistent(rep)
+        assert rep.ok, f"false alarm on {case.name} ({case.doc}):\n{text}"
+        assert not rep.problems, text
+    assert x.tobytes() == x_bytes
+
+
+def test_ties_only_inside_the_top_k_are_no_bug():
+    """(x >= kth) * g is right when the ties do not straddle the k-th place (top 2 of
+    [3, 3, 1]): both tied entries are in the sum, so the check must not cry wolf."""
+    x = np.array([[3.0, 3.0, 1.0], [0.0, 2.0, 2.0]])
+    assert not lb.top_k_boundary_tied(x, 2)
+    for kinks in BOTH_KINK_MODES:
+        rep = gc.check_layer(lb.TopKSum(2, "all"), x, kinks=kinks)
+        assert rep.ok, str(rep)
+
+
+@pytest.mark.parametrize("c", [0.0, 0.25, 0.5, 1.0])
+@pytest.mark.parametrize("kinks", BOTH_KINK_MODES)
+def test_relu_at_zero_any_convention_in_0_1_passes_on_pixels(c, kinks):
+    """ReLU'(0) anywhere in [0, 1] on integer-valued inputs (many exact zeros)."""
+    x = lb.integer_valued((4, 6), 210, lo=-2, hi=3)
+    assert np.any(x == 0)
+    rep = gc.check_layer(lb.ReLU(grad_at_zero=c), x, kinks=kinks)
+    assert rep.ok, str(_assert_consistent(rep))
+
+
+@pytest.mark.parametrize("kinks", BOTH_KINK_MODES)
+@pytest.mark.parametrize(
+    ("layer", "x"),
+    [
+        (lb.HardTanh(-1.0, 1.0, 1.0), lb.integer_valued((4, 5), 211, lo=-2, hi=3)),
+        (lb.HardTanh(-1.0, 1.0, 0.0), lb.integer_valued((4, 5), 212, lo=-2, hi=3)),
+        (lb.HardTanh(0.0, 6.0, 0.5), lb.integer_valued((4, 5), 213, lo=-1, hi=8)),
+        (lb.Abs(0.0), lb.integer_valued((4, 5), 214, lo=-2, hi=3)),
+        (lb.LeakyReLU(0.1, grad_at_zero=0.1), lb.integer_valued((4, 5), 215, lo=-2, hi=3)),
+        (lb.LeakyReLU(0.1, grad_at_zero=1.0), lb.integer_valued((4, 5), 216, lo=-2, hi=3)),
+    ],
+    ids=["clip_corner_1", "clip_corner_0", "relu6_corner_half", "abs_sign0",
+         "leaky_alpha_at_0", "leaky_1_at_0"],
+)
+def test_clip_abs_and_leaky_at_their_kinks_pass_on_pixels(layer, x, kinks):
+    """clip with values exactly at its bounds, |x| and LeakyReLU at 0: elementwise kinks
+    with valid conventions, on integer-valued inputs that hit them often."""
+    assert np.any(np.isin(x, layer.kink_points))
+    rep = gc.check_layer(layer, x, kinks=kinks)
+    assert rep.ok, str(_assert_consistent(rep))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_zero_rows_through_bias_free_dense_relu_pass(seed):
+    """Zero input rows through a bias-free Dense + ReLU (ReLU'(0) = 0) cross many kinks at once
+    along one coordinate: a valid gradient, which must pass by default."""
+    layer, x = lb.zero_row_bias_free_dense_relu()
+    rep = gc.check_layer(layer, x, seed=seed)
+    assert rep.ok, str(_assert_consistent(rep))
+
+
+# ------------------------------------------------------------------------------- 2. dtypes
+
+
+@pytest.mark.parametrize("name", list(lb.LOW_PRECISION_MUTANTS))
+def test_float16_wrong_gradient_is_never_ok_on_any_seed(name):
+    """Issue: a sign-flipped bias, a transposed dW, softmax cross-entropy without the one-hot
+    and +0.4 on one element of dW each passed in float16 on some seeds ("max rel 2.0e+00 ...
+    ok"). FAILED or UNVERIFIED are both acceptable; "ok" never is."""
+    make = lb.LOW_PRECISION_MUTANTS[name]
+    for seed in SEEDS:
+        rep = gc.check_layer(*make(np.float16, seed), seed=seed)
+        text = _assert_consistent(rep)
+        assert not rep.ok, f"{name} passed in float16 with seed {seed}:\n{text}"
+        assert rep.status in ("FAILED", "UNVERIFIED"), text
+
+
+@pytest.mark.parametrize("name", list(lb.LOW_PRECISION_MUTANTS))
+def test_float32_gross_bug_is_failed_on_every_seed(name):
+    """The same gross bugs in float32: FAILED (the error is far beyond float32's error bar),
+    and the tensor the bug reaches is FAILED."""
+    make = lb.LOW_PRECISION_MUTANTS[name]
+    bad = lb.LOW_PRECISION_BAD[name]
+    for seed in SEEDS:
+        rep = gc.check_layer(*make(np.float32, seed), seed=seed)
+        text = _assert_consistent(rep)
+        assert rep.status == "FAILED", f"{name} not FAILED in float32, seed {seed}:\n{text}"
+        assert any(_by_name(rep)[t].status == "FAILED" for t in bad), text
+
+
+@pytest.mark.parametrize("name", list(lb.LOW_PRECISION_MUTANTS))
+def test_longdouble_wrong_gradient_is_never_ok(name):
+    """The same bugs in longdouble (the loss itself is summed in float64): never ok."""
+    make = lb.LOW_PRECISION_MUTANTS[name]
+    for seed in (0, 1, 2):
+        rep = gc.check_layer(*make(np.longdouble, seed), seed=seed)
+        assert not rep.ok, str(_assert_consistent(rep))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(lb.LOW_PRECISION_CORRECT))
+def test_correct_float32_and_float64_layers_are_ok(name, dtype):
+    make = lb.LOW_PRECISION_CORRECT[name]
+    for seed in SEEDS:
+        rep = gc.check_layer(*make(dtype, seed), seed=seed)
+        text = _assert_consistent(rep)
+        assert rep.ok, f"false alarm on {name} in {np.dtype(dtype).name}, seed {seed}:\n{text}"
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+@pytest.mark.parametrize("name", list(lb.LOW_PRECISION_CORRECT))
+def test_correct_float16_and_longdouble_layers_are_never_failed(name, dtype):
+    """float16's error bar may be too wide to vouch for a gradient (UNVERIFIED, with a
+    reason), but a correct layer is never FAILED."""
+    make = lb.LOW_PRECISION_CORRECT[name]
+    for seed in SEEDS:
+        rep = gc.check_layer(*make(dtype, seed), seed=seed)
+        text = _assert_consistent(rep)
+        assert rep.status != "FAILED", f"false alarm on {name} in {np.dtype(dtype).name}:\n{text}"
+        assert not rep.problems, text
+
+
+def test_longdouble_input_with_a_float64_loss_is_no_false_alarm():
+    """Issue: x = [1.19e-07, 32, 32] in longdouble, f = sum(x**2) computed in float64, the
+    right gradient 2x, failed. It must be ok (or at worst UNVERIFIED), never FAILED."""
+    x = np.array([1.19e-07, 32, 32], dtype=np.longdouble)
+    rep = gc.check_function(lambda v: float(np.sum(np.asarray(v, dtype=np.float64) ** 2)),
+                            lambda v: 2 * v, x)
+    text = _assert_consistent(rep)
+    assert rep.status in ("ok", "UNVERIFIED"), text
+    assert not rep.problems, text
+
+
+def test_longdouble_input_with_a_longdouble_loss_is_no_false_alarm():
+    """The same point with f = sum(x**2) evaluated in longdouble (returned as a Python float)."""
+    x = np.array([1.19e-07, 32, 32], dtype=np.longdouble)
+    rep = gc.check_function(lambda v: float(np.sum(v**2)), lambda v: 2 * v, x)
+    text = _assert_consistent(rep)
+    assert rep.status in ("ok", "UNVERIFIED"), text
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_float64_function_returning_a_float32_loss_is_no_false_alarm_and_no_kink(seed):
+    """Issue: a float64 function whose loss comes back as np.float32 failed a right gradient
+    and the report called it a kink ("for an elementwise layer it is a bug"). The loss is
+    rough at the step's scale: never FAILED, and not called a kink."""
+    x = np.random.default_rng(seed).standard_normal(6)
+    rep = gc.check_function(lambda v: np.float32(np.sum(np.sin(v) * v)),
+                            lambda v: np.sin(v) + v * np.cos(v), x)
+    text = _assert_consistent(rep)
+    assert rep.status != "FAILED", text
+    assert sum(t.kinks.met for t in rep.tensors) == 0, text
+    assert "it is a bug" not in text, text
+    assert not [w for w in rep.warnings if "kink" in w.lower()], text
+
+
+def test_float64_function_returning_a_float32_loss_with_a_wrong_gradient_is_not_ok():
+    """The other side: the float32 loss still resolves a sign flip."""
+    x = np.random.default_rng(3).standard_normal(6) + 2.0
+    rep = gc.check_function(lambda v: np.float32(np.sum(v**2)), lambda v: -2 * v, x)
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+
+
+# ------------------------------------------------------------------------------- 3. error bars
+
+OFFSET_REASON = re.compile(r"(?i)offset|size of the loss|\|L\||magnitud|large loss|too large")
+
+
+@pytest.mark.parametrize("offset", [1e12, 1e20])
+def test_constant_offset_with_a_wrong_gradient_is_unverified_and_says_why(offset):
+    """Issue: 1e12 + sum(v**2) with the gradient 6v passed (the allowance was ~2e3); at 1e20
+    any gradient passed. The error bar comes from what was measured: too wide to tell, so
+    UNVERIFIED, with a reason naming the loss's size or the constant offset."""
+    rep = gc.check_function(lambda v: offset + float(np.sum(v**2)), lambda v: 6 * v, np.ones(4))
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+    assert rep.status == "UNVERIFIED", text
+    t = rep.tensors[0]
+    assert t.status == "UNVERIFIED" and t.unverified > 0, text
+    assert OFFSET_REASON.search(t.unverified_reason), t.unverified_reason
+    assert t.unverified_reason in text, text
+    assert "UNVERIFIED" in text.splitlines()[0], text
+
+
+@pytest.mark.parametrize("offset", [1e12, 1e16, 1e20])
+def test_constant_offset_with_the_right_gradient_is_never_failed(offset):
+    """1e12 + sum(v**2) with the right gradient 2v: ok or UNVERIFIED, never a false alarm
+    (at 1e16 and beyond the perturbation does not even change the loss)."""
+    rep = gc.check_function(lambda v: offset + float(np.sum(v**2)), lambda v: 2 * v, np.ones(4))
+    text = _assert_consistent(rep)
+    assert rep.status in ("ok", "UNVERIFIED"), text
+    if rep.status == "UNVERIFIED":
+        assert OFFSET_REASON.search(rep.tensors[0].unverified_reason), text
+
+
+def test_moderate_offset_still_fails_a_gross_bug():
+    """1e6 + sum(v**2): the measured error bar (~1e-4) is far below a factor-3 error."""
+    rep = gc.check_function(lambda v: 1e6 + float(np.sum(v**2)), lambda v: 6 * v, np.ones(4))
+    assert rep.status == "FAILED", str(_assert_consistent(rep))
+
+
+@pytest.mark.parametrize("case", lb.as_params(lb.SENSITIVITY_MUTANTS))
+def test_float64_one_element_off_by_a_millionth_is_failed_by_default(case):
+    """In float64 a smooth, well-scaled layer's central differences are good to ~1e-10
+    relative: an element off by 1e-6 relative (a dropped eps in batch norm is that size) is
+    FAILED by default, and the tensor it sits in is named."""
+    layer, x = case.make()
+    rep = gc.check_layer(layer, x)
+    text = _assert_consistent(rep)
+    assert rep.status == "FAILED", f"{case.name} ({case.doc}) let through:\n{text}"
+    for name in case.bad:
+        assert _by_name(rep)[name].status == "FAILED", text
+
+
+@pytest.mark.parametrize("case", lb.as_params(lb.SENSITIVITY_MUTANTS))
+def test_explicit_rtol_still_overrides_the_derived_tolerance(case):
+    """rtol=1e-5 given explicitly: a 1e-6 (or 5e-6) relative error is within it, so ok."""
+    layer, x = case.make()
+    rep = gc.check_layer(layer, x, rtol=1e-5)
+    text = _assert_consistent(rep)
+    assert rep.ok, text
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("make", [lb.batchnorm_case, lb.dense_tanh_case],
+                         ids=["batchnorm", "dense_tanh"])
+def test_correct_smooth_float64_layers_pass_at_the_tight_default(make, seed):
+    """The other side of the sensitivity: the correct layers are ok by default."""
+    rep = gc.check_layer(*make(seed), seed=seed)
+    assert rep.ok, str(_assert_consistent(rep))
+
+
+# ------------------------------------------------------------------------------- 4. noise, drift
+
+
+@pytest.mark.parametrize("factor", [6.0, 2.0], ids=["wrong", "right"])
+def test_issue_example_noisy_loss_through_check_params_is_nondeterministic(factor):
+    """Issue: loss = sum(w**2) + 1e-2 * noise with the wrong gradient 6w passed check_params.
+    The engine evaluates the point more than once: not ok, named "nondeterministic", with the
+    wrong and with the right gradient alike."""
+    rng = np.random.default_rng(11)
+    p = {"w": np.ones(8)}
+    rep = gc.check_params(lambda: float(np.sum(p["w"] ** 2)) + 1e-2 * rng.standard_normal(),
+                          lambda: {"w": factor * p["w"]}, p)
+    text = _assert_consistent(rep)
+    assert not rep.ok and rep.status == "FAILED", text
+    assert "nondeterministic" in _kinds(rep), text
+    _never_blamed_on_kinks(rep)
+    assert p["w"].tobytes() == np.ones(8).tobytes()
+
+
+@pytest.mark.parametrize("factor", [6.0, 2.0], ids=["wrong", "right"])
+def test_noisy_function_through_check_function_is_nondeterministic(factor):
+    rng = np.random.default_rng(12)
+    rep = gc.check_function(lambda v: float(np.sum(v**2)) + 1e-2 * rng.standard_normal(),
+                            lambda v: factor * v, np.ones(8))
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+    assert "nondeterministic" in _kinds(rep), text
+
+
+@pytest.mark.parametrize("sigma", [1e-2, 1e-8])
+def test_noisy_layer_through_check_layer_is_nondeterministic(sigma):
+    rep = gc.check_layer(lb.NoisyDense(4, 3, seed=1, sigma=sigma), lb.sample((5, 4), 500))
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+    assert "nondeterministic" in _kinds(rep), text
+
+
+@pytest.mark.parametrize("wrong_db", [True, False], ids=["wrong_db", "right"])
+@pytest.mark.parametrize("kinks", BOTH_KINK_MODES)
+def test_forward_that_starts_moving_a_param_after_its_third_call_fails(kinks, wrong_db):
+    """Issue: a forward that from its fourth call on increments a param in place passed
+    with a buggy backward, every coordinate "a kink settled by the hull". It must fail,
+    named as state changed during the check (or an in-place write), never as kinks."""
+    layer = lb.DriftingDense(4, 3, seed=1, after=3, wrong_db=wrong_db)
+    b_before = layer.params["b"].copy()
+    rep = gc.check_layer(layer, lb.sample((5, 4), 501), kinks=kinks)
+    text = _assert_consistent(rep)
+    assert not rep.ok and rep.status == "FAILED", text
+    assert _kinds(rep) & {"state_changed", "in_place"}, text
+    _never_blamed_on_kinks(rep)
+    assert layer.params["b"].tobytes() == b_before.tobytes(), "params not restored"
+
+
+@pytest.mark.parametrize("after", [6, 20])
+@pytest.mark.parametrize("wrong_db", [True, False], ids=["wrong_db", "right"])
+def test_hidden_state_that_drifts_during_the_scan_is_state_changed(wrong_db, after):
+    """State outside the params (a scale that grows from call `after` on) changes the loss at
+    the point during the scan: the evaluation after the scan differs from the ones before."""
+    layer = lb.HiddenDriftDense(4, 3, seed=1, after=after, wrong_db=wrong_db)
+    rep = gc.check_layer(layer, lb.sample((5, 4), 502))
+    text = _assert_consistent(rep)
+    assert not rep.ok and rep.status == "FAILED", text
+    assert _kinds(rep) & {"state_changed", "nondeterministic"}, text
+    _never_blamed_on_kinks(rep)
+
+
+def test_check_params_loss_that_drifts_during_the_scan_is_state_changed():
+    """The same drift through check_params (no forward to compare): the engine's own
+    re-evaluation of the point after the scan catches it."""
+    p = {"w": np.linspace(-1.0, 1.0, 6)}
+    calls = [0]
+
+    def loss():
+        calls[0] += 1
+        return float(np.sum(p["w"] ** 2)) + 1e-3 * max(0, calls[0] - 4)
+
+    rep = gc.check_params(loss, lambda: {"w": 2 * p["w"]}, p)
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+    assert _kinds(rep) & {"state_changed", "nondeterministic"}, text
+    _never_blamed_on_kinks(rep)
+
+
+# ------------------------------------------------------------------------------- 5. usage
+
+
+def test_layer_with_params_keyed_x_and_input_still_checks_its_input():
+    """Issue: params keyed "x" and "input" hid the user's input (a correct layer failed, the
+    input was never checked). The input is checked under a name of its own."""
+    x = lb.sample((3, 4), 510)
+    rep = gc.check_layer(lb.ParamsNamedXAndInput((3, 4), seed=1), x)
+    text = _assert_consistent(rep)
+    assert rep.ok, text
+    names = [t.name for t in rep.tensors]
+    assert len(names) == len(set(names)) == 3, names
+    (input_name,) = set(names) - {"x", "input"}
+    if rep.input_name is not None:
+        assert rep.input_name == input_name, (rep.input_name, names)
+    assert _by_name(rep)[input_name].shape == (3, 4)
+
+
+def test_layer_with_params_keyed_x_and_input_fails_a_wrong_input_gradient():
+    """The input's gradient is really checked: a sign-flipped dx fails on the input tensor
+    only, the params named "x" and "input" are ok."""
+    rep = gc.check_layer(lb.ParamsNamedXAndInput((3, 4), seed=1, wrong_dx=True),
+                         lb.sample((3, 4), 511))
+    text = _assert_consistent(rep)
+    assert rep.status == "FAILED", text
+    by = _by_name(rep)
+    (input_name,) = set(by) - {"x", "input"}
+    assert by[input_name].status == "FAILED", text
+    assert by["x"].ok and by["input"].ok, text
+
+
+def _sum_of_squares(p):
+    return lambda: float(sum(np.sum(a**2) for a in p.values()))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda base: {"a": base, "b": base},
+        lambda base: {"a": base[:4], "b": base[2:]},
+        lambda base: {"a": base.reshape(2, 3), "b": base[::2]},
+    ],
+    ids=["same_array_twice", "overlapping_slices", "reshape_and_strided_view"],
+)
+def test_params_sharing_memory_are_refused_naming_both(make):
+    p = make(np.arange(6, dtype=np.float64))
+    with pytest.raises(gc.GradcheckUsageError) as info:
+        gc.check_params(_sum_of_squares(p), lambda: {k: 2 * v for k, v in p.items()}, p)
+    message = str(info.value)
+    assert "share memory" in message, message
+    assert "'a'" in message and "'b'" in message, message
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda base: {"a": base[:3], "b": base[3:]},
+        lambda base: {"a": base[::2], "b": base[1::2]},
+    ],
+    ids=["disjoint_slices", "interleaved_strides"],
+)
+def test_disjoint_views_of_one_buffer_are_fine(make):
+    """Views that do not overlap share no element: nothing to refuse, and a right gradient
+    passes."""
+    p = make(np.linspace(-1.0, 2.0, 6))
+    rep = gc.check_params(_sum_of_squares(p), lambda: {k: 2 * v for k, v in p.items()}, p)
+    assert rep.ok, str(_assert_consistent(rep))
+
+
+def test_layer_params_sharing_memory_are_refused():
+    layer = lb.Dense(3, 3, seed=1)
+    layer.params["b"] = layer.params["W"][0]  # a view of W's first row
+    with pytest.raises(gc.GradcheckUsageError, match="share memory") as info:
+        gc.check_layer(layer, lb.sample((2, 3), 512))
+    assert "'W'" in str(info.value) and "'b'" in str(info.value), str(info.value)
+
+
+def test_masked_array_param_is_refused_naming_it():
+    """Issue: a masked-array param failed with "loss was not finite" although the loss is
+    finite everywhere. Refuse it, naming it."""
+    w = np.ma.masked_array(np.array([1.0, 2.0, 3.0]), mask=[False, True, False])
+    p = {"w": w, "v": np.ones(2)}
+    with pytest.raises(gc.GradcheckUsageError) as info:
+        gc.check_params(lambda: float(np.sum(p["w"] ** 2) + np.sum(p["v"])),
+                        lambda: {"w": 2 * p["w"], "v": np.ones(2)}, p)
+    message = str(info.value)
+    assert "'w'" in message and "'v'" not in message, message
+    assert "mask" in message.lower(), message
+
+
+def test_masked_array_layer_param_is_refused_naming_it():
+    layer = lb.Dense(3, 2, seed=1)
+    layer.params["b"] = np.ma.masked_array(layer.params["b"], mask=[False, True])
+    with pytest.raises(gc.GradcheckUsageError, match="'b'"):
+        gc.check_layer(layer, lb.sample((2, 3), 513))
+
+
+# ------------------------------------------------------------------------------- vocabulary
+
+
+def test_problem_kinds_for_the_classic_misbehaviours():
+    """Each misbehaviour has its kind; the text is what str(problem) shows."""
+    params = {"w": np.linspace(0.5, 2.0, 4)}
+    store = {"w": np.zeros(4)}
+
+    def accumulating():
+        store["w"] += 2 * params["w"]
+        return store
+
+    rep = gc.check_params(lambda: float(np.sum(params["w"] ** 2)), accumulating, params)
+    assert "accumulates" in _kinds(_check(rep)), str(rep)
+
+    def writes():
+        params["w"] *= 1.0 + 1e-3
+        return float(np.sum(params["w"] ** 2))
+
+    rep = gc.check_params(writes, lambda: {"w": 2 * params["w"]}, params)
+    assert "in_place" in _kinds(_check(rep)), str(rep)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rep = gc.check_function(lambda v: float(np.sum(np.log(v))), lambda v: 1 / v,
+                                np.array([1.0, 0.0, 2.0]))
+        assert "non_finite_loss" in _kinds(_check(rep)), str(rep)
+        rep = gc.check_function(lambda v: float(np.sum(v**2)), lambda v: v / 0.0 * 0.0,
+                                np.ones(3))
+        assert "non_finite_grad" in _kinds(_check(rep)), str(rep)
+
+
+def _check(rep):
+    _assert_consistent(rep)
+    assert rep.status == "FAILED" and not rep.ok
+    return rep
+
+
+def test_a_right_gradient_report_is_ok_everywhere():
+    rep = gc.check_function(lambda v: float(np.sum(np.sin(v))), np.cos, np.linspace(-1, 1, 5))
+    text = _assert_consistent(rep)
+    assert rep.status == "ok" and rep.tensors[0].status == "ok" and not rep.problems, text
+    assert rep.to_dict()["status"] == "ok"
+
+
+# ------------------------------------------------------------------------------- cost
+
+
+class _Counted:
+    """A smooth loss over {"w", "v"} counting its calls."""
+
+    def __init__(self, params):
+        self.params = params
+        self.n_loss = self.n_grads = 0
+
+    def loss(self):
+        self.n_loss += 1
+        w, v = self.params["w"], self.params["v"]
+        return float(np.sum(np.sin(w) * w) + np.sum(v**3) + np.sum(w) * np.sum(v))
+
+    def grads(self):
+        self.n_grads += 1
+        w, v = self.params["w"], self.params["v"]
+        return {"w": np.sin(w) + w * np.cos(w) + np.sum(v), "v": 3 * v**2 + np.sum(w)}
+
+
+@pytest.mark.parametrize("n", [1, 7, 40])
+def test_a_right_gradient_costs_2n_plus_3_loss_evaluations_and_2_gradient_calls(n):
+    """Full mode: two evaluations per coordinate, the point, a repeat of the point (is it
+    deterministic?) and the point again after the scan (did it change?); grads() twice
+    (does it accumulate?)."""
+    rng = np.random.default_rng(n)
+    params = {"w": rng.standard_normal(n), "v": rng.standard_normal((2, 3))}
+    f = _Counted(params)
+    rep = gc.check_params(f.loss, f.grads, params, mode="full")
+    assert rep.ok, str(rep)
+    total = n + 6
+    assert f.n_loss == rep.evaluations["loss"] == 2 * total + 3, (f.n_loss, rep.evaluations)
+    assert f.n_grads == rep.evaluations["grads"] == 2
+
+
+def test_a_right_function_and_layer_cost_2n_plus_3():
+    x = np.linspace(-1.0, 1.0, 9)
+    rep = gc.check_function(lambda v: float(np.sum(np.tanh(v))), lambda v: 1 - np.tanh(v) ** 2,
+                            x, mode="full")
+    assert rep.ok and rep.evaluations == {"loss": 2 * 9 + 3, "grads": 2}, rep.evaluations
+    layer, xl = lb.dense_tanh_case(0)
+    rep = gc.check_layer(layer, xl, mode="full")
+    n = xl.size + sum(v.size for v in layer.params.values())
+    assert rep.ok and rep.evaluations == {"loss": 2 * n + 3, "grads": 2}, rep.evaluations
