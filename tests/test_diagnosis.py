@@ -495,6 +495,6 @@ def test_the_pytest_failure_text_shows_the_diagnosis(pytester: pytest.Pytester) 
     result.assert_outcomes(failed=len(CASES))
     text = result.stdout.str()
     assert text.count("likely cause") == len(CASES), text
-    for _, _, expected, words in CASES.values():
+    for _, _, _expected, words in CASES.values():
         for word in words:
             assert word in text

@@ -1,0 +1,291 @@
+"""Property suite of the diagnosis: every kind found where it was injected, none claimed falsely.
+
+* Patterns injected into random arrays (hand-built reports: cheap, so hypothesis runs many)
+  and into random layers through the engine: the injected kind is found, on that tensor.
+* Random corruptions (noise on many elements, random values) get none of the strong kinds.
+* The banks of tests/layer_bank.py: a correct layer (the kink bank) gets no diagnosis; in the
+  mutant bank every diagnosis is on a tensor the bug reaches, and where the bank's bug is one
+  of the named kinds, that kind is the one found.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_diagnosis import report, tensor
+
+import gradcheck as gc
+from gradcheck.diagnosis import diagnose, kinds
+
+from layer_bank import (
+    KINK_CASES,
+    MUTANTS,
+    Dense,
+    ReLU,
+    SoftmaxCrossEntropy,
+    as_params,
+)
+
+STRONG = {"sign", "scale", "transpose", "missing_mask", "inverted_mask", "offset", "swapped",
+          "zero"}
+
+seeds = st.integers(0, 2**32 - 1)
+sides = st.integers(2, 7)
+
+
+def _normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal, kept away from 0 so every element is clearly nonzero."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape)
+    return np.where(z >= 0, z + 0.1, z - 0.1)
+
+
+# --------------------------------------------------------------------------- injected patterns
+
+
+@given(seeds, sides, sides, st.sampled_from([-1.0, 2.0, 0.5, "batch", "1/batch", 1.5, -0.3]))
+def test_sign_and_scale_are_found(seed: int, rows: int, cols: int, factor: Any) -> None:
+    n = _normal(seed, (rows, cols))
+    c = {"batch": float(rows), "1/batch": 1.0 / rows}.get(factor, factor)
+    x = _normal(seed + 1, (rows, 3))
+    found = diagnose(report(tensor("x", x, x, value=x), tensor("W", c * n, n)))
+    assert kinds(found) == {"W": "sign" if c == -1 else "scale"}
+    assert found[0].factor == pytest.approx(c, rel=1e-6)
+    if factor in ("batch", "1/batch") and rows != 2:
+        assert f"{rows} is the batch size (axis 0 of x)" in found[0].text
+
+
+@given(seeds, st.integers(2, 8))
+def test_transpose_is_found(seed: int, size: int) -> None:
+    n = _normal(seed, (size, size))
+    assert kinds(diagnose(report(tensor("W", n.T, n), input_name=None))) == {"W": "transpose"}
+
+
+@given(seeds, sides, sides)
+def test_missing_mask_is_found_with_its_condition(seed: int, rows: int, cols: int) -> None:
+    x = _normal(seed, (rows, cols))
+    g = _normal(seed + 1, (rows, cols))
+    if not (x < 0).any() or not (x > 0).any():
+        return
+    found = diagnose(report(tensor("x", g, g * (x > 0), value=x)))
+    if int((x < 0).sum()) == 1:  # one masked element: isolated says the same
+        assert kinds(found)["x"] in {"missing_mask", "isolated"}
+        return
+    assert kinds(found) == {"x": "missing_mask"}
+    assert found[0].where == "x < 0"
+
+
+@given(seeds, st.integers(2, 9), st.integers(2, 6))
+def test_one_hot_offset_is_found(seed: int, batch: int, classes: int) -> None:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((batch, classes))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    targets = rng.integers(0, classes, batch)
+    g = rng.uniform(0.5, 2.0) * rng.choice([-1.0, 1.0])
+    found = diagnose(report(tensor("x", g * p / batch, g * (p - np.eye(classes)[targets]) / batch,
+                                   value=z)))
+    assert kinds(found) == {"x": "offset"}
+    assert found[0].elements == [(i, int(t)) for i, t in enumerate(targets)]
+    assert found[0].constant == pytest.approx(g / batch, rel=1e-6)
+
+
+@given(seeds, sides, sides)
+def test_swapped_is_found(seed: int, rows: int, cols: int) -> None:
+    a, b = _normal(seed, (rows, cols)), _normal(seed + 1, (rows, cols))
+    found = kinds(diagnose(report(tensor("x", b, a), tensor("W", a, b))))
+    assert found == {"x": "swapped", "W": "swapped"}
+
+
+@given(seeds, st.integers(5, 12), st.integers(5, 12), st.integers(1, 3))
+def test_isolated_elements_are_listed(seed: int, rows: int, cols: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = _normal(seed, (rows, cols))
+    flat = np.sort(rng.choice(rows * cols, k, replace=False))
+    a = n.copy()
+    a.flat[flat] += rng.choice([-1.0, 1.0], k) * rng.uniform(0.01, 1.0, k)
+    found = diagnose(report(tensor("W", a, n), input_name=None))
+    assert kinds(found) == {"W": "isolated"}
+    assert found[0].elements == [tuple(int(i) for i in np.unravel_index(f, (rows, cols)))
+                                 for f in flat]
+
+
+@given(seeds, sides, sides, st.sampled_from(["noise", "random", "half_noise", "shuffled"]))
+def test_random_corruptions_get_no_strong_kind(seed: int, rows: int, cols: int,
+                                               corruption: str) -> None:
+    rng = np.random.default_rng([seed, 7])  # not n's own draws: n + 0.1 n is a scale
+    n = _normal(seed, (rows, cols))
+    if corruption == "noise":
+        a = n + 0.1 * rng.standard_normal(n.shape)
+    elif corruption == "random":
+        a = rng.standard_normal(n.shape)
+    elif corruption == "half_noise":
+        a = n + (rng.random(n.shape) < 0.5) * rng.standard_normal(n.shape)
+    else:
+        a = rng.permutation(n.reshape(-1)).reshape(n.shape)
+        if rows == cols and np.array_equal(a, n.T):
+            return  # a permutation that is the transpose: then "transpose" is right
+    x = _normal(seed + 1, (rows, cols))
+    u = _normal(seed + 2, (rows, cols))
+    found = kinds(diagnose(report(tensor("x", a, n, value=x), tensor("W", u, u))))
+    assert not set(found.values()) & STRONG, found
+
+
+# --------------------------------------------------------------------------- through the engine
+
+
+class _Mutant(Dense):
+    """Dense whose backward applies ``mistake`` to dx or dW."""
+
+    def __init__(self, n_in: int, n_out: int, seed: int, mistake: str) -> None:
+        super().__init__(n_in, n_out, seed=seed)
+        self.mistake = mistake
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        dx = super().backward(g)
+        dW = self.grads["W"]
+        if self.mistake == "sign":
+            dW = -dW
+        elif self.mistake == "mean":
+            dW = dW / len(g)
+        elif self.mistake == "transpose":
+            dW = g.T @ self.x
+        elif self.mistake == "swap":
+            dx, dW = dW, dx
+        elif self.mistake == "one":
+            dW = dW.copy()
+            dW.flat[len(g) % dW.size] += 0.05 * np.abs(dW).max() + 0.01
+        elif self.mistake == "noise":
+            dW = dW + np.random.default_rng(len(g)).standard_normal(dW.shape)
+        elif self.mistake == "random":
+            dW = np.random.default_rng(len(g)).standard_normal(dW.shape)
+        self.grads["W"] = dW
+        return dx
+
+
+EXPECTED = {"sign": {"W": "sign"}, "mean": {"W": "scale"}, "transpose": {"W": "transpose"},
+            "swap": {"x": "swapped", "W": "swapped"}, "one": {"W": "isolated"}}
+
+
+@settings(max_examples=10)
+@given(seeds, st.integers(2, 5), st.integers(3, 6),
+       st.sampled_from([*EXPECTED, "noise", "random"]))
+def test_mistakes_injected_into_random_dense_layers(seed: int, n: int, batch: int,
+                                                    mistake: str) -> None:
+    square = mistake in ("transpose", "swap")
+    n_out = n if square else n + 1
+    if mistake == "swap":
+        batch = n  # x and W both (n, n)
+    if mistake == "one":
+        n, n_out = n + 3, n_out + 3  # enough elements that one is "a few"
+    x = np.random.default_rng(seed).standard_normal((batch, n))
+    rep = gc.check_layer(_Mutant(n, n_out, seed, mistake), x)
+    found = kinds(rep.diagnoses)
+    if mistake in EXPECTED:
+        assert found == EXPECTED[mistake], str(rep)
+    else:
+        assert not set(found.values()) & STRONG, str(rep)
+
+
+class _ReLUNoMask(ReLU):
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g
+
+
+@settings(max_examples=10)
+@given(seeds, sides, sides)
+def test_missing_relu_mask_in_random_inputs(seed: int, rows: int, cols: int) -> None:
+    x = np.random.default_rng(seed).standard_normal((rows, cols))
+    if int((x < 0).sum()) < 2:
+        return
+    rep = gc.check_layer(_ReLUNoMask(), x)
+    assert kinds(rep.diagnoses) == {"x": "missing_mask"}, str(rep)
+    assert rep.diagnoses[0].where == "x < 0"
+
+
+class _NoOneHot(SoftmaxCrossEntropy):
+    def backward(self, g: Any) -> np.ndarray:
+        return g * self.p / len(self.t)
+
+
+@settings(max_examples=10)
+@given(seeds, st.integers(2, 8), st.integers(2, 5))
+def test_softmax_ce_without_one_hot(seed: int, batch: int, classes: int) -> None:
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, classes, batch)
+    rep = gc.check_layer(_NoOneHot(targets), rng.standard_normal((batch, classes)))
+    assert kinds(rep.diagnoses) == {"x": "offset"}, str(rep)
+    assert rep.diagnoses[0].elements == [(i, int(t)) for i, t in enumerate(targets)]
+
+
+@settings(max_examples=10)
+@given(seeds, st.sampled_from([2.0, -1.0, 1.5, -0.5]))
+def test_relu_convention_outside_the_hull(seed: int, c: float) -> None:
+    x = np.random.default_rng(seed).standard_normal((4, 5))
+    x.flat[::3] = 0.0
+    rep = gc.check_layer(ReLU(grad_at_zero=c), x, kinks="hull")
+    assert kinds(rep.diagnoses) == {"x": "kink_convention"}, str(rep)
+
+
+# --------------------------------------------------------------------------- the banks
+
+
+@pytest.mark.parametrize("case", as_params(KINK_CASES))
+def test_correct_layers_on_kinks_get_no_diagnosis(case: Any) -> None:
+    modes = [case.opts] + ([{**case.opts, "kinks": "hull"}] if case.hull_ok else [])
+    for opts in modes:
+        layer, x = case.make()
+        rep = gc.check_layer(layer, x, **opts)
+        assert rep.diagnoses == [], str(rep)
+
+
+# mutant-bank entries whose diagnosis is known: the named kind, or none where the bug has no
+# named pattern (the others may get any diagnosis on a tensor the bug reaches, or none)
+BANK_KINDS: dict[str, dict[str, str]] = {
+    "dense_dW_sign": {"W": "sign"},
+    "dense_db_sign": {"b": "sign"},
+    "dense_dx_sign": {"x": "sign"},
+    "abs_sign_flipped": {"x": "sign"},
+    "relu_no_derivative": {"x": "missing_mask"},
+    "relu_inverted_mask": {"x": "inverted_mask"},
+    "dense_dW_transposed": {"W": "transpose"},
+    "dense_dW_mean_over_batch": {"W": "scale"},
+    "dense_db_mean_over_batch": {"b": "scale"},
+    "softmax_ce_no_batch_mean": {"x": "scale"},
+    "dense_dW_scaled_0p1_percent": {"W": "scale"},
+    "quadratic_factor_2": {"x": "scale"},
+    "dense_db_zeros": {"b": "zero"},
+    "dense_dx_zeros": {"x": "zero"},
+    "dense_one_wrong_element_of_600": {"W": "isolated"},
+    "dense_one_wrong_element_of_60000": {"W": "isolated"},
+    "leaky_wrong_slope": {"x": "scale"},
+    "leaky_drops_slope": {"x": "zero"},
+    "relu_grad_at_zero_2": {"x": "kink_convention"},
+    "hardtanh_no_clip_grad": {"x": "missing_mask"},
+    "chain_dW2_sign": {"W2": "sign"},
+    "float32_dense_dW_sign": {"W": "sign"},
+    "float32_dense_dW_mean": {"W": "scale"},
+    "float32_relu_no_derivative": {"x": "missing_mask"},
+    "square_missing_factor_2": {"x": "scale"},
+    "square_missing_factor_2_near_zero": {"x": "scale"},
+    "maxpool_routes_to_argmin": {"x": "inverted_mask"},
+    # wrong everywhere, but no one factor, sign, mask or offset: nothing may be claimed
+    "tanh_sign_in_derivative": {},
+    "sigmoid_no_derivative": {},
+    "sigmoid_wrong_derivative": {},
+    "softplus_wrong_derivative": {},
+    "softmax_diagonal_only": {},
+    "dense_dx_uses_W_not_WT": {},
+}
+
+
+@pytest.mark.parametrize("case", as_params(MUTANTS))
+def test_mutant_bank_diagnoses_only_what_the_bug_reaches(case: Any) -> None:
+    layer, x = case.make()
+    rep = gc.check_layer(layer, x, **{"seed": 0, **case.opts})
+    found = kinds(rep.diagnoses)
+    assert set(found) <= set(case.bad), str(rep)
+    if case.name in BANK_KINDS:
+        assert found == BANK_KINDS[case.name], str(rep)
