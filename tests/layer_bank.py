@@ -1610,6 +1610,24 @@ def topk_ge_kth_pixels():
     return TopKSum(3, "all"), x
 
 
+# two rows (windows) tied at the same value with opposite upstreams: moving every element of
+# that value together cancels their errors; a tie group is one row's (one window's) tie
+OPPOSITE_UPSTREAMS = np.array([[-1.0], [1.0]])
+OPPOSITE_POOL_UPSTREAMS = np.array([[[[-1.0, 1.0]]]])
+
+
+@_register(TIE_BUGS, opts={"upstream": OPPOSITE_UPSTREAMS})
+def max_axis1_counted_twice_opposite_rows():
+    """max over axis 1 of two all-zero rows, upstreams -1 and +1: every tied max gets g."""
+    return MaxAll("all"), np.zeros((2, 2))
+
+
+@_register(TIE_BUGS, opts={"upstream": OPPOSITE_POOL_UPSTREAMS})
+def maxpool2x2_window_eq_max_opposite_windows():
+    """2x2 max-pool of two constant windows (all 1), upstreams -1 and +1, (window == max) * dout."""
+    return MaxPool2x2("all"), np.ones((1, 1, 2, 4))
+
+
 def _tie_convention(name, layer_factory, x_factory, doc, **opts):
     def make():
         return layer_factory(), x_factory()
@@ -1633,6 +1651,14 @@ for _tie in ("first", "last", "split"):
     _tie_convention(f"maxpool2x2_flat_window_{_tie}", lambda t=_tie: MaxPool2x2(t),
                     lambda: maxpool2x2_window_eq_max_flat_window()[1],
                     f"2x2 max-pool with a constant window, tie routed {_tie}.")
+    _tie_convention(f"max_axis1_opposite_rows_{_tie}", lambda t=_tie: MaxAll(t),
+                    lambda: np.zeros((2, 2)),
+                    f"max over axis 1 of two zero rows, upstreams -1 and +1, tie routed {_tie}.",
+                    upstream=OPPOSITE_UPSTREAMS)
+    _tie_convention(f"maxpool2x2_opposite_windows_{_tie}", lambda t=_tie: MaxPool2x2(t),
+                    lambda: np.ones((1, 1, 2, 4)),
+                    f"2x2 max-pool of two constant windows, upstreams -1 and +1, tie {_tie}.",
+                    upstream=OPPOSITE_POOL_UPSTREAMS)
 for _tie in ("first", "split"):
     _tie_convention(f"topk_boundary_tie_{_tie}", lambda t=_tie: TopKSum(2, t),
                     lambda: topk_ge_kth_boundary_tie()[1],

@@ -329,6 +329,9 @@ def test_constant_offset_with_a_wrong_gradient_is_unverified_and_says_why(offset
     assert OFFSET_REASON.search(t.unverified_reason), t.unverified_reason
     assert t.unverified_reason in text, text
     assert "UNVERIFIED" in text.splitlines()[0], text
+    assert rep.to_dict()["status"] == "UNVERIFIED"
+    with pytest.raises(gc.GradientMismatch):  # in a pytest run, unverified is not a pass
+        rep.raise_if_failed()
 
 
 @pytest.mark.parametrize("offset", [1e12, 1e16, 1e20])
