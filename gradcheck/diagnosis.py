@@ -235,8 +235,12 @@ def _diagnose_tensor(v: _View, ctx: _Context) -> Diagnosis | None:
         return _fast(v, ctx)
     if not v.failed.any():
         return None
-    tests = (_kinks_only, _swapped, _zero, _sign, _scale, _transpose, _missing_mask,
-             _inverted_mask, _offset, _region, _isolated)
+    if not (v.failed & ~v.kink).any():
+        # only kinks fail: the numbers there straddle a kink, so no pattern can be read from
+        # them; what they are, the kinks mode says
+        return _kinks_only(v, ctx) or _isolated(v, ctx)
+    tests = (_swapped, _zero, _sign, _scale, _transpose, _missing_mask, _inverted_mask,
+             _offset, _region, _isolated)
     for test in tests:
         found = test(v, ctx)
         if found is not None:
@@ -287,6 +291,15 @@ def _all(n: int) -> str:
 
 def _g(value: float) -> str:
     return f"{value:.4g}"
+
+
+def _pair(a: float, n: float) -> str:
+    """``analytic 1.9453 vs numeric 1.9452``: as many digits as it takes to tell them apart."""
+    for digits in range(4, 17):
+        shown_a, shown_n = f"{a:.{digits}g}", f"{n:.{digits}g}"
+        if shown_a != shown_n:
+            break
+    return f"analytic {shown_a} vs numeric {shown_n}"
 
 
 def _listing(v: _View, mask: np.ndarray) -> tuple[str, list[tuple[int, ...]]]:
@@ -417,18 +430,28 @@ def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
                              factor=c, where=condition or None, count=k)
     if int(clear.sum()) < FIT_EVIDENCE:
         return None
-    # one factor fitted from the clearly nonzero elements, then held to every element; its
-    # own error (~ bar / |n| relative) is covered by doubling the bars
+    # one factor fitted from the clearly nonzero elements (weighted by their error bars),
+    # then held to every element, with the fit's own uncertainty sigma added to the bars
     weights = 1.0 / v.bar[clear] ** 2
-    c = float(np.sum(weights * v.a[clear] * v.n[clear]) / np.sum(weights * v.n[clear] ** 2))
+    information = float(np.sum(weights * v.n[clear] ** 2))
+    c = float(np.sum(weights * v.a[clear] * v.n[clear]) / information)
+    sigma = 1.0 / math.sqrt(information)
     if not math.isfinite(c) or not (clear & _clear(v.a, abs(c) * v.bar)).any():
         return None
-    if not _fits(v.a, c * v.n, 2 * max(abs(c), 1.0) * v.bar, mask):
+    if abs(c - 1.0) <= CLEAR * sigma or abs(c) <= CLEAR * sigma:
+        return None  # not told apart from a right gradient, nor from zero
+    if not _fits(v.a, c * v.n, max(abs(c), 1.0) * v.bar + 2 * sigma * np.abs(v.n), mask):
         return None
     why = ("one factor in every element: a constant multiplied in, or missing, in backward"
            if where is None else "the slope backward uses on that side is off by this factor")
-    return Diagnosis(v.name, "scale", f"analytic = {_g(c)} x numeric {over}{rest}: {why}",
+    shown = _g(c) if abs(c - 1) > 0.01 else f"{c:.{_digits(c)}f}"  # 1.00002, not 1
+    return Diagnosis(v.name, "scale", f"analytic = {shown} x numeric {over}{rest}: {why}",
                      factor=c, where=condition or None, count=k)
+
+
+def _digits(c: float) -> int:
+    """Decimals that show how far c is from 1 (two significant digits of c - 1)."""
+    return max(2, min(12, 1 - math.floor(math.log10(abs(c - 1)))))
 
 
 def _factor_text(c: float) -> str:
@@ -586,10 +609,12 @@ def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
         return None
     flat = np.flatnonzero(v.failed.reshape(-1))
     indices = [tuple(int(i) for i in np.unravel_index(int(f), v.shape)) for f in flat]
-    details = "; ".join(f"{v.element(i)}: analytic {_g(float(v.a[i]))} vs numeric "
-                        f"{_g(float(v.n[i]))}" for i in indices[:LISTED])
+    details = "; ".join(f"{v.element(i)}: {_pair(float(v.a[i]), float(v.n[i]))}"
+                        for i in indices[:LISTED])
     others = ("the random-direction tests cleared all the others" if v.mode == "fast"
               else f"all {total - k} others are right")
+    if v.kink[v.failed].all():
+        others = f"{'it sits' if k == 1 else 'all sit'} on kinks (ties, zeros); {others}"
     return Diagnosis(
         v.name, "isolated",
         f"{k} of {total} elements {'is' if k == 1 else 'are'} wrong ({details}); {others}: "
