@@ -1422,9 +1422,9 @@ def as_params(bank):
 #
 # * ``TIE_BUGS``: a tied maximum's upstream given to EVERY tied element (max over an axis, the
 #   widely copied ``(window == window.max()) * dout`` max-pool, top-k as ``(x >= kth) * g``) on
-#   integer-valued inputs. Each coordinate alone lies inside its one-sided range; moving the
-#   tied elements together shows the slope is counted more than once. Must be FAILED under
-#   kinks="subgradient" and kinks="hull".
+#   integer-valued inputs, or to none of them (a strict comparison). Each coordinate alone
+#   lies inside its one-sided range; moving the tied elements together shows the slope counted
+#   more than once (or not at all). Must be FAILED under kinks="subgradient" and "hull".
 # * ``TIE_CONVENTIONS``: the same layers with a valid convention (first / last argmax, an even
 #   split); must pass under both modes.
 # * ``LOW_PRECISION_MUTANTS``: gross bugs (sign-flipped bias, transposed dW, softmax
@@ -1441,9 +1441,13 @@ def integer_valued(shape, seed=0, lo=0, hi=3, dtype=np.float64):
 
 def _route(values, top, tie):
     """Routing weights of a max over the last axis: ``tie`` is "first", "last", "split", or
-    "all" (every tied element gets the full upstream: the bug)."""
+    a bug: "all" (every tied element gets the full upstream) or "none" (no tied element gets
+    anything, as when the maximum is found with a strict comparison)."""
+    hit = values == top[..., None]
     if tie == "all":
-        return (values == top[..., None]).astype(np.float64)
+        return hit.astype(np.float64)
+    if tie == "none":
+        return (hit & (hit.sum(axis=-1, keepdims=True) == 1)).astype(np.float64)
     return _tie_mask(values, top, tie)
 
 
@@ -1493,6 +1497,9 @@ class MaxPool2x2(Layer):
                         window = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
                         if self.tie == "all":
                             mask = window == window.max()
+                        elif self.tie == "none":
+                            mask = (window == window.max()) & (
+                                np.sum(window == window.max()) == 1)
                         else:
                             flat = window.reshape(1, 4)
                             mask = _tie_mask(flat, flat.max(axis=-1), self.tie).reshape(2, 2)
@@ -1502,8 +1509,9 @@ class MaxPool2x2(Layer):
 
 class TopKSum(Layer):
     """y = sum of the k largest entries of each row (keepdims). ``tie="all"`` is the bug
-    ``(x >= kth) * g``; "split" shares the k-th place evenly among the entries tied for it;
-    "first" gives it to the first of them."""
+    ``(x >= kth) * g``; "none" the bug of dropping the entries tied for the k-th place;
+    "split" shares the places left at the k-th value evenly among the entries tied for it;
+    "first" gives them to the first of those entries."""
 
     def __init__(self, k=2, tie="split"):
         super().__init__()
@@ -1523,6 +1531,9 @@ class TopKSum(Layer):
         x, kth = self.x, self.kth(self.x)
         if self.tie == "all":
             return ((x >= kth) * g).astype(x.dtype)
+        if self.tie == "none":  # the k-th place dropped when more entries tie for it than fit
+            return ((x > kth) + ((x == kth) & ((x >= kth).sum(axis=1, keepdims=True) == self.k))
+                    ) * g
         above = x > kth
         at = x == kth
         places = self.k - above.sum(axis=1, keepdims=True)  # places left for the tied ones
@@ -1608,6 +1619,24 @@ def topk_ge_kth_pixels():
     x[:, :4] = np.array([2.0, 2.0, 2.0, 2.0])  # four entries tied for the 3 places
     x[:, 4:] = 0.0
     return TopKSum(3, "all"), x
+
+
+@_register(TIE_BUGS, opts={"upstream": ISSUE_MAX_UPSTREAM})
+def max_axis1_tie_dropped_issue_example():
+    """max over axis 1 of [1, 2, 2, 0, -1], upstream 1: neither tied 2 gets anything."""
+    return MaxAll("none"), ISSUE_MAX_X.copy()
+
+
+@_register(TIE_BUGS)
+def maxpool2x2_tie_dropped_pixels():
+    """2x2 max-pool on 0..2 pixels: a window whose maximum is tied routes nothing."""
+    return MaxPool2x2("none"), maxpool2x2_window_eq_max_pixels()[1]
+
+
+@_register(TIE_BUGS)
+def topk_boundary_tie_dropped():
+    """sum of the top 2 of [3, 1, 2, 2, 0]-like rows: the entries tied for 2nd get nothing."""
+    return TopKSum(2, "none"), topk_ge_kth_boundary_tie()[1]
 
 
 # two rows (windows) tied at the same value with opposite upstreams: moving every element of
