@@ -9,7 +9,8 @@ Properties (each test's name states one):
   cross-entropy without the one-hot, +0.4 on one element of dW) is never ok, and FAILED in
   float32; a correct layer is ok in float32 and float64, never FAILED in float16 or longdouble;
 * a constant offset added to the loss never lets a wrong gradient through, and never makes a
-  right gradient FAILED (too large to tell: UNVERIFIED, with a reason);
+  right gradient FAILED (too large to tell: UNVERIFIED, with a reason); a loss merely scaled
+  (1e-30..1e30) is verified: right ok, wrong never ok;
 * a loss with fresh noise at every call is never ok, named "nondeterministic", through every
   front door, with a right or a wrong gradient;
 * a forward that starts changing its state during the check is never ok, named as a state
@@ -284,6 +285,37 @@ def test_constant_offset_never_fails_a_right_gradient(fn, offset, x):
     assert rep.status != "FAILED", f"false alarm at offset {offset:g}:\n{rep}"
     for t in rep.tensors:
         assert t.status != "UNVERIFIED" or t.unverified_reason, str(rep)
+
+
+@given(fn=st.sampled_from(sorted(SMOOTH_FUNCTIONS)), exponent=st.integers(-30, 30), x=POINTS,
+       where=st.integers(0, 3), shift=_floats(0.5, 4.0), sign=st.sampled_from([-1.0, 1.0]))
+@example(fn="x_sin_x", exponent=-12, x=np.linspace(-1.0, 2.0, 4), where=0, shift=2.0, sign=1.0)
+def test_loss_scale_never_lets_a_wrong_gradient_pass_nor_fails_a_right_one(fn, exponent, x, where,
+                                                                          shift, sign):
+    """Property: scale * f(x) for scale 1e-30..1e30 (no offset: float64 is as precise relative
+    to the loss at any of these scales): the right gradient is ok, and one element moved by
+    0.5..4 times the scale is never ok, however small the numbers."""
+    f, grad = SMOOTH_FUNCTIONS[fn]
+    scale = 10.0**exponent
+    j = where % x.size
+
+    def right(v):
+        return scale * np.asarray(grad(v), dtype=np.float64)
+
+    def wrong(v):
+        out = right(v)
+        out[j] += sign * shift * scale
+        return out
+
+    def loss(v):
+        return scale * float(f(v))
+
+    rep = gc.check_function(loss, wrong, x)
+    note(str(rep))
+    assert not rep.ok, f"wrong gradient let through at scale {scale:g}:\n{rep}"
+    rep = gc.check_function(loss, right, x)
+    note(str(rep))
+    assert rep.ok, f"right gradient not ok at scale {scale:g}:\n{rep}"
 
 
 # ------------------------------------------------------------------------------ noise

@@ -351,6 +351,38 @@ def test_moderate_offset_still_fails_a_gross_bug():
     assert rep.status == "FAILED", str(_assert_consistent(rep))
 
 
+@pytest.mark.parametrize("scale", [1e-12, 1e-20, 1e-30])
+def test_a_tiny_loss_scale_never_lets_a_wrong_gradient_pass(scale):
+    """scale * sum(v sin v) is as precise, relative to itself, as sum(v sin v): a gradient 3x
+    too large is caught at any scale, not waved through because every number is below a
+    fixed absolute tolerance ("ok" means verified); the right gradient is ok."""
+    x = np.linspace(-1.0, 2.0, 4)
+
+    def grad(v):
+        return scale * (np.sin(v) + v * np.cos(v))
+
+    def f(v):
+        return scale * float(np.sum(v * np.sin(v)))
+
+    wrong = gc.check_function(f, lambda v: 3 * grad(v), x)
+    assert not wrong.ok, str(_assert_consistent(wrong))
+    right = gc.check_function(f, grad, x)
+    assert right.ok, str(_assert_consistent(right))
+
+
+def test_a_tiny_upstream_never_lets_a_wrong_layer_pass():
+    """The same through check_layer: an upstream gradient of size 1e-12 scales every
+    gradient down; a sign-flipped bias gradient is still wrong."""
+    layer, x = lb.dense_bias_sign_flipped(np.float64, 0)
+    g = 1e-12 * np.random.default_rng(0).standard_normal((len(x), 3))
+    rep = gc.check_layer(layer, x, upstream=g)
+    text = _assert_consistent(rep)
+    assert not rep.ok, text
+    assert not _by_name(rep)["b"].ok, text
+    rep = gc.check_layer(lb.Dense(4, 3, seed=0), x, upstream=g)
+    assert rep.ok, str(_assert_consistent(rep))
+
+
 @pytest.mark.parametrize("case", lb.as_params(lb.SENSITIVITY_MUTANTS))
 def test_float64_one_element_off_by_a_millionth_is_failed_by_default(case):
     """In float64 a smooth, well-scaled layer's central differences are good to ~1e-10
