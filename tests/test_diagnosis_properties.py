@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from test_diagnosis import report, tensor
 
@@ -169,7 +169,6 @@ EXPECTED = {"sign": {"W": "sign"}, "mean": {"W": "scale"}, "transpose": {"W": "t
             "swap": {"x": "swapped", "W": "swapped"}, "one": {"W": "isolated"}}
 
 
-@settings(max_examples=10)
 @given(seeds, st.integers(2, 5), st.integers(3, 6),
        st.sampled_from([*EXPECTED, "noise", "random"]))
 def test_mistakes_injected_into_random_dense_layers(seed: int, n: int, batch: int,
@@ -180,7 +179,7 @@ def test_mistakes_injected_into_random_dense_layers(seed: int, n: int, batch: in
         batch = n  # x and W both (n, n)
     if mistake == "one":
         n, n_out = n + 3, n_out + 3  # enough elements that one is "a few"
-    x = np.random.default_rng(seed).standard_normal((batch, n))
+    x = np.random.default_rng([seed, 1]).standard_normal((batch, n))  # not the upstream's draws
     rep = gc.check_layer(_Mutant(n, n_out, seed, mistake), x)
     found = kinds(rep.diagnoses)
     if mistake in EXPECTED:
@@ -194,10 +193,9 @@ class _ReLUNoMask(ReLU):
         return g
 
 
-@settings(max_examples=10)
 @given(seeds, sides, sides)
 def test_missing_relu_mask_in_random_inputs(seed: int, rows: int, cols: int) -> None:
-    x = np.random.default_rng(seed).standard_normal((rows, cols))
+    x = np.random.default_rng([seed, 1]).standard_normal((rows, cols))
     if int((x < 0).sum()) < 2:
         return
     rep = gc.check_layer(_ReLUNoMask(), x)
@@ -210,20 +208,18 @@ class _NoOneHot(SoftmaxCrossEntropy):
         return g * self.p / len(self.t)
 
 
-@settings(max_examples=10)
 @given(seeds, st.integers(2, 8), st.integers(2, 5))
 def test_softmax_ce_without_one_hot(seed: int, batch: int, classes: int) -> None:
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])
     targets = rng.integers(0, classes, batch)
     rep = gc.check_layer(_NoOneHot(targets), rng.standard_normal((batch, classes)))
     assert kinds(rep.diagnoses) == {"x": "offset"}, str(rep)
     assert rep.diagnoses[0].elements == [(i, int(t)) for i, t in enumerate(targets)]
 
 
-@settings(max_examples=10)
 @given(seeds, st.sampled_from([2.0, -1.0, 1.5, -0.5]))
 def test_relu_convention_outside_the_hull(seed: int, c: float) -> None:
-    x = np.random.default_rng(seed).standard_normal((4, 5))
+    x = np.random.default_rng([seed, 1]).standard_normal((4, 5))
     x.flat[::3] = 0.0
     rep = gc.check_layer(ReLU(grad_at_zero=c), x, kinks="hull")
     assert kinds(rep.diagnoses) == {"x": "kink_convention"}, str(rep)
