@@ -34,6 +34,9 @@ def _scalar(grad_y: ArrayLike, dtype: np.dtype[Any]) -> Any:
 
 
 class _Head:
+    #: backward returns a new array and keeps no reference to it (see reference_nets.layers)
+    returns_new_grad = True
+
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
@@ -93,6 +96,7 @@ class SoftmaxCrossEntropy(_Head):
         self.labels = np.asarray(labels)
         self._p: Array | None = None
         self._labels = self.labels
+        self._rows = np.arange(0)
 
     def forward(self, x: ArrayLike) -> float:
         x = as_float_array(x)
@@ -106,13 +110,16 @@ class SoftmaxCrossEntropy(_Head):
             )
         if n and (labels.min() < 0 or labels.max() >= k):
             raise ValueError(f"labels must lie in [0, {k}), got {labels.min()}..{labels.max()}")
-        rows = np.arange(n)
-        z = x - x.max(axis=1, keepdims=True)  # every row's largest logit becomes 0
+        # Work on the transpose, (K, N): numpy reduces a short last axis row by row, slowly
+        # (27 us for the max of 512 x 10 logits), and axis 0 whole rows at a time (3 us)
+        z = np.ascontiguousarray(x.T)
+        z -= z.max(axis=0)  # every sample's largest logit becomes 0
         e = np.exp(z)
-        s = e.sum(axis=1, keepdims=True)  # in [1, K]: log is safe
+        s = e.sum(axis=0)  # in [1, K]: log is safe
         e /= s
-        self._p, self._labels = e, labels
-        return float(np.mean(np.log(s[:, 0]) - z[rows, labels]))
+        rows = np.arange(n)
+        self._p, self._labels, self._rows = e.T, labels, rows  # p: a (N, K) view
+        return float(np.mean(np.log(s) - z[labels, rows]))
 
     def backward(self, grad_y: ArrayLike = 1.0) -> Array:
         if self._p is None:
@@ -120,7 +127,7 @@ class SoftmaxCrossEntropy(_Head):
         p = self._p
         scale = _scalar(grad_y, p.dtype) / p.dtype.type(p.shape[0])
         grad = p * scale
-        grad[np.arange(p.shape[0]), self._labels] -= scale  # (p - onehot) / N
+        grad[self._rows, self._labels] -= scale  # (p - onehot) / N
         return grad
 
     def __repr__(self) -> str:

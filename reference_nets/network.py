@@ -76,9 +76,31 @@ class Sequential:
         return x
 
     def backward(self, grad_y: ArrayLike = 1.0) -> Any:
+        """Backpropagate ``grad_y`` through every layer; returns ``dL/dx``.
+
+        Returns None when the first layer returns None (a ``Dense(..., input_grad=False)``:
+        training needs no gradient for the data). Only the first layer may do so: a layer
+        further in that returns None leaves the layers before it without their ``grad_y``.
+
+        ``grad_y`` itself is never written into. A gradient that a layer with
+        ``returns_new_grad = True`` just returned is held by nobody else, so an activation
+        that takes ``out=`` writes its own result into it instead of allocating a new one.
+        """
         g: Any = grad_y
-        for layer in reversed(self.layers):
-            g = layer.backward(g)
+        new = False  # is g an array that the layer after this one made and let go of?
+        last = len(self.layers) - 1
+        for i, layer in enumerate(reversed(self.layers)):
+            if new and getattr(layer, "backward_takes_out", False):
+                g = layer.backward(g, out=g)
+            else:
+                g = layer.backward(g)
+            new = getattr(layer, "returns_new_grad", False)
+            if g is None and i < last:
+                index = last - i
+                raise ValueError(
+                    f"layer {index} ({layer!r}) returned None from backward, but layers "
+                    f"0..{index - 1} before it need its dL/dx: only the first layer may skip "
+                    "its input gradient (Dense(..., input_grad=False))")
         return g
 
     def __repr__(self) -> str:

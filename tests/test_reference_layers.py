@@ -219,6 +219,25 @@ def test_dense_from_arrays_shares_arrays():
     np.testing.assert_allclose(layer.forward(np.eye(3)), W + b)
 
 
+def test_activations_write_into_out_only_when_it_fits():
+    """backward(g, out=g) overwrites g and returns it; an out of another dtype or shape is
+    left alone and a new array returned; without out, g is never written."""
+    x = np.array([[-1.0, 0.5, 2.0]])
+    for act in (rn.ReLU(), rn.ReLU(0.5), rn.LeakyReLU(0.1), rn.Sigmoid(), rn.Tanh(),
+                rn.Softmax()):
+        act.forward(x)
+        g = np.array([[1.0, -2.0, 3.0]])
+        expected = act.backward(g)
+        np.testing.assert_array_equal(g, [[1.0, -2.0, 3.0]])
+        out = act.backward(g, out=g)
+        assert out is g, act
+        np.testing.assert_array_equal(g, expected)
+        g32 = np.array([[1.0, -2.0, 3.0]], dtype=np.float32)
+        kept = act.backward(g32, out=g32)
+        assert kept is not g32 and kept.dtype == np.float64, act
+        np.testing.assert_array_equal(g32, [[1.0, -2.0, 3.0]])
+
+
 def test_dense_usage_errors():
     with pytest.raises(ValueError, match="n_in"):
         rn.Dense(0, 3)
@@ -228,6 +247,61 @@ def test_dense_usage_errors():
         rn.Dense(2, 3).forward(np.ones((4, 3)))
     with pytest.raises(RuntimeError, match="before forward"):
         rn.Dense(2, 3).backward(np.ones((1, 3)))
+
+
+def test_dense_input_grad_false_skips_dx_and_computes_the_same_grads():
+    """Training's first layer: backward returns None; grads are bit for bit those of the
+    input_grad=True layer (the same products); the flag shows in repr and from_arrays."""
+    full, first = rn.Dense(5, 3, rng=2), rn.Dense(5, 3, rng=2, input_grad=False)
+    for layer in (full, first):
+        layer.params["b"][:] = [0.1, -0.2, 0.3]
+    x, g = RNG.standard_normal((4, 5)), RNG.standard_normal((4, 3))
+    np.testing.assert_array_equal(first.forward(x), full.forward(x))
+    assert first.backward(g) is None
+    assert full.backward(g).shape == x.shape
+    for k in ("W", "b"):
+        np.testing.assert_array_equal(first.grads[k], full.grads[k], err_msg=k)
+    np.testing.assert_allclose(first.grads["W"], x.T @ g, rtol=1e-12)
+    assert repr(first) == "Dense(5, 3, dtype=float64, input_grad=False)"
+    shared = rn.Dense.from_arrays(np.eye(2), input_grad=False)
+    shared.forward(np.ones((1, 2)))
+    assert shared.backward(np.ones((1, 2))) is None and not shared.input_grad
+
+
+def test_dense_writes_grads_into_the_same_arrays_each_backward():
+    """The documented buffer reuse: grads["W"] and grads["b"] are the layer's own arrays,
+    overwritten (not accumulated) by each backward, and right each time."""
+    layer = rn.Dense(3, 2, rng=0)
+    x1, x2 = RNG.standard_normal((4, 3)), RNG.standard_normal((6, 3))
+    g1, g2 = RNG.standard_normal((4, 2)), RNG.standard_normal((6, 2))
+    layer.forward(x1)
+    layer.backward(g1)
+    w_grad, b_grad = layer.grads["W"], layer.grads["b"]
+    np.testing.assert_allclose(w_grad, x1.T @ g1, rtol=1e-12)
+    layer.forward(x2)  # another batch size: the bias's row of ones follows it
+    layer.backward(g2)
+    assert layer.grads["W"] is w_grad and layer.grads["b"] is b_grad
+    np.testing.assert_allclose(w_grad, x2.T @ g2, rtol=1e-12)
+    np.testing.assert_allclose(b_grad, g2.sum(axis=0), rtol=1e-12)
+    empty = rn.Dense(3, 2, rng=0)  # an empty batch has zero gradients, not garbage
+    empty.forward(np.zeros((0, 3)))
+    assert empty.backward(np.zeros((0, 2))).shape == (0, 3)
+    np.testing.assert_array_equal(empty.grads["W"], np.zeros((3, 2)))
+    np.testing.assert_array_equal(empty.grads["b"], np.zeros(2))
+
+
+def test_check_layer_on_a_layer_without_input_grad_is_a_usage_error():
+    """check_layer checks x, so it needs dL/dx: a layer that returns None gets a usage error
+    naming x (never a crash); the same layer with input_grad=True is checked as usual."""
+    import gradcheck as gc
+    from gradcheck.errors import GradcheckUsageError
+
+    x = RNG.standard_normal((3, 4))
+    for layer in (rn.Dense(4, 3, rng=0, input_grad=False),
+                  rn.Sequential(rn.Dense(4, 3, rng=0, input_grad=False), rn.Tanh())):
+        with pytest.raises(GradcheckUsageError, match="'x'"):
+            gc.check_layer(layer, x)
+    assert gc.check_layer(rn.Dense(4, 3, rng=0), x).ok
 
 
 # ---------------------------------------------------------------- activations
@@ -375,6 +449,77 @@ def test_sequential_nests_prefixes_and_ends_in_a_head():
     assert net.backward().shape == (2, 2)
     with pytest.raises(TypeError, match="layer 1"):
         rn.Sequential(rn.ReLU(), object())
+
+
+def test_sequential_passes_on_none_from_a_first_dense_without_input_grad():
+    labels = np.array([1, 0, 2])
+    x = RNG.standard_normal((3, 4))
+
+    def net(input_grad: bool) -> rn.Sequential:
+        return rn.Sequential(rn.Dense(4, 5, rng=1, input_grad=input_grad), rn.ReLU(),
+                             rn.Dense(5, 3, rng=2), rn.SoftmaxCrossEntropy(labels))
+
+    train, full = net(False), net(True)
+    assert train.forward(x) == full.forward(x)
+    assert train.backward() is None
+    assert full.backward().shape == x.shape
+    assert train.grads.keys() == full.grads.keys()
+    for k, v in train.grads.items():
+        np.testing.assert_array_equal(v, full.grads[k], err_msg=k)
+    nested = rn.Sequential(rn.Sequential(rn.Dense(4, 3, rng=0, input_grad=False), rn.Tanh()),
+                           rn.Dense(3, 2, rng=1))
+    nested.forward(x)
+    assert nested.backward(np.ones((3, 2))) is None
+
+
+def test_sequential_refuses_none_from_a_layer_that_is_not_first():
+    """A later Dense without input_grad would leave the layers before it without grad_y:
+    a ValueError naming the layer, not a TypeError deep inside the next backward."""
+    net = rn.Sequential(rn.Dense(4, 5, rng=1), rn.ReLU(),
+                        rn.Dense(5, 3, rng=2, input_grad=False))
+    net.forward(RNG.standard_normal((2, 4)))
+    with pytest.raises(ValueError, match=r"layer 2 .*input_grad=False"):
+        net.backward(np.ones((2, 3)))
+
+
+def test_sequential_overwrites_only_gradients_its_layers_let_go_of():
+    """In place only where safe: the caller's grad_y is read-only here (a write would raise),
+    an activation after a Dense gets out= (the Dense's new dx), and one after a layer that
+    keeps its returned gradient (no returns_new_grad) does not."""
+
+    class Keeps:  # returns the same stored array every time: must never be overwritten
+        def __init__(self) -> None:
+            self.params: dict[str, np.ndarray] = {}
+            self.grads: dict[str, np.ndarray] = {}
+            self.kept = np.zeros(0)
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.kept = np.full(np.shape(x), 2.0)
+            return x
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return self.kept
+
+    calls: list[bool] = []
+
+    class SpyReLU(rn.ReLU):
+        def backward(self, grad_y: Any, out: Any = None) -> Any:
+            calls.append(out is not None)
+            return super().backward(grad_y, out=out)
+
+    keeps = Keeps()
+    x = RNG.standard_normal((3, 4))
+    net = rn.Sequential(rn.Dense(4, 4, rng=0), SpyReLU(), rn.Dense(4, 4, rng=1), SpyReLU(),
+                        keeps, rn.QuadraticCost(np.zeros((3, 4))))
+    ref = rn.Sequential(rn.Dense(4, 4, rng=0), rn.ReLU(), rn.Dense(4, 4, rng=1), rn.ReLU(),
+                        rn.QuadraticCost(np.zeros((3, 4))))
+    net.forward(x)
+    dx = net.backward(readonly(np.array(1.0)))
+    np.testing.assert_array_equal(keeps.kept, np.full((3, 4), 2.0))
+    assert calls == [False, True]  # after Keeps: no out; after the Dense: out
+    ref.forward(x)
+    ref.layers[-1].backward = lambda g=1.0: np.full((3, 4), 2.0)  # what Keeps passes on
+    np.testing.assert_array_equal(dx, ref.backward())
 
 
 def test_sequential_matches_hand_composition():

@@ -1,27 +1,28 @@
 """Shared builders for the speed benchmarks (pytest-benchmark tests and bench_table.py).
 
-The network under test is the issue-5 ReLU MLP built from ``reference_nets``::
+The network under test is the ReLU MLP of the speed issues, built from ``reference_nets``
+as it is trained::
 
-    Dense(d0, d1) -> ReLU -> Dense(d1, d2) -> ReLU -> Dense(d2, d3) -> SoftmaxCrossEntropy
+    Dense(d0, d1, input_grad=False) -> ReLU -> Dense(d1, d2) -> ReLU -> Dense(d2, d3)
+    -> SoftmaxCrossEntropy
 
-in **float32** (torch's CPU default; the torch comparison uses the very same float32
-weights, inputs and labels). Three sizes, the ones of issue 5.
+in float32 or float64 (the torch comparison uses the very same weights, inputs, labels and
+dtype). Three sizes: 784-256-256-10 at batch 64 and 512, 1024-1024-1024-10 at batch 256.
 
 What each timing covers:
 
-* ``fwd_bwd``   ``net.forward(x); net.backward()``: the reference, as a user calls it.
-  ``Sequential.backward`` returns ``dL/dx``, so the first Dense also computes
-  ``delta @ W.T`` for the input.
+* ``fwd_bwd``   ``net.forward(x); net.backward()``: one training step's gradients, as a
+  user calls it. The first Dense has ``input_grad=False``, so backward returns None and
+  computes no ``dL/dx`` for the data, as torch does for an input that does not require grad.
 * ``backward``  ``net.backward()`` alone, after a forward.
-* ``floor``     exactly the matrix products that backward does, and nothing else:
-  per Dense layer ``dW = a.T @ delta`` and ``dx = delta @ W.T`` (the first layer's ``dx``
-  included, since the reference computes it), on the real activations and deltas of one
+* ``floor``     the training floor: exactly the matrix products a training backward needs,
+  and nothing else: ``dW = a.T @ delta`` for every Dense layer and ``dx = delta @ W.T`` for
+  every Dense layer but the first, on the real activations and deltas of one
   forward/backward, written into preallocated outputs (``np.matmul(..., out=)``), so the
   figure is the GEMMs alone: no allocation, no elementwise work, no Python layers.
-* ``torch``     torch CPU forward + backward on the same weights (``F.linear``, ``relu``,
-  ``cross_entropy``; grads reset to None each call, as ``zero_grad`` does). ``x`` has
-  ``requires_grad=True`` so torch computes ``dL/dx`` too: the same work as the reference.
-  ``torch_no_dx`` is the usual training call (no input gradient), reported alongside.
+* ``torch``     torch CPU's training step on the same weights (``F.linear``, ``relu``,
+  ``cross_entropy``; grads reset to None each call, as ``zero_grad`` does); ``x`` does not
+  require grad, so torch computes no input gradient either.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import numpy as np
 import reference_nets as rn
 
 DTYPE = np.float32
+DTYPES = (np.float32, np.float64)
 
 #: benchmark group name -> (layer widths, batch size)
 SIZES: dict[str, tuple[tuple[int, int, int, int], int]] = {
@@ -49,9 +51,13 @@ SIZES: dict[str, tuple[tuple[int, int, int, int], int]] = {
 SMALL_MLP: tuple[tuple[int, int, int], int] = ((20, 30, 10), 4)
 
 
-def build_mlp(widths: tuple[int, ...], batch: int, dtype: Any = DTYPE, seed: int = 0
-              ) -> tuple[rn.Sequential, np.ndarray, np.ndarray]:
-    """A Dense-ReLU-...-Dense + SoftmaxCrossEntropy net, its input and its labels."""
+def build_mlp(widths: tuple[int, ...], batch: int, dtype: Any = DTYPE, seed: int = 0,
+              input_grad: bool = True) -> tuple[rn.Sequential, np.ndarray, np.ndarray]:
+    """A Dense-ReLU-...-Dense + SoftmaxCrossEntropy net, its input and its labels.
+
+    ``input_grad`` is the first Dense layer's: False for a training net (backward returns
+    None), True for a net whose ``dL/dx`` is checked.
+    """
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, widths[0])).astype(dtype)
     labels = rng.integers(0, widths[-1], size=batch)
@@ -59,7 +65,8 @@ def build_mlp(widths: tuple[int, ...], batch: int, dtype: Any = DTYPE, seed: int
     for i, (n_in, n_out) in enumerate(itertools.pairwise(widths)):
         if i:
             layers.append(rn.ReLU())
-        dense = rn.Dense(n_in, n_out, rng=seed + 1 + i, dtype=dtype)
+        dense = rn.Dense(n_in, n_out, rng=seed + 1 + i, dtype=dtype,
+                         input_grad=input_grad or i > 0)
         dense.params["b"][...] = rng.standard_normal(n_out) * 0.1  # non-zero biases
         layers.append(dense)
     layers.append(rn.SoftmaxCrossEntropy(labels))
@@ -68,7 +75,7 @@ def build_mlp(widths: tuple[int, ...], batch: int, dtype: Any = DTYPE, seed: int
 
 @dataclass
 class Case:
-    """One size: the reference net, its input and labels, and its GEMM floor operands."""
+    """One size and dtype: the training net, its input and labels, its GEMM floor operands."""
 
     name: str
     widths: tuple[int, ...]
@@ -77,14 +84,19 @@ class Case:
     net: rn.Sequential
     x: np.ndarray
     labels: np.ndarray
-    # GEMM floor: (a, delta, W, dW_out, dx_out) per Dense layer
-    operands: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    # GEMM floor: (a, delta, W, dW_out, dx_out or None for the first layer) per Dense layer
+    operands: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def dense(self) -> list[rn.Dense]:
         return [layer for layer in self.net.layers if isinstance(layer, rn.Dense)]
 
-    def fwd_bwd(self) -> np.ndarray:
+    @property
+    def label(self) -> str:
+        """``<size>-<dtype>``, e.g. ``mlp-784-256-256-10-b64-float32``."""
+        return f"{self.name}-{self.dtype.name}"
+
+    def fwd_bwd(self) -> Any:
         self.net.forward(self.x)
         return self.net.backward()
 
@@ -92,18 +104,20 @@ class Case:
         """Forward only; returns None so it can be a ``benchmark.pedantic`` setup."""
         self.net.forward(self.x)
 
-    def backward(self) -> np.ndarray:
+    def backward(self) -> Any:
         return self.net.backward()
 
     def floor(self) -> None:
         for a, delta, w, dw, dx in self.operands:
             np.matmul(a.T, delta, out=dw)
-            np.matmul(delta, w.T, out=dx)
+            if dx is not None:
+                np.matmul(delta, w.T, out=dx)
 
 
 def make_case(name: str, dtype: Any = DTYPE) -> Case:
+    """The training net of size ``name`` (first Dense input_grad=False) and its floor."""
     widths, batch = SIZES[name]
-    net, x, labels = build_mlp(widths, batch, dtype)
+    net, x, labels = build_mlp(widths, batch, dtype, input_grad=False)
     case = Case(name, widths, batch, np.dtype(dtype), net, x, labels)
     # Sequential's forward and backward written out, recording what each Dense layer
     # receives: its input a on the way forward, its upstream delta on the way back
@@ -118,7 +132,8 @@ def make_case(name: str, dtype: Any = DTYPE) -> Case:
         if isinstance(layer, rn.Dense):
             a, w = inputs[id(layer)], layer.params["W"]
             delta = np.ascontiguousarray(g)
-            case.operands.insert(0, (a, delta, w, np.empty_like(w), np.empty_like(a)))
+            dx = None if layer is case.dense[0] else np.empty_like(a)
+            case.operands.insert(0, (a, delta, w, np.empty_like(w), dx))
         g = layer.backward(g)
     return case
 
@@ -168,9 +183,12 @@ def torch_mlp_gradcheck_args(torch: Any, net: rn.Sequential, x: np.ndarray,
 
 
 class TorchMLP:
-    """The same MLP in torch, on copies of the reference's weights (same dtype, values)."""
+    """The same MLP in torch, on copies of the reference's weights (same dtype, values).
 
-    def __init__(self, case: Case, input_grad: bool = True) -> None:
+    ``input_grad=False`` (the default) is torch's training step: x does not require grad.
+    """
+
+    def __init__(self, case: Case, input_grad: bool = False) -> None:
         import torch
 
         self.torch = torch
@@ -191,8 +209,9 @@ class TorchMLP:
             if i < last:
                 h = self.torch.relu(h)
         loss = self.F.cross_entropy(h, self.labels)
-        for p in (*self.weights, *self.biases, self.x):
+        for p in (*self.weights, *self.biases):
             p.grad = None
+        self.x.grad = None
         loss.backward()
         return float(loss.detach())
 
