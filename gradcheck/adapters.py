@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.core import ANSWERED_DIFFERENTLY, check_params
+from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.options import Options, Subject
 from gradcheck.report import Report
 
 INPUT_NAME = "x"
@@ -52,13 +53,13 @@ class LayerObjective:
         if not isinstance(layer_params, dict):
             raise GradcheckUsageError(f"layer.params must be a dict of arrays, got "
                                       f"{type(layer_params).__name__}")
-        self.input_name = INPUT_NAME if INPUT_NAME not in layer_params else "input"
+        self.input_name = next(name for name in (INPUT_NAME, "input", "x_input", "layer_input")
+                               if name not in layer_params)
         self.layer = layer
         self.params: dict[str, np.ndarray] = {self.input_name: x, **layer_params}
         self.upstream = None if upstream is None else np.asarray(upstream, dtype=np.float64)
         self.rng = rng
         self._cast = False
-        self.losses_at_point: list[float] = []  # loss() once, then each grads() forward
 
     def _forward(self) -> tuple[np.ndarray, float]:
         y = np.asarray(self.layer.forward(self.params[self.input_name]))
@@ -79,32 +80,20 @@ class LayerObjective:
             self.upstream = self.upstream.astype(y.dtype).astype(np.float64)
         self._cast = True
 
+    def output_shape(self) -> tuple[int, ...] | None:
+        """The layer's output shape, once a forward has run."""
+        return None if self.upstream is None else tuple(self.upstream.shape)
+
     def loss(self) -> float:
-        _, value = self._forward()
-        if not self.losses_at_point:
-            self.losses_at_point.append(value)
-        return value
+        return self._forward()[1]
 
     def grads(self) -> dict[str, Any]:
-        y, value = self._forward()
-        self.losses_at_point.append(value)
+        y, _ = self._forward()
         assert self.upstream is not None
         g = self.upstream.astype(y.dtype) if np.issubdtype(y.dtype, np.floating) else self.upstream
         grad_x = self.layer.backward(float(g) if g.ndim == 0 else g)
         layer_grads = getattr(self.layer, "grads", None) or {}
         return {self.input_name: grad_x, **layer_grads}
-
-    def nondeterminism(self) -> str | None:
-        """The engine evaluates loss() once and grads() twice at the given point first."""
-        first = self.losses_at_point[:3]
-        if len(first) < 2:
-            return None
-        spread = max(first) - min(first)
-        if spread > 1e-12 * max(abs(v) for v in first) + 1e-300:
-            return ("layer.forward is not deterministic: three calls at the same input gave "
-                    f"sum(g * y) = {', '.join(f'{v:.17g}' for v in first)} (random masks? "
-                    "state kept between calls?); gradients cannot be checked against it")
-        return None
 
 
 class FunctionObjective:
@@ -138,20 +127,15 @@ def check_layer(layer: Any, x: np.ndarray, *, upstream: np.ndarray | None = None
     >>> gc.check_layer(Square(), np.array([[1.0, -2.0]])).ok
     True
     """
+    settings = Options(**options)
     x_copy = _float_input(x, "x")
-    seed = options.get("seed", 0)
-    objective = LayerObjective(layer, x_copy, upstream, np.random.default_rng(seed))
-    x_text = f"input {x_copy.shape} {x_copy.dtype.name}"
-    report = check_params(
-        objective.loss, objective.grads, objective.params,
-        _labels=("layer.forward", "layer.backward (grad_x and layer.grads)"),
-        _title=f"layer {_callable_name(layer)}, {x_text}",
-        _repeat=f"check_layer(layer, x, {_options_text(options)})", **options)
-    problem = objective.nondeterminism()
-    if problem:  # it also explains a backward that answered differently twice
-        report.problems[:] = [problem] + [p for p in report.problems
-                                          if ANSWERED_DIFFERENTLY not in p]
-    return report
+    objective = LayerObjective(layer, x_copy, upstream, settings.rng())
+    subject = Subject(
+        title=f"layer {_callable_name(layer)}, input {x_copy.shape} {x_copy.dtype.name}",
+        loss_label="layer.forward", grads_label="layer.backward (grad_x and layer.grads)",
+        call="check_layer(layer, x", input_name=objective.input_name,
+        output_shape=objective.output_shape)
+    return run_check(objective.loss, objective.grads, objective.params, settings, subject)
 
 
 def check_function(f: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], Any],
@@ -167,15 +151,10 @@ def check_function(f: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], 
     for name, fn in (("f", f), ("grad", grad)):
         if not callable(fn):
             raise GradcheckUsageError(f"{name} must be callable, got {type(fn).__name__}")
+    settings = Options(**options)
     objective = FunctionObjective(f, grad, _float_input(x, "x"))
     x_copy = objective.params[INPUT_NAME]
-    return check_params(
-        objective.loss, objective.grads, objective.params, _labels=("f(x)", "grad(x)"),
-        _title=f"function {_callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",
-        _repeat=f"check_function(f, grad, x, {_options_text(options)})", **options)
-
-
-def _options_text(options: dict[str, Any]) -> str:
-    shown = {"seed": 0, "mode": "auto", "kinks": "subgradient"}
-    shown.update({k: v for k, v in options.items() if k not in ("executor", "progress")})
-    return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    subject = Subject(title=f"function {_callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",
+                      loss_label="f(x)", grads_label="grad(x)", call="check_function(f, grad, x",
+                      input_name=INPUT_NAME)
+    return run_check(objective.loss, objective.grads, objective.params, settings, subject)

@@ -4,14 +4,33 @@ Along one coordinate a piecewise-smooth loss has one-sided derivatives d- and d+
 smooth stretch they differ by ~ h |L''|; where the stencil crosses a kink they differ by
 the jump, which does not shrink with h. At a single kink crossed, every valid convention
 (ReLU'(0) in [0, 1], sign(0) in [-1, 1], any tie split) lies in [min(d-, d+), max(d-, d+)].
+
+Two re-checks settle what one coordinate at a time cannot:
+- ties (:func:`check_ties`): tied maxima are each a kink, and each coordinate alone lies
+  inside its one-sided range even when the tie is counted twice. Moved together, tied
+  elements stay tied, so the loss is smooth along that direction and the chain rule must
+  hold there: the analytic values of the group must add up to the slope. A mismatch that
+  persists when the point moves along the direction is a bug; one that vanishes is an
+  artifact of the point (relu(x) - relu(-x) at 0).
+- jitter (:func:`settle_by_jitter`): kink coordinates outside the hull, and failing
+  elements, re-checked at a mirrored pair of nearby points where the loss is
+  differentiable (several kinks crossed at once, kinks the loss does not show).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from gradcheck.numeric import relative_step
+from gradcheck.numeric import relative_step, step_sizes
 
-KINK_MODES = ("subgradient", "hull", "strict", "skip")
+if TYPE_CHECKING:
+    from gradcheck.calls import Calls
+    from gradcheck.measure import Measured, Setting
+
+JITTER_ROUNDS = 4  # "subgradient": fresh jitters tried before a kink is left unverified
+RECHECK_SAMPLE = 16  # "subgradient": failing elements per tensor re-checked nearby first
+MAX_TIE_GROUPS = 64  # tie groups checked per tensor, largest first
 
 
 def kink_mask(forward: np.ndarray, backward: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -66,3 +85,257 @@ def jitter_offsets(steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     signs = rng.choice(np.array([-1.0, 1.0]), size=steps.shape)
     return signs * rng.uniform(16.0, 32.0, size=steps.shape) * steps
+
+
+# ---------------------------------------------------------------------------- ties
+# measure.py uses the primitives above, so the re-checks import it when they run.
+
+
+def tie_groups(values: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
+    """Positions whose values are exactly equal, in groups of two or more, largest first.
+
+    >>> [g.tolist() for g in tie_groups(np.array([2.0, 1.0, 2.0, 5.0]), np.arange(4))]
+    [[0, 2]]
+    """
+    if len(positions) < 2:
+        return []
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    groups = [positions[order[a:b]] for a, b in zip(starts, np.r_[starts[1:], len(order)],
+                                                      strict=True) if b - a >= 2]
+    return sorted(groups, key=len, reverse=True)[:MAX_TIE_GROUPS]
+
+
+def _slope_along(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
+                 here: float | None = None) -> tuple[float, float, float]:
+    """Loss at base - step and base + step (and at base, unless given as ``here``) with
+    every member set to that value: the central difference and the two one-sided ones."""
+    flat = calls.arrays[name].flat  # writes through, contiguous or not
+    losses = []
+    taken = []
+    try:
+        for offset in (step, -step) if here is not None else (step, -step, 0.0):
+            flat[members] = base + offset
+            taken.append(float(flat[members[0]]) - base)
+            losses.append(calls.loss())
+    finally:
+        flat[members] = calls.originals[name].reshape(-1)[members]
+    up, down = losses[:2]
+    here = losses[2] if here is None else here
+    h_up, h_down = taken[0], -taken[1]
+    return ((up - down) / (h_up + h_down), (up - here) / h_up, (here - down) / h_down)
+
+
+def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
+               setting: Setting, rng: np.random.Generator, warnings: list[str]) -> None:
+    """Fail groups of tied kink elements whose gradients do not add up to the slope of
+    the loss when they move together (a tied maximum counted twice).
+
+    Per group: 2 evaluations at h and 2 at h/2 to see that the direction is smooth; a
+    mismatch then costs one more look on each side of the point (2 x (3 + 1 gradient)).
+    """
+    from gradcheck.measure import BAD, HULL, OK
+
+    base_flat = calls.originals[name].reshape(-1)
+    candidates = np.flatnonzero(m.kink & ((m.status == OK) | (m.status == HULL)))
+    values = base_flat[m.flat_indices[candidates]]
+    for group in tie_groups(values.astype(np.float64), candidates):
+        members = m.flat_indices[group]
+        value = float(base_flat[members[0]])
+        h = float(step_sizes(np.array([value]), eps=max(
+            float(np.finfo(base_flat.dtype).eps), setting.loss_eps))[0])
+        slope, up, down = _slope_along(calls, name, members, value, h, loss_at_point)
+        slope_half, up_half, down_half = _slope_along(calls, name, members, value, h / 2,
+                                                      loss_at_point)
+        bound = _tie_bound(slope_half, loss_at_point, h / 2, setting)
+        gap = abs(slope - slope_half)
+        if is_jump(np.array([abs(up - down)]), np.array([abs(up_half - down_half)]),
+                   np.array([gap]), np.array([bound / 8]))[0] or gap > 2 * bound:
+            continue  # the group's own move crosses a kink: nothing to conclude here
+        total = float(np.sum(m.analytic[group]))
+        if abs(total - slope_half) <= bound + 2 * gap:
+            continue
+        shift = float(rng.uniform(16.0, 32.0)) * h
+        persists = all(_tie_mismatch_at(calls, name, members, value + sign * shift, h / 2,
+                                        loss_at_point, setting, gap)
+                       for sign in (1.0, -1.0))
+        where = _element(name, int(members[0]), calls.arrays[name].shape)
+        if persists:
+            m.status[group] = BAD
+            m.tied[group] = True
+            m.error[group] = np.abs(m.analytic[group] - m.numeric[group])
+            warnings.append(
+                f"{name}: {len(group)} elements tied at {value:g} (first {where}) are a kink "
+                f"together: their gradients add up to {total:.6g}, but the loss moves at "
+                f"{slope_half:.6g} when they move together, here and on both sides along "
+                "the tie. A tied maximum must share its upstream gradient (give it to one "
+                "element, or split it), not give it to every tied element.")
+        else:
+            warnings.append(
+                f"{name}: {len(group)} elements tied at {value:g} (first {where}) add up to "
+                f"{total:.6g} against a slope of {slope_half:.6g} at the point only; moved "
+                "along the tie they agree, so it is an artifact of the point, not a bug.")
+
+
+def _tie_bound(slope: float, loss_at_point: float, step: float, setting: Setting) -> float:
+    from gradcheck.tolerances import rounding_allowance
+
+    tol = setting.tolerance
+    return float(tol.atol + tol.rtol * abs(slope)
+                 + rounding_allowance(setting.model_eps, abs(loss_at_point), np.array(step)))
+
+
+def _tie_mismatch_at(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
+                     loss_at_point: float, setting: Setting, gap: float) -> bool:
+    """Does the group's mismatch persist at the point moved along the tie to ``base``?"""
+    flat = calls.arrays[name].flat
+    try:
+        flat[members] = base
+        gradient = calls.grads()[name].reshape(-1)
+    finally:
+        calls.restore()
+    slope, _, _ = _slope_along(calls, name, members, base, step)
+    total = float(np.sum(gradient[members]))
+    return abs(total - slope) > _tie_bound(slope, loss_at_point, step, setting) + 2 * gap
+
+
+# ---------------------------------------------------------------------------- jitter
+
+
+def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[str, Setting],
+                     rng: np.random.Generator, warnings: list[str]) -> None:
+    """Re-check, together, the coordinates the given point cannot settle.
+
+    Those are kink coordinates whose analytic value is outside the hull, and failing
+    elements: a multi-kink point can hide its kinks entirely (ReLU -> negate -> ReLU at 0
+    is flat on both sides, yet a valid ReLU'(0) = 0.5 gives a nonzero chain rule). Failing
+    elements are re-checked worst first, RECHECK_SAMPLE per tensor; the rest only if every
+    one of those turns out right nearby, so a buggy layer costs little more.
+
+    Each round moves all of them by a random 16-32 steps (so a stencil no longer reaches
+    the kink), once each way (x + d and x - d), asks for the gradient at both points, and
+    compares as usual. A coordinate still on a kink gets a fresh jitter next round; after
+    JITTER_ROUNDS it is left unverified.
+    """
+    from gradcheck.measure import BAD, PENDING, UNVERIFIED
+
+    outside = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
+    failing = {name: _worst_first(m, np.flatnonzero((m.status == BAD) & ~m.tied))
+               for name, m in results.items()}
+    pending = {name: np.concatenate([outside[name], failing[name][:RECHECK_SAMPLE]])
+               for name in results}
+    later = {name: failing[name][RECHECK_SAMPLE:] for name in results}
+    for _round in range(JITTER_ROUNDS):
+        pending = {name: positions for name, positions in pending.items() if len(positions)}
+        if not pending:
+            break
+        offsets = {name: jitter_offsets(step_sizes(
+            calls.originals[name].reshape(-1)[results[name].flat_indices[positions]]), rng)
+            for name, positions in pending.items()}
+        plus, minus = (_measure_jittered(calls, results, pending, offsets, settings, sign)
+                       for sign in (1.0, -1.0))
+        if plus is None or minus is None:
+            continue
+        for name, positions in pending.items():
+            m = results[name]
+            _record_jittered(m, positions, plus[name], minus[name])
+            pending[name] = positions[plus[name].kink | minus[name].kink]
+            if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
+                pending[name] = np.concatenate([pending[name], later[name]])
+                failing[name] = np.concatenate([failing[name], later[name]])
+                later[name] = later[name][:0]
+    for name, m in results.items():
+        m.status[outside[name][m.status[outside[name]] == PENDING]] = UNVERIFIED
+        _jitter_warnings(name, m, outside[name], failing[name], calls.arrays[name].shape,
+                         warnings)
+
+
+def _worst_first(m: Measured, positions: np.ndarray) -> np.ndarray:
+    return positions[np.argsort(-np.nan_to_num(m.error[positions], nan=np.inf), kind="stable")]
+
+
+def _measure_jittered(
+    calls: Calls, results: dict[str, Measured], pending: dict[str, np.ndarray],
+    offsets: dict[str, np.ndarray], settings: dict[str, Setting], sign: float,
+) -> dict[str, Measured] | None:
+    """Move every pending coordinate by sign * its offset, and measure them there."""
+    from dataclasses import replace
+
+    from gradcheck.measure import measure
+
+    for name, positions in pending.items():
+        flat_indices = results[name].flat_indices[positions]
+        original = calls.originals[name].reshape(-1)[flat_indices].astype(np.float64)
+        calls.arrays[name].flat[flat_indices] = original + sign * offsets[name]
+    try:
+        loss_j = calls.loss()
+        if not np.isfinite(loss_j):
+            return None
+        analytic_j = calls.grads()
+        return {name: measure(calls, name, results[name].flat_indices[positions],
+                              analytic_j[name].reshape(-1), loss_j,
+                              replace(settings[name], kinks="strict"))
+                for name, positions in pending.items()}
+    finally:
+        calls.restore()
+
+
+def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
+                     minus: Measured) -> None:
+    """Verdicts at the two mirrored jittered points, x + d and x - d.
+
+    A coordinate is settled where neither point is on a kink, and right only if right at
+    both. A kink coordinate takes the new numbers (from the side that failed, if one did):
+    the old ones straddle a kink. A failing element keeps its own numbers and is cleared
+    only if right on both sides, as a kink the loss did not show: a bug that holds on one
+    side of a nearby kink (a dropped ReLU derivative just below 0) stays a bug. A side
+    too coarse to decide leaves the coordinate unverified, never ok.
+    """
+    from gradcheck.measure import BAD, OK, UNVERIFIED
+
+    settled = ~plus.kink & ~minus.kink
+    right_both = settled & (plus.status == OK) & (minus.status == OK)
+    wrong_either = (plus.status == BAD) | (minus.status == BAD)
+    was_failing = m.status[positions] == BAD
+    take = settled & (~was_failing | right_both)
+    minus_failed = minus.status != OK
+    for field_name in ("analytic", "numeric", "error", "allowed", "bar"):
+        chosen = np.where(minus_failed, getattr(minus, field_name), getattr(plus, field_name))
+        getattr(m, field_name)[positions[take]] = chosen[take]
+    m.status[positions[take]] = np.where(right_both, OK,
+                                         np.where(wrong_either, BAD, UNVERIFIED))[take]
+    m.jittered[positions[take]] = True
+    m.kink[positions[take & was_failing]] = True
+
+
+def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.ndarray,
+                     shape: tuple[int, ...], warnings: list[str]) -> None:
+    from gradcheck.measure import UNVERIFIED
+
+    if len(outside):
+        unverified = int(np.sum(m.status[outside] == UNVERIFIED))
+        first = _element(name, int(m.flat_indices[outside[0]]), shape)
+        warnings.append(
+            f"{name}: {len(outside)} kink coordinate(s) (first {first}) "
+            "have an analytic value outside the one-sided derivatives at the given point; "
+            "they were re-checked at a jittered point where the loss is differentiable"
+            + (f" ({unverified} could not be: left unverified)" if unverified else "")
+            + ". Correct when several kinks are crossed at once (a zero row through a "
+            "bias-free Dense + ReLU); for an elementwise layer it is a bug: re-run with "
+            "kinks='hull'.")
+    hidden = failing[m.jittered[failing]]
+    if len(hidden):
+        first = _element(name, int(m.flat_indices[hidden[0]]), shape)
+        warnings.append(
+            f"{name}: {len(hidden)} element(s) (first {first}) disagree "
+            "with the loss at the given point but agree at a jittered point nearby: kinks "
+            "the loss does not show (ReLU -> negate -> ReLU at 0 is flat on both sides, yet "
+            "ReLU'(0) > 0 gives a nonzero chain rule). Verified nearby, not at the point; "
+            "re-run with kinks='hull' to hold the point itself to account.")
+
+
+def _element(name: str, flat_index: int, shape: tuple[int, ...]) -> str:
+    """``W[1, 0]``: an element named the way the user indexes it."""
+    index = tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
+    return f"{name}[{', '.join(map(str, index))}]" if index else name

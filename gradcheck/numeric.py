@@ -22,15 +22,20 @@ def relative_step(dtype: np.dtype | type) -> float:
     return float(np.finfo(dtype).eps) ** (1.0 / 3.0)
 
 
-def step_sizes(values: np.ndarray) -> np.ndarray:
+def step_sizes(values: np.ndarray, eps: float | None = None) -> np.ndarray:
     """Per-coordinate steps h_i = eps**(1/3) * max(1, |v_i|), in float64.
+
+    eps is the values' own unless given: a loss that comes back coarser than its inputs
+    (a float32 loss of float64 params, a float64 loss of longdouble ones) needs the step
+    of the loss's precision.
 
     >>> h = step_sizes(np.array([0.0, 100.0]))
     >>> float(h[1] / h[0])
     100.0
     """
     magnitude = np.maximum(1.0, np.abs(values.astype(np.float64, copy=False)))
-    return relative_step(values.dtype) * magnitude
+    eps = float(np.finfo(values.dtype).eps) if eps is None else eps
+    return eps ** (1.0 / 3.0) * magnitude
 
 
 class Stencil(NamedTuple):

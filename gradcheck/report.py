@@ -10,6 +10,27 @@ from gradcheck.errors import GradientMismatch
 
 WORST_SHOWN = 5
 
+# A tensor's verdict: every element verified; a wrong gradient found; or the numeric error
+# bar too wide to tell right from wrong at the tolerance (never reported as ok).
+OK, FAILED, UNVERIFIED = "ok", "FAILED", "UNVERIFIED"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Misbehaviour of the code under test, named by kind.
+
+    kinds: "in_place" (writes into its inputs or params), "accumulates" (grads differ when
+    asked twice), "nondeterministic" (the loss differs at the same point), "state_changed"
+    (the loss at the point changed during the check), "non_finite_loss", "non_finite_grad".
+    """
+
+    kind: str
+    text: str
+    tensor: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
 
 @dataclass
 class Mismatch:
@@ -54,10 +75,23 @@ class TensorResult:
     step: float = 0.0  # relative step eps**(1/3): h = step * max(1, |v|)
     mismatched_is_lower_bound: bool = False  # fast mode stopped localizing early
     measured: int = 0  # elements compared one by one (fast mode: only localized groups)
+    status: str = OK  # OK, FAILED or UNVERIFIED
+    unverified: int = 0  # elements whose numeric error bar is too wide to decide
+    unverified_reason: str = ""  # why, and what to do
+    # Full arrays, shaped like the tensor (float64): the user's gradient, the central
+    # difference (nan where not measured), the largest |analytic - numeric| accepted there
+    # (tolerance + numeric error bar; nan where not measured), kink and failed masks, and
+    # the tensor's value at the checked point.
+    analytic: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    numeric: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    error_bar: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    kink: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    failed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    value: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def ok(self) -> bool:
-        return self.mismatched == 0
+        return self.status == OK
 
     def element(self, index: tuple[int, ...]) -> str:
         """``W[1, 0]``: an element named the way the user indexes it."""
@@ -76,15 +110,25 @@ class Report:
 
     title: str
     tensors: list[TensorResult]
-    problems: list[str]
+    problems: list[Problem]
     warnings: list[str]
     options: dict[str, Any]
     evaluations: dict[str, int]
     repeat: str = ""
+    diagnoses: list[Any] = field(default_factory=list)  # gradcheck.diagnosis.Diagnosis
+    input_name: str | None = None  # the tensor that is the input x (check_layer/function)
+    output_shape: tuple[int, ...] | None = None  # the layer's output (check_layer)
+
+    @property
+    def status(self) -> str:
+        """FAILED (a wrong gradient or misbehaviour), UNVERIFIED, or ok (all verified)."""
+        if self.problems or any(t.status == FAILED for t in self.tensors):
+            return FAILED
+        return UNVERIFIED if any(t.status == UNVERIFIED for t in self.tensors) else OK
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(t.ok for t in self.tensors)
+        return self.status == OK
 
     def __bool__(self) -> bool:
         return self.ok
@@ -100,7 +144,8 @@ class Report:
         undefined number is the string "inf", "-inf" or "nan")."""
         tensors = []
         for t in self.tensors:
-            entry = _strict_json(asdict(t))
+            entry = _strict_json({k: v for k, v in asdict(t).items()
+                                  if not isinstance(v, np.ndarray)})
             entry["shape"] = list(t.shape)
             entry["ok"] = t.ok
             for w in entry["worst"]:
@@ -111,7 +156,8 @@ class Report:
             "title": self.title,
             "options": dict(self.options),
             "evaluations": dict(self.evaluations),
-            "problems": list(self.problems),
+            "status": self.status,
+            "problems": [asdict(p) for p in self.problems],
             "warnings": list(self.warnings),
             "tensors": tensors,
             "repeat": self.repeat,
@@ -147,11 +193,15 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def render(report: Report) -> str:
     """The table a person reads in a failing pytest run."""
-    failed = [t for t in report.tensors if not t.ok]
+    failed = [t for t in report.tensors if t.status == FAILED]
     n = len(report.tensors)
     worst = [(t, t.worst[0]) for t in failed if t.worst]
+    unverified = [t for t in report.tensors if t.status == UNVERIFIED]
     if report.ok:
         verdict = f"all {n} tensors ok"
+    elif report.status == UNVERIFIED:
+        verdict = (f"UNVERIFIED {', '.join(t.name for t in unverified)}: the numeric error "
+                   "bar is too wide to tell right from wrong (reason below)")
     elif worst:  # first: pytest's short summary shows only the start of the headline
         t, m = max(worst, key=lambda pair: pair[1].abs_err)
         verdict = (f"FAILED {t.element(m.index)}: analytic {_value(m.analytic)} vs numeric "
@@ -168,7 +218,7 @@ def render(report: Report) -> str:
     for t in report.tensors:
         bound = ">=" if t.mismatched_is_lower_bound else ""
         by_element = t.measured > 0  # else verified by random directions only
-        rows.append([t.name, str(t.shape), t.dtype, t.mode, "ok" if t.ok else "FAILED",
+        rows.append([t.name, str(t.shape), t.dtype, t.mode, t.status,
                      _num(t.max_abs_err) if by_element else "-",
                      _num(t.max_rel_err) if by_element else "-",
                      f"{bound}{t.mismatched} / {t.checked}", str(t.kinks.met)])
@@ -181,6 +231,8 @@ def render(report: Report) -> str:
             rows.append([f"  {t.element(m.index)}", _value(m.analytic), _value(m.numeric),
                          _num(m.abs_err), _num(rel), m.note])
         lines += _table(rows)
+    for t in unverified:
+        lines += ["", f"{t.name}: UNVERIFIED at {t.unverified} element(s): {t.unverified_reason}"]
     if report.problems:
         lines += ["", "problems:"] + [f"  - {p}" for p in report.problems]
     if report.warnings:

@@ -1,7 +1,19 @@
-"""Tolerances and error metrics: when an analytic value agrees with a numeric one.
+"""Tolerances and error bars: when an analytic value agrees with a numeric one, and when
+the numbers are too coarse to tell.
 
-An element passes when |a - n| <= atol + rtol * |n| + noise, where noise is the rounding
-error the finite difference itself can carry: about eps * |L| / h (CONVENTIONS.md).
+Two levels, because they answer two questions:
+- detection: is |analytic - numeric| larger than the numbers can explain? Then it is a
+  bug. By default this is tight (float64: 1e-7 relative), since central differences of a
+  smooth float64 loss are good to ~1e-10 and a dropped eps in a batch-norm backward is a
+  1e-6 error; what the numbers cannot explain is judged with their measured error bar.
+- verification: is the numeric error bar small enough to vouch for the element? A
+  gradient is "ok" only where the error bar is within the verification tolerance
+  (float64: 1e-5 relative, 1e-8 absolute); otherwise it is UNVERIFIED, never ok.
+Given rtol/atol replace both levels.
+
+>>> t = tolerance_for(np.dtype(np.float32), None, None)
+>>> t.source, t.rtol, t.atol
+('float32 defaults', 0.001, 1e-05)
 """
 from __future__ import annotations
 
@@ -9,69 +21,101 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck.errors import GradcheckUsageError
-
-# (rtol, atol) per dtype of the tensor being checked. float32 layers compute in float32:
-# their central differences are good to ~1e-4 relative, so 1e-3 leaves no false alarms
-# and still catches every gross bug (a sign, a transpose, a missing derivative).
-DEFAULT_TOLERANCES: dict[np.dtype, tuple[float, float]] = {
+# Verification tolerances (rtol, atol) per precision. float32 central differences are good
+# to ~1e-4 relative, float16 to ~1e-2.
+VERIFY_TOLERANCES: dict[np.dtype, tuple[float, float]] = {
     np.dtype(np.float64): (1e-5, 1e-8),
     np.dtype(np.float32): (1e-3, 1e-5),
     np.dtype(np.float16): (3e-2, 1e-3),
 }
+# Detection tolerances: below this, a mismatch must also exceed the measured error bar.
+DETECT_TOLERANCES: dict[np.dtype, tuple[float, float]] = {
+    np.dtype(np.float64): (1e-7, 1e-10),
+    np.dtype(np.float32): (1e-3, 1e-5),
+    np.dtype(np.float16): (3e-2, 1e-3),
+}
+# An element smaller than this fraction of the tensor's largest gradient is verified
+# against that fraction: its absolute error is what matters next to its neighbours.
+SCALE_FLOOR = 0.1
 
-# How many times eps * |L| / h counts as rounding noise in a difference of two losses.
-# A loss built from dot products of length K carries ~ sqrt(K) eps relative error.
+# How many times eps * |L| / h counts as rounding noise in a difference of two losses when
+# a mismatch is about to be called a bug: a loss built from K rounded terms carries up to
+# ~sqrt(K) eps relative error, beyond the final rounding of |L|.
 NOISE_FACTOR = 64.0
+
+
+def precision_dtype(*dtypes: np.dtype) -> np.dtype:
+    """The coarsest of the float dtypes in play (longdouble counts as float64: the loss is
+    a Python float).
+
+    >>> precision_dtype(np.dtype(np.float64), np.dtype(np.float32)).name
+    'float32'
+    """
+    coarsest = np.dtype(np.float64)
+    for dtype in dtypes:
+        if np.finfo(dtype).eps > np.finfo(coarsest).eps:
+            coarsest = np.dtype(dtype)
+    return coarsest
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """The rtol/atol used for one tensor, and where they came from."""
+    """The tolerances used for one tensor, and where they came from."""
 
-    rtol: float
+    rtol: float  # verification
     atol: float
+    detect_rtol: float
+    detect_atol: float
     source: str  # "float64 defaults" or "given"
 
-    def allowed(self, numeric: np.ndarray, noise: np.ndarray | float) -> np.ndarray:
-        """The largest |analytic - numeric| accepted per element."""
-        return self.atol + self.rtol * np.abs(numeric) + noise
+    def detect(self, numeric: np.ndarray) -> np.ndarray:
+        """Mismatch allowed before the error bar is consulted."""
+        return self.detect_atol + self.detect_rtol * np.abs(numeric)
+
+    def verify(self, numeric: np.ndarray, scale: float) -> np.ndarray:
+        """The largest numeric error bar at which an element can be vouched for."""
+        magnitude = np.maximum(np.abs(numeric), SCALE_FLOOR * scale)
+        return self.atol + self.rtol * magnitude
 
 
 def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None) -> Tolerance:
-    """Defaults from the dtype, overridden by what the user gave.
+    """Defaults from the precision in play, overridden (at both levels) by what was given.
 
-    >>> tolerance_for(np.dtype(np.float32), None, None)
-    Tolerance(rtol=0.001, atol=1e-05, source='float32 defaults')
+    >>> tolerance_for(np.dtype(np.float64), 1e-3, None).detect_rtol
+    0.001
     """
-    default_rtol, default_atol = DEFAULT_TOLERANCES.get(np.dtype(dtype), (1e-5, 1e-8))
-    given = rtol is not None or atol is not None
-    return Tolerance(
-        rtol=default_rtol if rtol is None else float(rtol),
-        atol=default_atol if atol is None else float(atol),
-        source="given" if given else f"{np.dtype(dtype).name} defaults",
-    )
+    dtype = precision_dtype(dtype)
+    default_rtol, default_atol = VERIFY_TOLERANCES[dtype]
+    detect_rtol, detect_atol = DETECT_TOLERANCES[dtype]
+    if rtol is None and atol is None:
+        return Tolerance(default_rtol, default_atol, detect_rtol, detect_atol,
+                         f"{dtype.name} defaults")
+    rtol = default_rtol if rtol is None else float(rtol)
+    atol = default_atol if atol is None else float(atol)
+    return Tolerance(rtol, atol, rtol, atol, "given")
 
 
-def check_tolerance_argument(name: str, value: float | None) -> None:
-    """Refuse a negative, non-finite or non-numeric rtol/atol with a usage error."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise GradcheckUsageError(f"{name} must be a number (or None for the dtype's default), "
-                                  f"got {type(value).__name__}")
-    if not np.isfinite(value) or value < 0:
-        raise GradcheckUsageError(f"{name} must be finite and >= 0, got {value!r}")
+def rounding_floor(loss_eps: float, loss_scale: np.ndarray | float, steps: np.ndarray
+                   ) -> np.ndarray:
+    """The error a central difference carries from the rounding of the loss values
+    themselves: each is off by up to eps |L| / 2, so a difference of two by up to eps |L|,
+    and the quotient by eps |L| / h (the steps taken are exact)."""
+    return loss_eps * np.asarray(loss_scale) / steps
 
 
-def rounding_noise(loss_scale: float, steps: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Rounding error of a central difference: NOISE_FACTOR * eps * |L| / h."""
-    eps = float(np.finfo(dtype).eps)
-    return NOISE_FACTOR * eps * loss_scale / steps
+def rounding_allowance(eps: float, loss_scale: np.ndarray | float, steps: np.ndarray
+                       ) -> np.ndarray:
+    """The generous bound on rounding a mismatch must clear before it is called a bug:
+    NOISE_FACTOR * eps * |L| / h, eps of the coarsest precision the loss passed through."""
+    return NOISE_FACTOR * eps * np.asarray(loss_scale) / steps
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
-    """|a - n| / |n|, with 0/0 = 0 and x/0 = inf, as numpy.testing reports it."""
+    """|a - n| / |n|, with 0/0 = 0 and x/0 = inf, as numpy.testing reports it.
+
+    >>> relative_error(np.array([1.0, 0.0, 1.0]), np.array([2.0, 0.0, 0.0]))
+    array([0.5, 0. , inf])
+    """
     diff = np.abs(analytic - numeric)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff / np.abs(numeric)

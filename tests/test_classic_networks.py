@@ -204,7 +204,10 @@ def test_checker_agrees_with_net222(theta1, theta2, X, output, data):
     net = Net222(theta1, theta2, output=output)
     report = checked(gc.check_params(lambda: net.cost(X, Y), lambda: net.gradients(X, Y),
                                      net.params))
-    assert report.ok, str(report)
+    # ok, or (on degenerate draws where every unit sits on a kink) kinks left unverified:
+    # never a failure, and nothing but kinks undecided
+    assert report.status != "FAILED", str(report)
+    assert all(t.unverified == t.kinks.unverified for t in report.tensors), str(report)
 
 
 def test_net222_missing_relu_prime_in_delta2_is_caught():

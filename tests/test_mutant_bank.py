@@ -125,14 +125,14 @@ def test_misbehaviour_is_named_in_problems(case):
     text = str(rep)
     assert not rep.ok, f"{case.name} ({case.doc}) let through:\n{text}"
     assert rep.problems, f"{case.name}: report.problems is empty:\n{text}"
-    hits = [p for p in rep.problems if re.search(case.problem, p)]
+    hits = [p for p in rep.problems if re.search(case.problem, p.text)]
     assert hits, f"{case.name}: no problem matching {case.problem!r} in {rep.problems}"
     if case.key:
-        assert any(_names(p, case.key) for p in hits), (
+        assert any(_names(p.text, case.key) for p in hits), (
             f"{case.name}: no problem naming {case.key!r}: {hits}"
         )
     for p in rep.problems:
-        assert p in text, f"problem {p!r} not shown in str(report)"
+        assert p.text in text, f"problem {p!r} not shown in str(report)"
     assert x.tobytes() == x_before.tobytes(), "the user's x was left changed"
 
 

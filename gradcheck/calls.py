@@ -1,0 +1,218 @@
+"""The boundary around the user's code: every call to loss() and grads() goes through
+:class:`Calls`, which counts it, checks what came back, notices writes into the params,
+and puts the params back bit for bit.
+
+Nothing here judges a gradient; it only makes sure the engine compares the right numbers
+and that misbehaviour (in-place writes, wrong keys or shapes, a non-scalar loss) is named.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from gradcheck.errors import GradcheckUsageError, GradientShapeError
+from gradcheck.numeric import Stencil, central_difference_scan
+from gradcheck.options import Options, Subject
+from gradcheck.parallel import scan_on_executor
+from gradcheck.report import Problem
+
+LossFn = Callable[[], Any]
+GradsFn = Callable[[], Mapping[str, Any]]
+ProgressFn = Callable[[int, int], None]
+
+PROGRESS_INTERVAL = 0.5  # seconds between progress callbacks
+
+
+def check_params_argument(params: object, loss_label: str) -> dict[str, np.ndarray]:
+    """The params dict as the engine needs it: named, writeable, real float arrays that
+    share no memory (a move of one would move the other)."""
+    if not isinstance(params, Mapping) or not params:
+        raise GradcheckUsageError("params must be a non-empty dict mapping names to numpy "
+                                  f"float arrays, got {type(params).__name__}"
+                                  + (" (empty)" if isinstance(params, Mapping) else ""))
+    arrays: dict[str, np.ndarray] = {}
+    for name, array in params.items():
+        if not isinstance(name, str):
+            raise GradcheckUsageError(f"params keys must be strings, got {name!r}")
+        if not isinstance(array, np.ndarray):
+            raise GradcheckUsageError(
+                f"params[{name!r}] is a {type(array).__name__}, not a numpy array: the checker "
+                f"perturbs it in place, so pass the very array {loss_label} reads")
+        if isinstance(array, np.ma.MaskedArray | np.matrix):
+            raise GradcheckUsageError(
+                f"params[{name!r}] is a {type(array).__name__}: its arithmetic differs from a "
+                "plain array's; pass a plain numpy array (np.asarray, or .filled() for a "
+                "masked array) and the same array to the code under test")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise GradcheckUsageError(
+                f"params[{name!r}] has dtype {array.dtype}: gradients need a real float array; "
+                f"convert it, e.g. params[{name!r}] = params[{name!r}].astype(np.float64)")
+        if not array.flags.writeable:
+            raise GradcheckUsageError(f"params[{name!r}] is read-only: the checker perturbs it "
+                                      "in place; pass a writeable array (array.copy())")
+        if array.size == 0:
+            raise GradcheckUsageError(f"params[{name!r}] is empty (shape {array.shape}): "
+                                      "leave it out")
+        for other, seen in arrays.items():
+            if np.shares_memory(array, seen):
+                raise GradcheckUsageError(
+                    f"params[{other!r}] and params[{name!r}] share memory (the same array, or "
+                    "overlapping views): moving one element moves both, so neither gradient "
+                    "can be checked; pass separate arrays (e.g. a .copy() of one)")
+        arrays[name] = array
+    return arrays
+
+
+def as_scalar(value: object, label: str) -> float:
+    """The loss as a Python float; anything but a real scalar is a usage error."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:  # ragged sequences
+        raise GradcheckUsageError(f"{label} must return a real scalar, got "
+                                  f"{type(value).__name__} ({error})") from None
+    if array.size != 1 or not (np.issubdtype(array.dtype, np.floating)
+                               or np.issubdtype(array.dtype, np.integer)):
+        raise GradcheckUsageError(
+            f"{label} must return a real scalar, got {type(value).__name__} "
+            f"with shape {array.shape} and dtype {array.dtype}: reduce it to a scalar loss "
+            "(for a layer with an array output use check_layer, which does this for you)")
+    return float(array.reshape(()))
+
+
+def loss_precision(value: object) -> float:
+    """eps of the float type a loss came back in (float64 for Python numbers): a loss
+    rounded to float32 carries float32's rounding, whatever the inputs were."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.floating):
+        return float(np.finfo(dtype).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+def check_grads(grads: object, arrays: dict[str, np.ndarray], label: str
+                ) -> dict[str, np.ndarray]:
+    """The gradient dict as float64 copies keyed and shaped like params, or a
+    GradientShapeError that says what differs."""
+    if not isinstance(grads, Mapping):
+        raise GradientShapeError(f"{label} must return a dict of arrays keyed like params, got "
+                                 f"{type(grads).__name__}")
+    missing = [name for name in arrays if name not in grads]
+    extra = [name for name in grads if name not in arrays]
+    if missing:
+        raise GradientShapeError(
+            f"{label} has no gradient for {', '.join(map(repr, missing))} (params has "
+            f"{', '.join(map(repr, arrays))}): return a gradient for every parameter")
+    if extra:
+        raise GradientShapeError(
+            f"{label} returned {', '.join(map(repr, extra))}, which is not in params "
+            f"({', '.join(map(repr, arrays))}): keep the keys of the two dicts the same")
+    checked = {}
+    for name, array in arrays.items():
+        try:
+            gradient = np.asarray(grads[name])
+        except (ValueError, TypeError) as error:  # ragged sequences
+            raise GradientShapeError(f"{label}[{name!r}] is not an array: {error}") from None
+        if gradient.shape != array.shape:
+            raise GradientShapeError(
+                f"{label}[{name!r}] has shape {gradient.shape}, expected {array.shape} like the "
+                f"parameter {name!r}: a gradient has the shape of what it differentiates")
+        if not (np.issubdtype(gradient.dtype, np.floating)
+                or np.issubdtype(gradient.dtype, np.integer)):
+            raise GradientShapeError(f"{label}[{name!r}] has dtype {gradient.dtype}: "
+                                     "return a real float array")
+        checked[name] = np.array(gradient, dtype=np.float64)  # a copy: user buffers get reused
+    return checked
+
+
+class Calls:
+    """The user's loss() and grads(), counted, validated, and (optionally) spread out."""
+
+    def __init__(self, loss: LossFn, grads: GradsFn, arrays: dict[str, np.ndarray],
+                 options: Options, subject: Subject,
+                 progress: ProgressFn | None = None) -> None:
+        self._loss, self._grads = loss, grads
+        self.arrays = arrays
+        self.originals = {name: array.copy() for name, array in arrays.items()}
+        self.loss_label, self.grads_label = subject.loss_label, subject.grads_label
+        self.executor = options.executor
+        self.progress = progress
+        self.n_loss = self.n_grads = 0
+        self.loss_eps = float(np.finfo(np.float64).eps)  # coarsest precision seen in a loss
+        self.scanned = 0  # coordinates scanned so far, for progress
+        self.planned = 0  # coordinates the scans will cover, for progress
+        self._last_progress = 0.0
+        self._payload: bytes | None = None
+
+    def _evaluate(self) -> float:
+        value = self._loss()
+        self.loss_eps = max(self.loss_eps, loss_precision(value))
+        return as_scalar(value, self.loss_label)
+
+    def loss(self) -> float:
+        self.n_loss += 1
+        return self._evaluate()
+
+    def grads(self) -> dict[str, np.ndarray]:
+        self.n_grads += 1
+        return check_grads(self._grads(), self.arrays, self.grads_label)
+
+    def changed(self) -> list[str]:
+        """Names of params that differ from their saved copies."""
+        return [name for name, array in self.arrays.items()
+                if not np.array_equal(array, self.originals[name], equal_nan=True)]
+
+    def restore(self) -> None:
+        for name, array in self.arrays.items():
+            np.copyto(array, self.originals[name])
+
+    def changed_in_place(self, label: str, problems: list[Problem]) -> bool:
+        """Name (and undo) writes into the params made by the call just made."""
+        changed = self.changed()
+        if changed:
+            problems.append(Problem(
+                "in_place",
+                f"calling {label} changed {', '.join(map(repr, changed))} in place: code under "
+                "test must not write into its inputs or parameters (copy before modifying, "
+                "e.g. x = x.copy()). Nothing else was checked.", changed[0]))
+            self.restore()
+        return bool(changed)
+
+    def tick(self, done: int, total: int) -> None:
+        """Progress: every coordinate counts; the callback fires about twice a second."""
+        self.scanned = done
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL or done >= total:
+            self._last_progress = now
+            self.progress(done, max(total, done))
+
+    def scan(self, name: str, flat_indices: np.ndarray, steps: np.ndarray) -> Stencil:
+        """Central differences over the listed coordinates: 2 loss evaluations each."""
+        done_before = self.scanned
+
+        def on_step(done: int) -> None:
+            self.tick(done_before + done, max(self.planned, done_before + done))
+
+        self.n_loss += 2 * len(flat_indices)
+        if self.executor is None or len(flat_indices) < 2:
+            return central_difference_scan(self._evaluate, self.arrays[name], flat_indices,
+                                           steps, on_step)
+        return scan_on_executor(self.executor, self._pickled(), name, flat_indices, steps,
+                                on_step)
+
+    def _pickled(self) -> bytes:
+        import pickle
+
+        if self._payload is None:
+            try:  # loss and params in one pickle, so the copy loss reads is the one moved
+                self._payload = pickle.dumps((self._loss, self.arrays, self.loss_label))
+            except Exception as error:
+                raise GradcheckUsageError(
+                    "executor= sends the loss to other workers, so loss and params must pickle "
+                    "together (a module-level callable or a bound method of an object holding "
+                    f"the params, as check_layer uses): {type(error).__name__}: {error}"
+                ) from error
+        return self._payload
