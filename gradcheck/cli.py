@@ -176,6 +176,13 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report)
+    if args.png:  # after the report: a missing plot extra must not cost the user the verdict
+        try:
+            report.plot(args.png)
+        except ImportError as exc:
+            return _usage_error(parser, f"argument --png: {exc}")
+        except OSError as exc:
+            return _usage_error(parser, f"argument --png: cannot write {args.png}: {exc}")
     return 0 if report.ok else 1
 
 
@@ -212,6 +219,8 @@ def _add_check(subparsers: Any) -> None:
     check.add_argument("--rtol", type=_tolerance, help="relative tolerance (default: from dtype)")
     check.add_argument("--atol", type=_tolerance, help="absolute tolerance (default: from dtype)")
     check.add_argument("--json", action="store_true", help="print report.to_dict() as JSON")
+    check.add_argument("--png", metavar="PATH", help="also draw analytic, numeric and their "
+                       "difference as heatmaps into PATH (needs the plot extra)")
     check.set_defaults(func=functools.partial(run_check, parser=check))
 
 

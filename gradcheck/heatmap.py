@@ -120,6 +120,4 @@ def _draw_tensor(fig: Any, t: TensorResult, cause: Any) -> None:
 def _cmap() -> Any:
     from matplotlib import colormaps
 
-    cmap = colormaps["RdBu_r"].copy()
-    cmap.set_bad("0.8")  # not measured (fast mode): grey
-    return cmap
+    return colormaps["RdBu_r"].with_extremes(bad="0.8")  # not measured (fast mode): grey

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gradcheck.diagnosis import Diagnosis
 from gradcheck.errors import GradientMismatch
 
 WORST_SHOWN = 5
+ARRAY_FIELDS = ("analytic", "numeric", "error_bar", "kink", "failed", "value")
 
 # A tensor's verdict: every element verified; a wrong gradient found; or the numeric error
 # bar too wide to tell right from wrong at the tolerance (never reported as ok).
@@ -115,7 +118,7 @@ class Report:
     options: dict[str, Any]
     evaluations: dict[str, int]
     repeat: str = ""
-    diagnoses: list[Any] = field(default_factory=list)  # gradcheck.diagnosis.Diagnosis
+    diagnoses: list[Diagnosis] = field(default_factory=list)  # the likely cause per tensor
     input_name: str | None = None  # the tensor that is the input x (check_layer/function)
     output_shape: tuple[int, ...] | None = None  # the layer's output (check_layer)
 
@@ -139,9 +142,13 @@ class Report:
         if not self.ok:
             raise GradientMismatch(str(self))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, arrays: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of everything in the report (strict JSON: an infinite or
-        undefined number is the string "inf", "-inf" or "nan")."""
+        undefined number is the string "inf", "-inf" or "nan").
+
+        ``arrays=True`` adds each tensor's full arrays (analytic, numeric, error_bar, kink,
+        failed, value) as nested lists; by default only the worst elements are kept.
+        """
         tensors = []
         for t in self.tensors:
             entry = _strict_json({k: v for k, v in asdict(t).items()
@@ -150,6 +157,9 @@ class Report:
             entry["ok"] = t.ok
             for w in entry["worst"]:
                 w["index"] = list(w["index"])
+            if arrays:
+                entry.update({name: _strict_json(getattr(t, name).tolist())
+                              for name in ARRAY_FIELDS})
             tensors.append(entry)
         return {
             "ok": self.ok,
@@ -160,8 +170,23 @@ class Report:
             "problems": [asdict(p) for p in self.problems],
             "warnings": list(self.warnings),
             "tensors": tensors,
+            "diagnoses": [d.to_dict() for d in self.diagnoses],
             "repeat": self.repeat,
         }
+
+    def plot(self, path: str | Path) -> Path:
+        """Draw the failing tensors' analytic, numeric and difference heatmaps, kinks and
+        wrong elements marked and the likely cause above, into a PNG at ``path``; return
+        the path. Needs matplotlib (``pip install "gradcheck[plot]"``); ImportError naming
+        the extra otherwise.
+
+        Example::
+
+            >>> gc.check_layer(layer, x).plot("check.png")   # doctest: +SKIP
+        """
+        from gradcheck.heatmap import plot_report
+
+        return plot_report(self, path)
 
     def __str__(self) -> str:
         return render(self)
@@ -231,6 +256,9 @@ def render(report: Report) -> str:
             rows.append([f"  {t.element(m.index)}", _value(m.analytic), _value(m.numeric),
                          _num(m.abs_err), _num(rel), m.note])
         lines += _table(rows)
+    if report.diagnoses:
+        lines += ["", "likely cause:"] + [f"  - {d.tensor} ({d.kind}): {d.text}"
+                                          for d in report.diagnoses]
     for t in unverified:
         lines += ["", f"{t.name}: UNVERIFIED at {t.unverified} element(s): {t.unverified_reason}"]
     if report.problems:

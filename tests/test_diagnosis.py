@@ -494,7 +494,52 @@ def test_the_pytest_failure_text_shows_the_diagnosis(pytester: pytest.Pytester) 
     result = pytester.runpytest("-p", "no:benchmark")
     result.assert_outcomes(failed=len(CASES))
     text = result.stdout.str()
-    assert text.count("likely cause") == len(CASES), text
-    for _, _, _expected, words in CASES.values():
+    assert text.count("likely cause:") == len(CASES), text
+    for _, _, expected, words in CASES.values():
+        for tensor_name, kind in expected.items():
+            assert f"  - {tensor_name} ({kind}): " in text
         for word in words:
             assert word in text
+
+
+# --------------------------------------------------------------------------- the picture
+
+
+def test_plot_draws_a_png_of_the_failing_tensors(mistakes: ModuleType, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rep = gc.check_layer(mistakes.transposed_dW(), _input((8, 4), False))
+    path = rep.plot(tmp_path / "check.png")
+    assert path == tmp_path / "check.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_handles_scalars_vectors_and_higher_ranks(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    cube = RNG.standard_normal((2, 3, 4))
+    rep = report(tensor("s", np.array(-1.0), np.array(1.0)), tensor("v", -DX[0], DX[0]),
+                 tensor("c", 2 * cube, cube, measured=cube > -1), input_name=None)
+    rep.diagnoses = diagnose(rep)
+    assert rep.plot(tmp_path / "shapes.png").stat().st_size > 0
+
+
+def test_command_line_png(mistakes: ModuleType, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    from gradcheck.cli import main
+
+    monkeypatch.chdir(Path(mistakes.__file__).parent)
+    monkeypatch.setitem(sys.modules, "mistakes", mistakes)
+    png = tmp_path / "relu.png"
+    assert main(["check", "mistakes:relu_no_mask", "--shape", "8,5", "--png", str(png)]) == 1
+    assert "likely cause:" in capsys.readouterr().out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_to_dict_can_carry_the_full_arrays(mistakes: ModuleType) -> None:
+    rep = gc.check_layer(mistakes.sign_dW(), _input((8, 4), False))
+    entry = json.loads(json.dumps(rep.to_dict(arrays=True), allow_nan=False))
+    W = next(t for t in entry["tensors"] if t["name"] == "W")
+    assert np.allclose(np.array(W["analytic"]), -np.array(W["numeric"]))  # the sign error
+    assert np.array(W["failed"]).all() and np.array(W["error_bar"]).shape == (4, 3)
+    assert "analytic" not in rep.to_dict()["tensors"][0]
