@@ -155,6 +155,32 @@ def small_mlp() -> tuple[rn.Sequential, np.ndarray, np.ndarray]:
     return build_mlp(widths, batch, dtype=np.float64)
 
 
+class FullCheck:
+    """A full-mode ``check_layer`` of a net, and the floor of the forward-only protocol:
+    the 2n + 1 evaluations of the loss it checks (n = checked coordinates: x and every
+    parameter), timed alone, with no perturbation and no bookkeeping.
+
+    The loss is check_layer's: ``L = sum(g * net.forward(x))`` for a fixed ``g``.
+    """
+
+    def __init__(self, net: rn.Sequential, x: np.ndarray) -> None:
+        self.net, self.x = net, x
+        self.coordinates = x.size + sum(p.size for p in net.params.values())
+        self.g = np.random.default_rng(0).standard_normal(np.shape(net.forward(x)))
+
+    def check(self) -> Any:
+        import gradcheck as gc
+
+        return gc.check_layer(self.net, self.x, mode="full")
+
+    def loss(self) -> float:
+        return float(np.sum(self.g * self.net.forward(self.x), dtype=np.float64))
+
+    def loss_floor(self) -> None:
+        for _ in range(2 * self.coordinates + 1):
+            self.loss()
+
+
 def torch_mlp_gradcheck_args(torch: Any, net: rn.Sequential, x: np.ndarray,
                              labels: np.ndarray) -> tuple[Any, tuple[Any, ...]]:
     """The same MLP as a torch function of (x, W0, b0, W1, b1), float64, same values."""

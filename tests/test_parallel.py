@@ -1,0 +1,146 @@
+"""executor=: the scan spread over workers gives the serial answer, in few tasks, with the
+BLAS threads of each worker limited to its share of the cores. Counts, never times (the
+speed-ups are in tests/benchmarks/test_parallel_speed.py)."""
+from __future__ import annotations
+
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gradcheck as gc
+from gradcheck import parallel
+from tests.benchmarks._parallel import BlasObjective, WaitingObjective
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A thread pool that records the coordinates of every task it is given."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.task_sizes: list[int] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.task_sizes.append(len(args[2]))  # _scan_chunk(payload, name, flat_indices, ...)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_spread_scan_gives_the_serial_report_with_the_same_evaluation_counts() -> None:
+    objective = WaitingObjective(n=40, wait=0.0)
+    serial = gc.check_params(objective.loss, objective.grads, objective.params, mode="full")
+    with CountingPool(2) as pool:
+        spread = gc.check_params(objective.loss, objective.grads, objective.params,
+                                 mode="full", executor=pool)
+    assert serial.ok and spread.ok, (str(serial), str(spread))
+    assert spread.evaluations == serial.evaluations  # the same count, wherever they ran
+    assert serial.evaluations["loss"] >= 2 * 40 + 1
+    assert str(spread) == str(serial)
+    # few large tasks: TASKS_PER_WORKER per worker, every coordinate in exactly one
+    assert len(pool.task_sizes) == parallel.TASKS_PER_WORKER * 2
+    assert sum(pool.task_sizes) == 40 and max(pool.task_sizes) - min(pool.task_sizes) <= 1
+
+
+def test_never_more_tasks_than_coordinates() -> None:
+    objective = WaitingObjective(n=3, wait=0.0)
+    with CountingPool(4) as pool:
+        report = gc.check_params(objective.loss, objective.grads, objective.params,
+                                 mode="full", executor=pool)
+    assert report.ok
+    assert pool.task_sizes == [1, 1, 1]
+
+
+def test_a_process_pool_gives_the_serial_answer_on_a_blas_bound_loss() -> None:
+    objective = BlasObjective(n=12, size=60)
+    serial = gc.check_params(objective.loss, objective.grads, objective.params, mode="full")
+    with ProcessPoolExecutor(2) as pool:
+        spread = gc.check_params(objective.loss, objective.grads, objective.params,
+                                 mode="full", executor=pool)
+    assert serial.ok and spread.ok
+    assert str(spread) == str(serial)
+    assert spread.evaluations == serial.evaluations
+
+
+def test_worker_counts_of_local_pools_and_of_a_dask_like_executor() -> None:
+    with ThreadPoolExecutor(3) as pool:
+        assert parallel.worker_count(pool) == parallel.workers_per_machine(pool) == 3
+
+    class Client:
+        def nthreads(self) -> dict[str, int]:
+            return {"tcp://10.0.0.5:4001": 2, "tcp://10.0.0.5:4002": 2,
+                    "tcp://10.0.0.6:4001": 1, "tcp://[::1]:4003": 1}
+
+    class DaskLike(ThreadPoolExecutor):  # what client.get_executor() exposes: _client
+        _max_workers = 0
+
+        def __init__(self) -> None:
+            super().__init__(1)
+            self._max_workers = 0
+            self._client = Client()
+
+    with DaskLike() as dask_like:
+        assert parallel.worker_count(dask_like) == 6
+        assert parallel.workers_per_machine(dask_like) == 4  # two workers on 10.0.0.5
+
+    class Broken:
+        def nthreads(self) -> dict[str, int]:
+            raise OSError("scheduler gone")
+
+    with DaskLike() as broken:
+        broken._client = Broken()  # type: ignore[assignment]
+        assert parallel.worker_count(broken) is None
+        assert parallel.workers_per_machine(broken) is None
+
+
+def test_host_of_a_worker_address() -> None:
+    assert parallel._host("tcp://10.0.0.5:40331") == "10.0.0.5"
+    assert parallel._host("tcp://[::1]:40331") == "[::1]"
+    assert parallel._host("inproc://worker") == "worker"
+
+
+def test_blas_threads_share_the_cores_between_the_workers_of_a_machine() -> None:
+    assert parallel.blas_threads(2, cores=2) == 1
+    assert parallel.blas_threads(4, cores=2) == 1  # never 0
+    assert parallel.blas_threads(2, cores=8) == 4
+    assert parallel.blas_threads(None, cores=8) is None  # unknown: leave the defaults
+
+
+def _threads_inside_and_after(threads: int | None) -> tuple[list[int], list[int]]:
+    import threadpoolctl
+
+    with parallel.limited_threads(threads):
+        inside = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    after = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    return inside, after
+
+
+def test_a_worker_runs_its_task_with_one_blas_thread_and_restores_the_default() -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not any(p["user_api"] == "blas" for p in threadpoolctl.threadpool_info()):
+        pytest.skip("numpy's BLAS is not visible to threadpoolctl")
+    with ProcessPoolExecutor(1) as pool:
+        default = pool.submit(_threads_inside_and_after, None).result()
+        inside, after = pool.submit(_threads_inside_and_after, 1).result()
+    assert set(inside) == {1}
+    assert after == default[1]
+
+
+def test_nested_limits_restore_once_the_last_task_leaves() -> None:
+    pytest.importorskip("threadpoolctl")
+    import threadpoolctl
+
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+    with parallel.limited_threads(1), parallel.limited_threads(1):
+        pass
+    with parallel.limited_threads(1):
+        with parallel.limited_threads(1):
+            assert {p["num_threads"] for p in threadpoolctl.threadpool_info()} == {1}
+        assert {p["num_threads"] for p in threadpoolctl.threadpool_info()} == {1}
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
+
+
+def test_without_threadpoolctl_the_limit_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "_controller", False)  # as if the import had failed
+    with parallel.limited_threads(1):
+        values = np.arange(3.0) @ np.arange(3.0)
+    assert values == 5.0
