@@ -12,10 +12,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from gradcheck.errors import GradcheckUsageError, GradientMismatch, GradientShapeError
+from gradcheck.errors import (
+    GradcheckArgumentError,
+    GradcheckUsageError,
+    GradientMismatch,
+    GradientShapeError,
+)
 
 if TYPE_CHECKING:
     from gradcheck.adapters import check_function, check_layer
+    from gradcheck.asserts import (
+        assert_function,
+        assert_layer,
+        assert_loss,
+        assert_pair,
+        assert_params,
+    )
     from gradcheck.core import check_params
     from gradcheck.diagnostics import (
         ConventionReport,
@@ -24,12 +36,27 @@ if TYPE_CHECKING:
         gradient_flow,
         make_chain,
     )
+    from gradcheck.options import KinkMode, Mode, Options
+    from gradcheck.pairs import check_loss, check_pair
+    from gradcheck.protocols import Layer, LayerWithParams
     from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
 
 _HOME = {
     "check_params": "gradcheck.core",
     "check_layer": "gradcheck.adapters",
     "check_function": "gradcheck.adapters",
+    "check_pair": "gradcheck.pairs",
+    "check_loss": "gradcheck.pairs",
+    "assert_layer": "gradcheck.asserts",
+    "assert_function": "gradcheck.asserts",
+    "assert_params": "gradcheck.asserts",
+    "assert_pair": "gradcheck.asserts",
+    "assert_loss": "gradcheck.asserts",
+    "Layer": "gradcheck.protocols",
+    "LayerWithParams": "gradcheck.protocols",
+    "Options": "gradcheck.options",
+    "Mode": "gradcheck.options",
+    "KinkMode": "gradcheck.options",
     "Report": "gradcheck.report",
     "TensorResult": "gradcheck.report",
     "Mismatch": "gradcheck.report",
@@ -44,22 +71,35 @@ _HOME = {
 __all__ = [
     "ConventionReport",
     "FlowReport",
+    "GradcheckArgumentError",
     "GradcheckUsageError",
     "GradientMismatch",
     "GradientShapeError",
+    "KinkMode",
     "KinkTally",
+    "Layer",
+    "LayerWithParams",
     "Mismatch",
+    "Mode",
+    "Options",
     "Report",
     "TensorResult",
+    "assert_function",
+    "assert_layer",
+    "assert_loss",
+    "assert_pair",
+    "assert_params",
     "check_function",
     "check_layer",
+    "check_loss",
+    "check_pair",
     "check_params",
     "convention_sensitivity",
     "gradient_flow",
     "make_chain",
 ]
-assert sorted(__all__) == sorted([*_HOME, "GradcheckUsageError", "GradientMismatch",
-                                  "GradientShapeError"])
+assert sorted(__all__) == sorted([*_HOME, "GradcheckArgumentError", "GradcheckUsageError",
+                                  "GradientMismatch", "GradientShapeError"])
 
 
 def __getattr__(name: str) -> Any:

@@ -1,37 +1,70 @@
-"""The front doors check_layer and check_function: each builds a loss, a gradient and a
-params dict, and hands them to the one engine, check_params.
+"""The front doors check_layer and check_function: each builds a loss, a gradient, a params
+dict and a :class:`~gradcheck.options.Subject`, and hands them to the one engine,
+:func:`gradcheck.core.run_check`.
 
 The objectives are small classes rather than closures so that ``executor=`` can pickle
 them (a bound method carries its object, and with it the arrays the engine perturbs).
-"""
-from __future__ import annotations
 
+(No ``from __future__ import annotations`` here: help() then shows the allowed values of
+mode and kinks, not the names of their Literal types.)
+"""
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 
 from gradcheck.core import run_check
-from gradcheck.errors import GradcheckUsageError
-from gradcheck.options import Options, Subject
+from gradcheck.errors import GradcheckUsageError, GradientShapeError
+from gradcheck.options import (
+    DEFAULT_KINKS,
+    DEFAULT_MODE,
+    DEFAULT_SEED,
+    KinkMode,
+    Mode,
+    Options,
+    ProgressCallback,
+    Subject,
+    front_door,
+)
+from gradcheck.protocols import Layer
 from gradcheck.report import Report
 
 INPUT_NAME = "x"
 
 
-def _float_input(x: object, what: str) -> np.ndarray:
-    """A private float copy of the user's input: theirs is never touched."""
-    if not isinstance(x, np.ndarray | float | int | list | tuple) or isinstance(x, bool):
-        raise GradcheckUsageError(f"{what} must be a numpy float array, got {type(x).__name__}")
-    array = np.asarray(x)
-    if not np.issubdtype(array.dtype, np.floating):
+def float_input(x: object, what: str) -> np.ndarray:
+    """A private float copy of the user's input ``what``: theirs is never touched.
+
+    >>> float_input([[1.0, 2.0], [3.0]], "x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckUsageError: x is a ragged list (rows of different lengths), ...
+    """
+    if isinstance(x, str | bytes | bool | dict | set) or x is None or callable(x):
+        raise GradcheckUsageError(f"{what} must be a numpy float array, got "
+                                  f"{type(x).__name__}")
+    try:
+        array = np.asarray(x)
+    except (ValueError, TypeError):  # ragged nesting; numpy refuses it since 1.24
+        raise GradcheckUsageError(
+            f"{what} is a ragged {type(x).__name__} (rows of different lengths), not an array: "
+            f"pass a numpy float array, e.g. np.array({what}, dtype=np.float64) of a rectangular "
+            f"{type(x).__name__}") from None
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
         raise GradcheckUsageError(
             f"{what} has dtype {array.dtype}: gradients need floats; pass "
-            f"{what}.astype(np.float64) (or float32 to check the layer in single precision)")
+            f"{what}.astype(np.float64) (or float32 to check in single precision)")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise GradcheckUsageError(f"{what} must be a numpy float array, got "
+                                  f"{type(x).__name__} of dtype {array.dtype}")
+    if array.size == 0:
+        raise GradcheckUsageError(f"{what} is empty (shape {array.shape}): nothing to check")
     return np.array(array, copy=True)
 
 
-def _callable_name(obj: object) -> str:
+def callable_name(obj: object) -> str:
+    """``module.qualname`` of a function or class, or of an instance's class."""
     named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
     kind = obj if named else type(obj)
     module = getattr(kind, "__module__", "") or ""
@@ -39,60 +72,131 @@ def _callable_name(obj: object) -> str:
     return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
 
 
+def output_array(value: object, label: str) -> np.ndarray:
+    """What a forward returned, as a real numeric array, or a usage error naming ``label``."""
+    if value is None or isinstance(value, str | bytes | dict):
+        raise GradcheckUsageError(
+            f"{label} returned {'None' if value is None else type(value).__name__}: forward "
+            "must return its output (a numpy float array; a float for a loss)")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        raise GradcheckUsageError(f"{label} returned a ragged {type(value).__name__}, not an "
+                                  "array: return a numpy float array") from None
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise GradcheckUsageError(f"{label} returned {type(value).__name__} of dtype "
+                                  f"{array.dtype}: forward must return a real float array")
+    return array
+
+
+def upstream_array(upstream: object, label: str) -> np.ndarray:
+    """A user-given upstream gradient as float64 (its shape is checked at the first forward)."""
+    if isinstance(upstream, str | bytes | dict) or callable(upstream):
+        raise GradcheckUsageError(f"upstream must be a float array shaped like {label}'s "
+                                  f"output (or None for a random one), got "
+                                  f"{type(upstream).__name__} {upstream!r:.40}")
+    try:
+        array = np.asarray(upstream, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise GradcheckUsageError(f"upstream must be a float array shaped like {label}'s "
+                                  f"output (or None for a random one), got "
+                                  f"{type(upstream).__name__} {upstream!r:.40}") from None
+    if not np.all(np.isfinite(array)):
+        raise GradcheckUsageError("upstream has non-finite values: pass finite numbers")
+    return array
+
+
+class Upstream:
+    """The upstream gradient g of one output: drawn at the first forward (when the output's
+    shape is known) unless given, and rounded to the output's dtype once, so that the g
+    backward sees is exactly the g the loss uses."""
+
+    def __init__(self, given: np.ndarray | None, label: str) -> None:
+        self.value, self.label = given, label
+        self._fitted: np.dtype | None = None
+
+    def fit(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self._fitted is not None and self._fitted == y.dtype and self.value is not None \
+                and self.value.shape == y.shape:
+            return self.value
+        if self.value is None:
+            self.value = rng.standard_normal(y.shape)
+        if self.value.shape != y.shape:
+            raise GradcheckUsageError(f"upstream has shape {self.value.shape} but {self.label} "
+                                      f"has shape {y.shape}: pass one shaped like the output")
+        if np.issubdtype(y.dtype, np.floating):
+            self.value = self.value.astype(y.dtype).astype(np.float64)
+        self._fitted = y.dtype
+        return self.value
+
+    def for_backward(self, y: np.ndarray) -> Any:
+        """g in the output's dtype (a float for a 0-d output)."""
+        assert self.value is not None
+        g = self.value.astype(y.dtype) if np.issubdtype(y.dtype, np.floating) else self.value
+        return float(g) if g.ndim == 0 else g
+
+
 class LayerObjective:
     """L = sum(g * layer.forward(x)) over x and the layer's params, for a fixed random g."""
 
-    def __init__(self, layer: Any, x: np.ndarray, upstream: np.ndarray | None,
+    def __init__(self, layer: Any, x: np.ndarray, upstream: object,
                  rng: np.random.Generator) -> None:
+        if isinstance(layer, type):
+            raise GradcheckUsageError(
+                f"layer is the class {layer.__qualname__}, not a layer: pass an instance, "
+                f"e.g. {layer.__qualname__}(...)")
         for method in ("forward", "backward"):
             if not callable(getattr(layer, method, None)):
                 raise GradcheckUsageError(
-                    f"layer has no {method}() method: a layer needs forward(x) -> y and "
-                    "backward(grad_y) -> grad_x (and optional params/grads dicts)")
-        layer_params = getattr(layer, "params", None) or {}
+                    f"layer ({type(layer).__name__}) has no {method}() method: a layer needs "
+                    "forward(x) -> y and backward(grad_y) -> grad_x (and optional params/grads "
+                    "dicts)")
+        layer_params = getattr(layer, "params", None)
+        if layer_params is None:
+            layer_params = {}
         if not isinstance(layer_params, dict):
-            raise GradcheckUsageError(f"layer.params must be a dict of arrays, got "
+            raise GradcheckUsageError(f"layer.params must be a dict name -> float array, got "
                                       f"{type(layer_params).__name__}")
-        self.input_name = next(name for name in (INPUT_NAME, "input", "x_input", "layer_input")
-                               if name not in layer_params)
+        self.input_name = next(iter(name for name in (INPUT_NAME, "input", "x_input",
+                                                      "layer_input")
+                                    if name not in layer_params))
         self.layer = layer
         self.params: dict[str, np.ndarray] = {self.input_name: x, **layer_params}
-        self.upstream = None if upstream is None else np.asarray(upstream, dtype=np.float64)
+        self.upstream = Upstream(None if upstream is None
+                                 else upstream_array(upstream, "layer.forward(x)"),
+                                 "layer.forward(x)")
         self.rng = rng
-        self._cast = False
 
     def _forward(self) -> tuple[np.ndarray, float]:
-        y = np.asarray(self.layer.forward(self.params[self.input_name]))
-        if self.upstream is None or not self._cast or self.upstream.shape != y.shape:
-            self._prepare_upstream(y)
-        assert self.upstream is not None
-        return y, float(np.sum(self.upstream * y, dtype=np.float64))
-
-    def _prepare_upstream(self, y: np.ndarray) -> None:
-        """Draw g at the first call, when y's shape is known; round it to y's dtype once,
-        so that the g backward sees is exactly the g the loss uses."""
-        if self.upstream is None:
-            self.upstream = self.rng.standard_normal(y.shape)
-        if self.upstream.shape != y.shape:
-            raise GradcheckUsageError(f"upstream has shape {self.upstream.shape} but "
-                                      f"layer.forward(x) has shape {y.shape}")
-        if np.issubdtype(y.dtype, np.floating):
-            self.upstream = self.upstream.astype(y.dtype).astype(np.float64)
-        self._cast = True
+        y = output_array(self.layer.forward(self.params[self.input_name]), "layer.forward(x)")
+        g = self.upstream.fit(y, self.rng)
+        return y, float(np.sum(g * y, dtype=np.float64))
 
     def output_shape(self) -> tuple[int, ...] | None:
         """The layer's output shape, once a forward has run."""
-        return None if self.upstream is None else tuple(self.upstream.shape)
+        value = self.upstream.value
+        return None if value is None else tuple(value.shape)
 
     def loss(self) -> float:
         return self._forward()[1]
 
     def grads(self) -> dict[str, Any]:
         y, _ = self._forward()
-        assert self.upstream is not None
-        g = self.upstream.astype(y.dtype) if np.issubdtype(y.dtype, np.floating) else self.upstream
-        grad_x = self.layer.backward(float(g) if g.ndim == 0 else g)
-        layer_grads = getattr(self.layer, "grads", None) or {}
+        grad_x = self.layer.backward(self.upstream.for_backward(y))
+        if grad_x is None:
+            raise GradientShapeError(
+                f"layer.backward returned None instead of dL/dx, the gradient of the input "
+                f"{self.input_name!r}: check_layer checks the input too, so backward must "
+                "return its input gradient (a layer that skips it "
+                "for training, like reference_nets.Dense(input_grad=False), is checked with "
+                "input_grad=True: the parameter gradients come from the same code)")
+        layer_grads = getattr(self.layer, "grads", None)
+        if layer_grads is None:
+            layer_grads = {}
+        if not isinstance(layer_grads, dict):
+            raise GradientShapeError(
+                f"layer.grads must be a dict name -> gradient array with the keys of "
+                f"layer.params, got {type(layer_grads).__name__}")
         return {self.input_name: grad_x, **layer_grads}
 
 
@@ -111,14 +215,40 @@ class FunctionObjective:
         return {INPUT_NAME: self.grad(self.params[INPUT_NAME])}
 
 
-def check_layer(layer: Any, x: np.ndarray, *, upstream: np.ndarray | None = None,
-                **options: Any) -> Report:
+def layer_check(layer: Layer, x: object, upstream: object, options: Options
+                ) -> tuple[LayerObjective, Subject]:
+    """What check_layer hands to the engine (the plugin and the command line use it too)."""
+    x_copy = float_input(x, "x")
+    objective = LayerObjective(layer, x_copy, upstream, options.rng())
+    subject = Subject(
+        title=f"layer {callable_name(layer)}, input {x_copy.shape} {x_copy.dtype.name}",
+        loss_label="layer.forward", grads_label="layer.backward (grad_x and layer.grads)",
+        call="check_layer(layer, x", input_name=objective.input_name,
+        output_shape=objective.output_shape)
+    return objective, subject
+
+
+@front_door
+def check_layer(
+    layer: Layer,
+    x: np.ndarray,
+    *,
+    upstream: np.ndarray | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    mode: Mode = DEFAULT_MODE,
+    kinks: KinkMode = DEFAULT_KINKS,
+    seed: int | None = DEFAULT_SEED,
+    executor: Executor | None = None,
+    progress: ProgressCallback | bool | None = None,
+) -> Report:
     """Check a layer's backward against finite differences of its forward.
 
     The checked loss is L = sum(g * layer.forward(x)) for a random upstream gradient g
     (seeded; pass ``upstream=`` to choose it), with respect to x and every array in
-    ``layer.params``. The layer's params are perturbed in place and restored bit for bit;
-    x is copied first. Options as for check_params (rtol, atol, mode, kinks, seed, ...).
+    ``layer.params`` (see :class:`gradcheck.protocols.Layer`). The layer's params are
+    perturbed in place and restored bit for bit; x is copied first. Returns the report
+    (``assert_layer`` raises unless it is ok).
 
     >>> import numpy as np, gradcheck as gc
     >>> class Square:
@@ -127,34 +257,42 @@ def check_layer(layer: Any, x: np.ndarray, *, upstream: np.ndarray | None = None
     >>> gc.check_layer(Square(), np.array([[1.0, -2.0]])).ok
     True
     """
-    settings = Options(**options)
-    x_copy = _float_input(x, "x")
-    objective = LayerObjective(layer, x_copy, upstream, settings.rng())
-    subject = Subject(
-        title=f"layer {_callable_name(layer)}, input {x_copy.shape} {x_copy.dtype.name}",
-        loss_label="layer.forward", grads_label="layer.backward (grad_x and layer.grads)",
-        call="check_layer(layer, x", input_name=objective.input_name,
-        output_shape=objective.output_shape)
-    return run_check(objective.loss, objective.grads, objective.params, settings, subject)
+    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                      executor=executor, progress=progress)
+    objective, subject = layer_check(layer, x, upstream, options)
+    return run_check(objective.loss, objective.grads, objective.params, options, subject)
 
 
-def check_function(f: Callable[[np.ndarray], Any], grad: Callable[[np.ndarray], Any],
-                   x: np.ndarray, **options: Any) -> Report:
-    """Check ``grad(x)`` against finite differences of the scalar function ``f(x)``.
-
-    x is copied; options as for check_params.
+@front_door
+def check_function(
+    f: Callable[[np.ndarray], Any],
+    grad: Callable[[np.ndarray], Any],
+    x: np.ndarray,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    mode: Mode = DEFAULT_MODE,
+    kinks: KinkMode = DEFAULT_KINKS,
+    seed: int | None = DEFAULT_SEED,
+    executor: Executor | None = None,
+    progress: ProgressCallback | bool | None = None,
+) -> Report:
+    """Check ``grad(x)`` (an array like x) against finite differences of the scalar
+    function ``f(x)``. x is copied first. Returns the report (``assert_function`` raises
+    unless it is ok).
 
     >>> import numpy as np, gradcheck as gc
     >>> gc.check_function(lambda v: float(np.sum(np.sin(v))), np.cos, np.ones(3)).ok
     True
     """
+    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                      executor=executor, progress=progress)
     for name, fn in (("f", f), ("grad", grad)):
         if not callable(fn):
             raise GradcheckUsageError(f"{name} must be callable, got {type(fn).__name__}")
-    settings = Options(**options)
-    objective = FunctionObjective(f, grad, _float_input(x, "x"))
+    objective = FunctionObjective(f, grad, float_input(x, "x"))
     x_copy = objective.params[INPUT_NAME]
-    subject = Subject(title=f"function {_callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",
+    subject = Subject(title=f"function {callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",
                       loss_label="f(x)", grads_label="grad(x)", call="check_function(f, grad, x",
                       input_name=INPUT_NAME)
-    return run_check(objective.loss, objective.grads, objective.params, settings, subject)
+    return run_check(objective.loss, objective.grads, objective.params, options, subject)

@@ -7,9 +7,22 @@ class GradcheckUsageError(ValueError):
     """A bad argument to a check: the message names the argument and says how to fix it."""
 
 
+class GradcheckArgumentError(GradcheckUsageError, TypeError):
+    """A call that does not fit the function's signature (an unknown or misspelled option, a
+    missing argument, an option passed by position). Also a TypeError, like the error Python
+    raises for such a call, so code that catches either keeps working.
+
+    >>> raise GradcheckArgumentError("check_layer() got an unexpected option 'rtl'")
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckArgumentError: check_layer() got an unexpected option 'rtl'
+    """
+
+
 class GradientShapeError(GradcheckUsageError):
     """The analytic gradient has missing/extra keys or a shape unlike its parameter's."""
 
 
 class GradientMismatch(AssertionError):
-    """Raised by ``Report.raise_if_failed()``; its message is the report's table."""
+    """Raised by ``Report.raise_if_failed()`` and the ``assert_*`` functions; its message is
+    the report's text."""
