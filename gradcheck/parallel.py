@@ -4,8 +4,15 @@ concurrent.futures.Executor (a process pool, a Dask client's executor).
 The loss and the params travel together in one pickle, so each worker perturbs its own
 copy of exactly the arrays its loss reads; the parent never sees those moves.
 
-Two things decide whether spreading pays:
+Three things decide whether spreading pays:
 
+* **Only when it pays.** The first scan of a check that is large enough starts in the
+  parent: a few coordinates with the default BLAS threads, a few with a worker's share,
+  timed (wall clock and this thread's CPU time). A loss that waits (I/O, a simulator) or
+  computes in one thread is spread; a loss whose BLAS already keeps every core busy is
+  not (two workers on the same two cores cannot beat it), and the check runs serially on
+  the parent's copy, with one sentence in the report's warnings saying why (via
+  ``note``). Scans too small to be worth a round trip also run in the parent.
 * **Few, large tasks.** Every task carries the whole pickle and costs the executor a
   round trip (well under a millisecond for a process pool, a few for Dask), so the scan is
   cut into about :data:`TASKS_PER_WORKER` tasks per worker, not one per coordinate.
@@ -33,9 +40,12 @@ array([2., 4., 6.])
 """
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
+import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
@@ -46,26 +56,69 @@ import numpy as np
 
 from gradcheck.numeric import Stencil, central_difference_scan
 
-#: tasks per worker: 1 would be ideal on idle, identical workers; a few more let a worker
+#: tasks per worker: 1 would be ideal on idle, identical workers; a second one lets a worker
 #: that got slowed down (a shared machine) hand work to the others without paying much
-#: per-task overhead
-TASKS_PER_WORKER = 3
+#: per-task overhead (measured: 1, 2 and 3 per worker within 2% of each other on Dask)
+TASKS_PER_WORKER = 2
 #: tasks when the executor does not say how many workers it has
 UNKNOWN_WORKERS_TASKS = 16
+#: coordinates the parent evaluates itself, twice over (default BLAS threads, then a
+#: worker's share), to learn what one evaluation costs before spreading anything; the
+#: first of each is not timed (see Plan.probe)
+PROBE_COORDINATES = 2
+#: spread only when the predicted speed-up is at least this: the pool's own costs (the
+#: pickle per task, waking the workers, the parent's BLAS threads still spinning from its
+#: last product) took 0.3-0.5x of a predicted 1.37x on a 300x300-product loss here
+MIN_PREDICTED_SPEEDUP = 1.5
+#: ...and only a scan that would take at least this long serially (seconds): below it a
+#: round trip to the workers costs more than it saves
+MIN_SPREAD_SECONDS = 0.02
 
 
 def scan_on_executor(
     executor: Executor, payload: bytes, name: str, flat_indices: np.ndarray,
     steps: np.ndarray, on_step: Callable[[int], None],
+    note: Callable[[str], None] | None = None,
 ) -> Stencil:
     """Central differences of ``name`` at the listed coordinates, computed by the
-    executor's workers; ``payload`` is ``pickle.dumps((loss, params, loss_label))``.
+    executor's workers when that pays; ``payload`` is ``pickle.dumps((loss, params,
+    loss_label))``, the same bytes object for every scan of one check.
 
-    Results come back in coordinate order whatever order the tasks finish in.
+    The first scan large enough to tell decides for the whole check: the parent evaluates
+    a few coordinates itself (:func:`plan_for`), and if spreading is predicted not to pay
+    the check runs serially on the parent's own copy of the payload, and ``note`` (if
+    given) receives one sentence saying so, for the report's warnings. Results come back
+    in coordinate order whatever order the tasks finish in.
     """
-    workers = worker_count(executor)
-    per_machine = workers_per_machine(executor)
-    n_tasks = (UNKNOWN_WORKERS_TASKS if workers is None else TASKS_PER_WORKER * workers)
+    plan = plan_for(executor, payload)
+    count = len(flat_indices)
+    parts: list[Stencil] = []
+
+    def done_so_far(offset: int) -> Callable[[int], None]:
+        return lambda done: on_step(offset + done)
+
+    start = 0
+    if plan.spread is None and count >= 2 * PROBE_COORDINATES + 2:
+        parts.append(plan.probe(name, flat_indices[:2 * PROBE_COORDINATES],
+                                steps[:2 * PROBE_COORDINATES], on_step))
+        start = len(parts[0].loss_plus)
+        if plan.reason and note is not None and not plan.spread:
+            note(plan.reason)
+    rest = slice(start, count)
+    serial_seconds = (count - start) * 2 * plan.seconds_per_evaluation
+    if plan.spread and serial_seconds >= MIN_SPREAD_SECONDS:
+        parts.append(_spread(executor, payload, name, flat_indices[rest], steps[rest],
+                             done_so_far(start), plan.workers, plan.per_machine))
+    elif count > start:
+        parts.append(plan.serial(name, flat_indices[rest], steps[rest], done_so_far(start)))
+    return Stencil(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndarray,
+            steps: np.ndarray, on_step: Callable[[int], None], workers: int | None,
+            per_machine: int | None) -> Stencil:
+    """The scan cut into a few tasks per worker, each task with the whole payload."""
+    n_tasks = UNKNOWN_WORKERS_TASKS if workers is None else TASKS_PER_WORKER * workers
     n_tasks = max(1, min(n_tasks, len(flat_indices)))
     chunks = np.array_split(np.arange(len(flat_indices)), n_tasks)
     futures = [executor.submit(_scan_chunk, payload, name, flat_indices[chunk], steps[chunk],
@@ -80,7 +133,134 @@ def scan_on_executor(
     return Stencil(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-def worker_count(executor: Executor) -> int | None:
+class Plan:
+    """One check's use of ``executor=``: the parent's own copy of the payload (for the
+    probe and for a serial run), and the decision, made once.
+
+    ``spread`` is None until a scan was large enough to probe, then True or False;
+    ``reason`` says why, with the figures.
+    """
+
+    def __init__(self, executor: Executor, payload: bytes) -> None:
+        self.loss, self.arrays, self.label = pickle.loads(payload)
+        # asked once per check: for Dask each question is a round trip to the scheduler
+        threads = _dask_nthreads(executor)
+        self.workers = worker_count(executor, threads)
+        self.per_machine = workers_per_machine(executor, threads)
+        self.local = all_local(executor, threads)
+        self.spread: bool | None = None
+        self.reason = ""
+        self.seconds_per_evaluation = 0.0
+
+    def serial(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
+               on_step: Callable[[int], None] | None = None) -> Stencil:
+        """The scan in this process, on the parent's copy (as a worker would run it)."""
+        from gradcheck.calls import as_scalar
+
+        loss, label = self.loss, self.label
+        return central_difference_scan(lambda: as_scalar(loss(), label), self.arrays[name],
+                                       flat_indices, steps, on_step)
+
+    def probe(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
+              on_step: Callable[[int], None]) -> Stencil:
+        """Scan the first half of the coordinates with this process's default threads and
+        the second half as a worker would (its share of the BLAS threads), time both, and
+        decide. Returns the stencil of the coordinates it scanned, the first ones given:
+        the probe is part of the scan.
+
+        A loss that mostly waits (this thread busy less than half the time) is spread
+        without the second half: no thread limit can make spreading it lose. Each half's
+        first coordinate is left out of the timing: it pays for waking the thread pool
+        (measured: 4 ms for a 20 us loss), and no other coordinate does.
+        """
+        half = len(flat_indices) // 2
+        threads = blas_threads(self.per_machine)
+        first_wall, first_cpu, first = self._timed(name, flat_indices[:half], steps[:half],
+                                                   on_step)
+        default = max(min(first_wall), 1e-9) / 2  # two evaluations per coordinate
+        self.seconds_per_evaluation = default
+        if sum(first_cpu) < 0.5 * sum(first_wall):
+            self.decide(default, default, sum(first_cpu) / max(sum(first_wall), 1e-9))
+            return first
+        with limited_threads(threads):
+            second_wall, second_cpu, second = self._timed(
+                name, flat_indices[half:], steps[half:], lambda done: on_step(half + done))
+        limited = max(min(second_wall), 1e-9) / 2
+        # the share of a core one evaluation keeps busy (this thread; a worker allowed k
+        # BLAS threads keeps at most k times that): 0 for a loss that waits, 1 for compute
+        busy = min(1.0, sum(second_cpu) / max(sum(second_wall), 1e-9))
+        self.decide(default, limited, busy * (threads or 1))
+        return Stencil(*(np.concatenate(pair) for pair in zip(first, second, strict=True)))
+
+    def _timed(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
+               on_step: Callable[[int], None]) -> tuple[list[float], list[float], Stencil]:
+        """The serial scan, with the wall and thread CPU seconds of each coordinate but
+        the first."""
+        clock, cpu = time.perf_counter, time.thread_time
+        marks = [(clock(), cpu())]
+
+        def mark(done: int) -> None:
+            marks.append((clock(), cpu()))
+            on_step(done)
+
+        stencil = self.serial(name, flat_indices, steps, mark)
+        wall = [b[0] - a[0] for a, b in itertools.pairwise(marks[1:])]
+        cpu_seconds = [b[1] - a[1] for a, b in itertools.pairwise(marks[1:])]
+        return wall or [marks[-1][0] - marks[0][0]], cpu_seconds or [0.0], stencil
+
+    def decide(self, default: float, limited: float, cores_per_worker: float) -> None:
+        """Spread when the predicted speed-up clears MIN_PREDICTED_SPEEDUP.
+
+        On workers of this machine: ``min(workers, cores / cores_per_worker)`` workers
+        run at once, each at the speed of a limited evaluation; a remote cluster's cores
+        are not ours to count, so it is predicted ``workers`` times the limited speed.
+        """
+        workers = self.workers or 1
+        if self.local:
+            at_once = min(workers, _cores() / max(cores_per_worker, 1e-3))
+        else:
+            at_once = workers
+        predicted = at_once * default / limited
+        self.spread = predicted >= MIN_PREDICTED_SPEEDUP
+        if not self.spread:
+            where = (f"{workers} workers on this machine's {_cores()} cores" if self.local
+                     else f"{workers} workers")
+            self.reason = (
+                f"executor= not used, the check ran serially: one evaluation of the loss "
+                f"takes {1e3 * default:.2f} ms here and {1e3 * limited:.2f} ms with a "
+                f"worker's share of the BLAS threads, and keeps {cores_per_worker:.1f} "
+                f"core(s) busy, so {where} were predicted {predicted:.2f}x faster, below "
+                f"the {MIN_PREDICTED_SPEEDUP}x that pays for the pool (a BLAS-bound loss "
+                "already uses every core)")
+
+
+# the plan of the check running now: every scan of one check gets the same payload object
+_current: tuple[bytes, Plan] | None = None
+
+
+def plan_for(executor: Executor, payload: bytes) -> Plan:
+    """The plan of the check whose payload this is (a new check, a new plan)."""
+    global _current
+    if _current is None or _current[0] is not payload:
+        _current = (payload, Plan(executor, payload))
+    return _current[1]
+
+
+def all_local(executor: Executor, threads: dict[str, int] | None = None) -> bool:
+    """Do all the executor's workers run on this machine? True for local pools; for a
+    Dask executor, when every worker's host is a loopback address or this machine's."""
+    threads = _dask_nthreads(executor) if threads is None else threads
+    if not threads:
+        return getattr(executor, "_client", None) is None
+    local = {"127.0.0.1", "localhost", "[::1]", "::1"}
+    try:
+        local.add(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    return all(_host(address) in local for address in threads)
+
+
+def worker_count(executor: Executor, threads: dict[str, int] | None = None) -> int | None:
     """How many tasks the executor runs at once, or None if it does not say.
 
     ProcessPoolExecutor and ThreadPoolExecutor keep it in ``_max_workers``; Dask's
@@ -89,23 +269,26 @@ def worker_count(executor: Executor) -> int | None:
     workers = getattr(executor, "_max_workers", None)
     if isinstance(workers, int) and workers > 0:
         return workers
-    total = sum(_dask_nthreads(executor).values())
+    threads = _dask_nthreads(executor) if threads is None else threads
+    total = sum(threads.values())
     return total if total > 0 else None
 
 
-def workers_per_machine(executor: Executor) -> int | None:
+def workers_per_machine(executor: Executor, threads: dict[str, int] | None = None
+                        ) -> int | None:
     """Tasks that run at once on one machine (the busiest one), or None if unknown.
 
     A local pool has all its workers on this machine; a Dask cluster's workers are grouped
-    by the host in their address (``tcp://10.0.0.5:40331``).
+    by the host in their address (``tcp://10.0.0.5:40331``). ``threads``: the Dask
+    client's ``nthreads()`` if already asked.
     """
-    threads = _dask_nthreads(executor)
+    threads = _dask_nthreads(executor) if threads is None else threads
     if threads:
         hosts: Counter[str] = Counter()
         for address, n in threads.items():
             hosts[_host(address)] += n
         return max(hosts.values())
-    return worker_count(executor)
+    return worker_count(executor, threads)
 
 
 def _dask_nthreads(executor: Executor) -> dict[str, int]:
