@@ -1,0 +1,559 @@
+"""The front doors: check_pair / check_loss on layers written in the style of the best-known
+course's assignments (forward returns (out, cache), backward(dout, cache) returns the
+gradients), the assert_* functions, and the typed keyword-only options.
+
+Every layer below is checked in one line and passes; a wrong variant of each (a classic
+mistake) fails. Arrays are small: a check costs two evaluations per element.
+"""
+from __future__ import annotations
+
+import inspect
+import pydoc
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradcheck as gc
+from gradcheck.errors import GradcheckArgumentError, GradcheckUsageError, GradientShapeError
+from gradcheck.options import OPTION_NAMES
+
+RNG = np.random.default_rng(20261123)
+
+
+def randn(*shape: int) -> np.ndarray:
+    return RNG.standard_normal(shape)
+
+
+# ----------------------------------------------------------------------------- the layers
+# Written the way the course's layers.py / rnn_layers.py are, including their habits:
+# caches as tuples, dict params mutated by forward, np.random.seed in dropout.
+
+
+def affine_forward(x, w, b):
+    out = x.reshape(x.shape[0], -1) @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    x, w, _ = cache
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x.reshape(x.shape[0], -1).T @ dout
+    db = dout.sum(axis=0)
+    return dx, dw, db
+
+
+def affine_backward_wrong(dout, cache):  # db averaged instead of summed over the batch
+    dx, dw, db = affine_backward(dout, cache)
+    return dx, dw, db / dout.shape[0]
+
+
+def relu_forward(x):
+    return np.maximum(0, x), x
+
+
+def relu_backward(dout, cache):
+    return dout * (cache > 0)
+
+
+def relu_backward_wrong(dout, cache):  # the mask taken from dout instead of from x
+    return dout * (dout > 0)
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    running_mean = bn_param.get("running_mean", np.zeros(x.shape[1]))
+    running_var = bn_param.get("running_var", np.zeros(x.shape[1]))
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    xhat = (x - mu) / np.sqrt(var + eps)
+    out = gamma * xhat + beta
+    bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mu  # mutated
+    bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
+    return out, (xhat, gamma, var, eps)
+
+
+def batchnorm_backward(dout, cache):
+    xhat, gamma, var, eps = cache
+    n = dout.shape[0]
+    dbeta, dgamma = dout.sum(axis=0), (dout * xhat).sum(axis=0)
+    dxhat = dout * gamma
+    dx = (n * dxhat - dxhat.sum(axis=0) - xhat * (dxhat * xhat).sum(axis=0)) / (
+        n * np.sqrt(var + eps))
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_wrong(dout, cache):  # forgets that mean and variance depend on x
+    xhat, gamma, var, eps = cache
+    return dout * gamma / np.sqrt(var + eps), (dout * xhat).sum(axis=0), dout.sum(axis=0)
+
+
+def conv_forward_naive(x, w, b, conv_param):
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    n, _, h, wd = x.shape
+    f, _, hh, ww = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = 1 + (h + 2 * pad - hh) // stride, 1 + (wd + 2 * pad - ww) // stride
+    out = np.zeros((n, f, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            window = xp[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww]
+            out[:, :, i, j] = np.tensordot(window, w, axes=([1, 2, 3], [1, 2, 3])) + b
+    return out, (x, w, b, conv_param)
+
+
+def conv_backward_naive(dout, cache, *, crop=True):
+    x, w, _, conv_param = cache
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    _, _, hh, ww = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            window = xp[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww]
+            dw += np.tensordot(dout[:, :, i, j], window, axes=([0], [0]))
+            dxp[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww] += np.tensordot(
+                dout[:, :, i, j], w, axes=([1], [0]))
+    db = dout.sum(axis=(0, 2, 3))
+    start = pad if crop else 0
+    return dxp[:, :, start:start + x.shape[2], start:start + x.shape[3]], dw, db
+
+
+def conv_backward_wrong(dout, cache):  # dx cut from the padded array without removing the pad
+    return conv_backward_naive(dout, cache, crop=False)
+
+
+def max_pool_forward_naive(x, pool_param):
+    ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, 1 + (h - ph) // s, 1 + (w - pw) // s))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = x[:, :, i * s:i * s + ph, j * s:j * s + pw].max(axis=(2, 3))
+    return out, (x, pool_param)
+
+
+def max_pool_backward_naive(dout, cache, *, average=False):
+    x, pool_param = cache
+    ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
+    dx = np.zeros_like(x)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            window = x[:, :, i * s:i * s + ph, j * s:j * s + pw]
+            if average:
+                share = np.full(window.shape, 1 / (ph * pw))
+            else:
+                share = window == window.max(axis=(2, 3), keepdims=True)
+            dx[:, :, i * s:i * s + ph, j * s:j * s + pw] += share * dout[:, :, i:i + 1, j:j + 1]
+    return dx
+
+
+def max_pool_backward_wrong(dout, cache):  # spreads the gradient over the window
+    return max_pool_backward_naive(dout, cache, average=True)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):  # noqa: N803 - the course's names
+    a = x @ Wx + prev_h @ Wh + b
+    h = prev_h.shape[1]
+    i, f, o, g = sigmoid(a[:, :h]), sigmoid(a[:, h:2 * h]), sigmoid(a[:, 2 * h:3 * h]), \
+        np.tanh(a[:, 3 * h:])
+    next_c = f * prev_c + i * g
+    next_h = o * np.tanh(next_c)
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache, *, through_c=True):
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache  # noqa: N806
+    tc = np.tanh(next_c)
+    dc = dnext_h * o * (1 - tc ** 2) + (dnext_c if through_c else 0)
+    da = np.hstack([dc * g * i * (1 - i), dc * prev_c * f * (1 - f), dnext_h * tc * o * (1 - o),
+                    dc * i * (1 - g ** 2)])
+    return da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def lstm_step_backward_wrong(dnext_h, dnext_c, cache):  # drops the gradient from next_c
+    return lstm_step_backward(dnext_h, dnext_c, cache, through_c=False)
+
+
+def word_embedding_forward(x, W):  # noqa: N803
+    return W[x], (x, W.shape)
+
+
+def word_embedding_backward(dout, cache):
+    x, shape = cache
+    dW = np.zeros(shape)  # noqa: N806
+    np.add.at(dW, x, dout)
+    return dW
+
+
+def word_embedding_backward_wrong(dout, cache):  # fancy-index += loses repeated words
+    x, shape = cache
+    dW = np.zeros(shape)  # noqa: N806
+    dW[x] += dout
+    return dW
+
+
+def dropout_forward(x, dropout_param):
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    if "seed" in dropout_param:
+        np.random.seed(dropout_param["seed"])
+    mask = None
+    out = x
+    if mode == "train":
+        mask = (np.random.rand(*x.shape) < p) / p
+        out = x * mask
+    return out, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    dropout_param, mask = cache
+    return dout * mask if dropout_param["mode"] == "train" else dout
+
+
+def dropout_backward_wrong(dout, cache):  # the mask without its 1/p scale
+    _, mask = cache
+    return dout * (mask > 0)
+
+
+def softmax_loss(x, y, *, per_batch=True):
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    n = x.shape[0]
+    loss = -log_p[np.arange(n), y].sum() / n
+    dx = np.exp(log_p)
+    dx[np.arange(n), y] -= 1
+    return loss, dx / n if per_batch else dx
+
+
+def softmax_loss_wrong(x, y):  # forgets to divide the gradient by the batch size
+    return softmax_loss(x, y, per_batch=False)
+
+
+def svm_loss(x, y, *, count_margins=True):
+    n = x.shape[0]
+    correct = x[np.arange(n), y][:, None]
+    margins = np.maximum(0, x - correct + 1.0)
+    margins[np.arange(n), y] = 0
+    loss = margins.sum() / n
+    positive = (margins > 0).astype(float)
+    dx = positive.copy()
+    if count_margins:
+        dx[np.arange(n), y] -= positive.sum(axis=1)
+    return loss, dx / n
+
+
+def svm_loss_wrong(x, y):  # the correct class's gradient is left out
+    return svm_loss(x, y, count_margins=False)
+
+
+def temporal_softmax_loss(x, y, mask, *, use_mask=True):
+    n, t, v = x.shape
+    flat, yf, mf = x.reshape(n * t, v), y.reshape(n * t), mask.reshape(n * t)
+    probs = np.exp(flat - flat.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    loss = -np.sum(mf * np.log(probs[np.arange(n * t), yf])) / n
+    dx = probs.copy()
+    dx[np.arange(n * t), yf] -= 1
+    dx /= n
+    if use_mask:
+        dx *= mf[:, None]
+    return loss, dx.reshape(n, t, v)
+
+
+def temporal_softmax_loss_wrong(x, y, mask):  # the gradient ignores the mask
+    return temporal_softmax_loss(x, y, mask, use_mask=False)
+
+
+# ----------------------------------------------------------------------------- cases
+
+N, D, M = 3, 4, 5
+
+PAIRS = {
+    "affine": (affine_forward, affine_backward, affine_backward_wrong,
+               lambda: (randn(N, 2, 2), randn(D, M), randn(M))),
+    "relu": (relu_forward, relu_backward, relu_backward_wrong, lambda: (randn(N, D),)),
+    "batchnorm": (batchnorm_forward, batchnorm_backward, batchnorm_backward_wrong,
+                  lambda: (randn(N + 1, D), randn(D), randn(D), {"mode": "train"})),
+    "conv": (conv_forward_naive, conv_backward_naive, conv_backward_wrong,
+             lambda: (randn(2, 2, 4, 4), randn(2, 2, 3, 3), randn(2), {"stride": 1, "pad": 1})),
+    "max_pool": (max_pool_forward_naive, max_pool_backward_naive, max_pool_backward_wrong,
+                 lambda: (randn(2, 2, 4, 4),
+                          {"pool_height": 2, "pool_width": 2, "stride": 2})),
+    "lstm_step": (lstm_step_forward, lstm_step_backward, lstm_step_backward_wrong,
+                  lambda: (randn(N, D), randn(N, 2), randn(N, 2), randn(D, 8), randn(2, 8),
+                           randn(8))),
+    "word_embedding": (word_embedding_forward, word_embedding_backward,
+                       word_embedding_backward_wrong,
+                       lambda: (np.array([[0, 3, 3], [1, 0, 3]]), randn(5, D))),
+    "dropout": (dropout_forward, dropout_backward, dropout_backward_wrong,
+                lambda: (randn(N, D), {"p": 0.6, "mode": "train", "seed": 123})),
+}
+
+LOSSES = {
+    "softmax": (softmax_loss, softmax_loss_wrong, lambda: (randn(N, M), np.array([0, 4, 2]))),
+    "svm": (svm_loss, svm_loss_wrong, lambda: (randn(N, M), np.array([1, 4, 2]))),
+    "temporal_softmax": (temporal_softmax_loss, temporal_softmax_loss_wrong,
+                         lambda: (randn(2, 3, 4), np.array([[0, 3, 1], [2, 2, 0]]),
+                                  np.array([[True, True, False], [True, False, False]]))),
+}
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_each_pair_is_one_line_and_passes(name: str) -> None:
+    forward, backward, _, make = PAIRS[name]
+    args = make()
+    before = [a.copy() if isinstance(a, np.ndarray) else dict(a) if isinstance(a, dict) else a
+              for a in args]
+    report = gc.check_pair(forward, backward, *args)
+    assert report.ok, str(report)
+    for arg, old in zip(args, before, strict=True):  # the caller's arguments are untouched
+        if isinstance(arg, np.ndarray):
+            assert np.array_equal(arg, old)
+        else:
+            assert arg == old
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_a_wrong_backward_of_each_pair_fails(name: str) -> None:
+    forward, _, wrong, make = PAIRS[name]
+    report = gc.check_pair(forward, wrong, *make())
+    assert report.status == "FAILED", str(report)
+    with pytest.raises(gc.GradientMismatch):
+        gc.assert_pair(forward, wrong, *make())
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_each_loss_is_one_line_and_passes(name: str) -> None:
+    fn, _, make = LOSSES[name]
+    report = gc.assert_loss(fn, *make())
+    assert report.ok and [t.name for t in report.tensors] == ["x"]
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_a_wrong_gradient_of_each_loss_fails(name: str) -> None:
+    _, wrong, make = LOSSES[name]
+    assert gc.check_loss(wrong, *make()).status == "FAILED"
+
+
+def test_tensors_are_named_from_forward_and_the_report_repeats_the_call() -> None:
+    x, w, b = randn(N, D), randn(D, M), randn(M)
+    report = gc.check_pair(affine_forward, affine_backward, x, w, b, seed=4)
+    assert [t.name for t in report.tensors] == ["x", "w", "b"]
+    assert report.input_name == "x" and report.output_shape == (N, M)
+    assert report.repeat.startswith("check_pair(affine_forward, affine_backward, x, w, b, seed=4")
+    assert "affine_forward" in report.title and "w (4, 5) float64" in report.title
+
+
+def test_lstm_tensors_and_two_upstreams() -> None:
+    args = PAIRS["lstm_step"][3]()
+    report = gc.check_pair(lstm_step_forward, lstm_step_backward, *args)
+    assert [t.name for t in report.tensors] == ["x", "prev_h", "prev_c", "Wx", "Wh", "b"]
+    # the upstream of next_c matters: with it zero the wrong backward would pass
+    zero_c = (randn(N, 2), np.zeros((N, 2)))
+    assert gc.check_pair(lstm_step_forward, lstm_step_backward_wrong, *args,
+                         upstream=zero_c).ok
+    assert not gc.check_pair(lstm_step_forward, lstm_step_backward_wrong, *args).ok
+
+
+def test_the_bn_param_forward_mutates_is_fresh_for_every_call() -> None:
+    x, gamma, beta = randn(4, D), randn(D), randn(D)
+    bn_param = {"mode": "train", "running_mean": np.ones(D)}
+    report = gc.check_pair(batchnorm_forward, batchnorm_backward, x, gamma, beta, bn_param)
+    assert report.ok, str(report)
+    assert set(bn_param) == {"mode", "running_mean"} and np.array_equal(bn_param["running_mean"],
+                                                                         np.ones(D))
+
+
+def test_dropout_without_a_seed_is_named_not_deterministic() -> None:
+    report = gc.check_pair(dropout_forward, dropout_backward, randn(N, D),
+                           {"p": 0.5, "mode": "train"})
+    assert not report.ok
+    assert any(p.kind == "nondeterministic" for p in report.problems)
+
+
+def test_integer_indices_pass_through_and_are_not_checked() -> None:
+    x, W = np.array([[0, 3, 3], [1, 0, 3]]), randn(5, D)  # noqa: N806
+    report = gc.check_pair(word_embedding_forward, word_embedding_backward, x, W)
+    assert [t.name for t in report.tensors] == ["W"] and report.input_name == "W"
+
+
+# ----------------------------------------------------------------------------- clear errors
+
+
+def test_backward_with_too_few_gradients_says_how_many_and_for_what() -> None:
+    def short(dout, cache):
+        return affine_backward(dout, cache)[:2]
+
+    with pytest.raises(GradientShapeError, match=r"returned 2 gradients, expected 3: one per "
+                       r"float array argument of affine_forward\(x, w, b\), in order: dx, dw, db"):
+        gc.check_pair(affine_forward, short, randn(N, D), randn(D, M), randn(M))
+
+
+def test_an_integer_input_is_named_when_the_count_is_off() -> None:
+    with pytest.raises(GradientShapeError, match=r"expected 2.*x \(int64 array \(3, 4\)\).*"
+                       r"astype\(np.float64\)"):
+        gc.check_pair(affine_forward, affine_backward, np.ones((N, D), dtype=np.int64),
+                      randn(D, M), randn(M))
+
+
+def test_swapped_gradients_are_pointed_out() -> None:
+    def swapped(dout, cache):
+        dx, dw, db = affine_backward(dout, cache)
+        return dw, dx, db
+
+    with pytest.raises(GradientShapeError, match=r"gradient 1 of 3 \(dx\) with shape \(4, 4\), "
+                       r"expected \(4, 4\)|are the gradients in forward's argument order"):
+        gc.check_pair(affine_forward, swapped, randn(D, D + 1), randn(D + 1, D), randn(D))
+    with pytest.raises(GradientShapeError, match="the shape of 'w'"):
+        gc.check_pair(affine_forward, swapped, randn(N, D), randn(D, N), randn(N))
+
+
+def test_one_float_argument_takes_one_array_or_a_1_tuple() -> None:
+    assert gc.check_pair(relu_forward, lambda d, c: (relu_backward(d, c),), randn(N, D)).ok
+    with pytest.raises(GradientShapeError, match="returned 2 gradients, expected 1"):
+        gc.check_pair(relu_forward, lambda d, c: (relu_backward(d, c), None), randn(N, D))
+
+
+def test_forward_without_a_cache_is_a_usage_error() -> None:
+    with pytest.raises(GradcheckUsageError, match=r"returned an array of shape \(3, 4\): "
+                       r"check_pair needs forward to return \(out, cache\)"):
+        gc.check_pair(lambda x: np.maximum(x, 0), relu_backward, randn(N, D))
+    with pytest.raises(GradcheckUsageError, match=r"returned a float: check_loss needs fn to "
+                       r"return \(loss, dx\)"):
+        gc.check_loss(lambda x: float(np.sum(x)), randn(3))
+
+
+def test_no_float_argument_is_a_usage_error() -> None:
+    with pytest.raises(GradcheckUsageError, match=r"no float numpy array.*x: list"):
+        gc.check_pair(relu_forward, relu_backward, [[1.0, -1.0]])
+
+
+def test_backward_returning_none_names_the_gradient() -> None:
+    with pytest.raises(GradientShapeError, match=r"None as gradient 3 of 3 \(db\)"):
+        gc.check_pair(affine_forward, lambda d, c: (*affine_backward(d, c)[:2], None),
+                      randn(N, D), randn(D, M), randn(M))
+
+
+def test_upstream_can_be_given_and_is_checked() -> None:
+    x = randn(N, D)
+    g = randn(N, D)
+    report = gc.check_pair(relu_forward, relu_backward, x, upstream=g)
+    assert report.ok
+    with pytest.raises(GradcheckUsageError, match=r"upstream has shape \(2,\) but output 1 of "
+                       r"relu_forward\(x\) has shape \(3, 4\)"):
+        gc.check_pair(relu_forward, relu_backward, x, upstream=np.ones(2))
+    with pytest.raises(GradcheckUsageError, match="pass upstream as a tuple of 2 arrays"):
+        gc.check_pair(lstm_step_forward, lstm_step_backward, *PAIRS["lstm_step"][3](),
+                      upstream=randn(N, 2))
+
+
+# ----------------------------------------------------------------------------- assert_*
+
+
+class Square:
+    def forward(self, x):
+        self.x = x
+        return x ** 2
+
+    def backward(self, g):
+        return 2 * self.x * g
+
+
+def test_assert_functions_return_the_ok_report_and_raise_with_its_text() -> None:
+    x = randn(2, 3)
+    assert gc.assert_layer(Square(), x).ok
+    assert gc.assert_function(lambda v: float(np.sum(v ** 3)), lambda v: 3 * v ** 2, x).ok
+    params = {"w": x.copy()}
+    assert gc.assert_params(lambda: float(np.sum(params["w"] ** 2)),
+                            lambda: {"w": 2 * params["w"]}, params).ok
+    with pytest.raises(gc.GradientMismatch, match=r"(?s)gradcheck: FAILED.*repeat with: "
+                       r"check_function\(f, grad, x"):
+        gc.assert_function(lambda v: float(np.sum(v ** 3)), lambda v: 2 * v ** 2, x)
+
+
+def test_an_unverified_report_raises_too() -> None:
+    def f(v):  # a huge constant offset: the loss's rounding hides its changes
+        return 1e13 + float(np.sum(v ** 2))
+
+    report = gc.check_function(f, lambda v: 2 * v, randn(3))
+    assert report.status == "UNVERIFIED", str(report)
+    with pytest.raises(gc.GradientMismatch, match="UNVERIFIED"):
+        gc.assert_function(f, lambda v: 2 * v, randn(3))
+
+
+# ----------------------------------------------------------------------------- options
+
+DOORS = [gc.check_layer, gc.check_function, gc.check_params, gc.check_pair, gc.check_loss,
+         gc.assert_layer, gc.assert_function, gc.assert_params, gc.assert_pair, gc.assert_loss]
+
+
+@pytest.mark.parametrize("door", DOORS, ids=lambda d: d.__name__)
+def test_every_door_takes_every_option_keyword_only(door) -> None:
+    parameters = inspect.signature(door).parameters
+    for name in OPTION_NAMES:
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+    assert str(parameters["mode"].annotation) in ("Mode", "typing.Literal['auto', 'full', 'fast']")
+
+
+def test_help_lists_every_option_with_its_values() -> None:
+    text = pydoc.render_doc(gc.check_layer, renderer=pydoc.plaintext)
+    for name in (*OPTION_NAMES, "upstream"):
+        assert f"{name}:" in text
+    assert "'auto', 'full', 'fast'" in text and "'subgradient', 'hull', 'strict', 'skip'" in text
+    assert "Options (keyword-only" in text
+
+
+@pytest.mark.parametrize("door, args", [
+    (gc.check_layer, (Square(), np.ones(3))),
+    (gc.check_function, (np.sum, np.ones_like, np.ones(3))),
+    (gc.check_pair, (relu_forward, relu_backward, np.ones(3))),
+    (gc.check_loss, (softmax_loss, np.ones((1, 3)), np.array([0]))),
+    (gc.assert_layer, (Square(), np.ones(3))),
+], ids=lambda v: getattr(v, "__name__", ""))
+def test_a_misspelled_option_names_the_door_and_the_nearest_option(door, args) -> None:
+    with pytest.raises(GradcheckArgumentError,
+                       match=rf"^{door.__name__}\(\) got an unexpected option 'rtl' "
+                             r"\(did you mean 'rtol'\?\)"):
+        door(*args, rtl=1e-3)
+    with pytest.raises(TypeError):  # also what Python raises for such a call
+        door(*args, seeed=1)
+
+
+def test_an_option_passed_by_position_says_options_are_keyword_only() -> None:
+    with pytest.raises(GradcheckArgumentError, match=r"takes 2 positional arguments \(layer, x\)"
+                       r" but 3 were given: options are keyword-only, e\.g\. "
+                       r"check_layer\(layer, x, rtol=\.\.\.\)"):
+        gc.check_layer(Square(), np.ones(3), 1e-3)  # type: ignore[misc]
+
+
+def test_mypy_flags_a_misspelled_option_and_a_wrong_mode(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    source = tmp_path / "uses_gradcheck.py"
+    source.write_text(textwrap.dedent("""
+        import numpy as np
+        import gradcheck as gc
+
+        class Square:
+            def forward(self, x: np.ndarray) -> np.ndarray:
+                return x ** 2
+            def backward(self, g: np.ndarray) -> np.ndarray:
+                return g
+
+        gc.check_layer(Square(), np.ones(3), rtl=1e-3)
+        gc.check_pair(print, print, np.ones(3), mode="slow")
+        gc.check_layer(object(), np.ones(3))
+    """))
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
+                             "--ignore-missing-imports", "--follow-imports=silent", str(source)],
+                            capture_output=True, text=True, check=False,
+                            cwd=Path(gc.__file__).parent.parent)
+    out = result.stdout
+    assert 'Unexpected keyword argument "rtl" for "check_layer"' in out, out
+    assert '"mode" to "check_pair" has incompatible type "Literal[\'slow\']"' in out, out
+    assert '"check_layer" has incompatible type "object"; expected "Layer"' in out, out
