@@ -158,7 +158,7 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):  # noqa: N803 - the course's names
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     a = x @ Wx + prev_h @ Wh + b
     h = prev_h.shape[1]
     i, f, o, g = sigmoid(a[:, :h]), sigmoid(a[:, h:2 * h]), sigmoid(a[:, 2 * h:3 * h]), \
@@ -169,7 +169,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):  # noqa: N803 - the course'
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache, *, through_c=True):
-    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache  # noqa: N806
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
     tc = np.tanh(next_c)
     dc = dnext_h * o * (1 - tc ** 2) + (dnext_c if through_c else 0)
     da = np.hstack([dc * g * i * (1 - i), dc * prev_c * f * (1 - f), dnext_h * tc * o * (1 - o),
@@ -181,20 +181,20 @@ def lstm_step_backward_wrong(dnext_h, dnext_c, cache):  # drops the gradient fro
     return lstm_step_backward(dnext_h, dnext_c, cache, through_c=False)
 
 
-def word_embedding_forward(x, W):  # noqa: N803
+def word_embedding_forward(x, W):
     return W[x], (x, W.shape)
 
 
 def word_embedding_backward(dout, cache):
     x, shape = cache
-    dW = np.zeros(shape)  # noqa: N806
+    dW = np.zeros(shape)
     np.add.at(dW, x, dout)
     return dW
 
 
 def word_embedding_backward_wrong(dout, cache):  # fancy-index += loses repeated words
     x, shape = cache
-    dW = np.zeros(shape)  # noqa: N806
+    dW = np.zeros(shape)
     dW[x] += dout
     return dW
 
@@ -202,11 +202,11 @@ def word_embedding_backward_wrong(dout, cache):  # fancy-index += loses repeated
 def dropout_forward(x, dropout_param):
     p, mode = dropout_param["p"], dropout_param["mode"]
     if "seed" in dropout_param:
-        np.random.seed(dropout_param["seed"])
+        np.random.seed(dropout_param["seed"])  # noqa: NPY002 - the course does this
     mask = None
     out = x
     if mode == "train":
-        mask = (np.random.rand(*x.shape) < p) / p
+        mask = (np.random.rand(*x.shape) < p) / p  # noqa: NPY002
         out = x * mask
     return out, (dropout_param, mask)
 
@@ -378,7 +378,7 @@ def test_dropout_without_a_seed_is_named_not_deterministic() -> None:
 
 
 def test_integer_indices_pass_through_and_are_not_checked() -> None:
-    x, W = np.array([[0, 3, 3], [1, 0, 3]]), randn(5, D)  # noqa: N806
+    x, W = np.array([[0, 3, 3], [1, 0, 3]]), randn(5, D)
     report = gc.check_pair(word_embedding_forward, word_embedding_backward, x, W)
     assert [t.name for t in report.tensors] == ["W"] and report.input_name == "W"
 
