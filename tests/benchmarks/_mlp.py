@@ -20,6 +20,10 @@ What each timing covers:
   every Dense layer but the first, on the real activations and deltas of one
   forward/backward, written into preallocated outputs (``np.matmul(..., out=)``), so the
   figure is the GEMMs alone: no allocation, no elementwise work, no Python layers.
+* ``step_floor`` every matrix product of the whole training step, timed alone the same
+  way: the forward's ``a @ W`` per Dense layer, then the training floor. numpy's GEMMs
+  (OpenBLAS) against torch's (MKL in the CPU wheel): when these products alone take
+  nearly as long as torch's whole step, no numpy code can match torch's step.
 * ``torch``     torch CPU's training step on the same weights (``F.linear``, ``relu``,
   ``cross_entropy``; grads reset to None each call, as ``zero_grad`` does); ``x`` does not
   require grad, so torch computes no input gradient either.
@@ -86,6 +90,8 @@ class Case:
     labels: np.ndarray
     # GEMM floor: (a, delta, W, dW_out, dx_out or None for the first layer) per Dense layer
     operands: list[tuple[Any, ...]] = field(default_factory=list)
+    # forward products: (a, W, y_out) per Dense layer
+    forward_operands: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def dense(self) -> list[rn.Dense]:
@@ -113,6 +119,11 @@ class Case:
             if dx is not None:
                 np.matmul(delta, w.T, out=dx)
 
+    def step_floor(self) -> None:
+        for a, w, y in self.forward_operands:
+            np.matmul(a, w, out=y)
+        self.floor()
+
 
 def make_case(name: str, dtype: Any = DTYPE) -> Case:
     """The training net of size ``name`` (first Dense input_grad=False) and its floor."""
@@ -126,6 +137,8 @@ def make_case(name: str, dtype: Any = DTYPE) -> Case:
     for layer in net.layers:
         if isinstance(layer, rn.Dense):
             inputs[id(layer)] = h
+            w = layer.params["W"]
+            case.forward_operands.append((h, w, np.empty((h.shape[0], w.shape[1]), w.dtype)))
         h = layer.forward(h)
     g: Any = 1.0
     for layer in reversed(net.layers):

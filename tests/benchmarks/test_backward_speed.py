@@ -8,6 +8,9 @@ net of ``_mlp.py`` (its first Dense has ``input_grad=False``):
 * ``test_gemm_floor`` the training floor: the matrix products a training backward needs
   (dW = a.T @ delta for every Dense layer, dx = delta @ W.T for all but the first) into
   preallocated outputs, and nothing else
+* ``test_step_gemms`` every matrix product of the training step (the forward's a @ W per
+  Dense layer, then the training floor), timed alone: numpy's share that no code change
+  can remove, to set against torch's whole step
 * ``test_torch_training_step`` torch CPU forward+backward on the same weights, x not
   requiring grad (skipped without torch)
 
@@ -137,6 +140,24 @@ def test_backward(benchmark: Any, name: str, dtype: np.dtype[Any]) -> None:
 
 
 @pytest.mark.parametrize(("name", "dtype"), CASE_PARAMS)
+def test_step_gemms(benchmark: Any, name: str, dtype: np.dtype[Any]) -> None:
+    case = _case(name, dtype)
+    _settle(benchmark)
+    benchmark.pedantic(case.step_floor, rounds=ROUNDS[name], warmup_rounds=2)
+    _record(benchmark, case, "step_floor")
+    # what is timed: the forward products of the reference at the same point, then the floor
+    assert len(case.forward_operands) == 3
+    h: Any = case.x
+    for layer, (a, w, y) in zip(case.dense, case.forward_operands, strict=True):
+        assert a.shape[0] == case.batch and w is layer.params["W"] and y.dtype == dtype
+        np.testing.assert_allclose(y, a @ w, rtol=1e-5)
+    for layer in case.net.layers[:-1]:
+        h = layer.forward(h)
+    np.testing.assert_allclose(case.forward_operands[-1][2] + case.dense[-1].params["b"], h,
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "dtype"), CASE_PARAMS)
 def test_torch_training_step(benchmark: Any, name: str, dtype: np.dtype[Any]) -> None:
     torch = pytest.importorskip("torch")
     case = _case(name, dtype)
@@ -164,3 +185,5 @@ def test_torch_training_step(benchmark: Any, name: str, dtype: np.dtype[Any]) ->
         benchmark.extra_info["ref_fwd_bwd_ms"] = 1e3 * reference
         benchmark.extra_info["fwd_bwd_over_torch"] = reference / median
         benchmark.extra_info["target_fwd_bwd_over_torch"] = 1.0
+        gemms = _companion(case, "step_floor", case.step_floor)
+        benchmark.extra_info["step_gemms_over_torch"] = gemms / median
