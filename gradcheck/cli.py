@@ -7,9 +7,10 @@ Subcommands:
 - ``flow`` and ``convention``: diagnostics from :mod:`gradcheck.diagnostics`.
 
 Exit codes: 0 every gradient right, 1 a finding (a wrong gradient, a gradient of the
-wrong shape, a misbehaving layer), 2 a usage error (bad path, bad shape, bad option).
+wrong shape), 2 a usage error (bad path, bad shape, bad option; a module that fails to
+import, a layer that breaks the protocol: one line on stderr, no traceback), 130 Ctrl-C.
 The report goes to stdout (``--json``: ``report.to_dict()`` as JSON); progress goes to
-stderr, and only when stderr is a terminal.
+stderr, and only when stderr is a terminal and the check takes more than a second.
 
 >>> main(["check", "gradcheck.examples.layers:Dense", "--shape", "8,4"])  # doctest: +ELLIPSIS
 gradcheck: all 3 tensors ok  (layer gradcheck.examples.layers.Dense, input (8, 4) float64, ...)
@@ -26,25 +27,34 @@ import functools
 import json
 import os
 import sys
-import time
-import traceback
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from gradcheck.diagnostics import register_commands as register_diagnostics_commands
 from gradcheck.loading import (
     DTYPES,
-    KINKS,
-    MODES,
+    InputTooLarge,
     LoadError,
     NoInputShape,
+    check_input_size,
+    explain_failure,
     load_target,
     parse_shape,
+    parse_spec,
+    repeat_command,
 )
+from gradcheck.options import MAX_INPUT_ELEMENTS, add_check_options
+from gradcheck.progress import ProgressBar
 
 __all__ = ["build_parser", "main"]
 
 PROG = "gradcheck"
+#: Seconds a check runs before the progress bar appears (on a terminal only).
+PROGRESS_DELAY = 1.0
+#: Inputs with more elements than this get a note on stderr that the check may take a while.
+NOTE_ELEMENTS = 100_000
+#: Exit code after Ctrl-C, as shells report a process ended by SIGINT (128 + 2).
+INTERRUPTED = 130
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -54,59 +64,6 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"invalid tolerance {text!r}: expected a number >= 0")
-    return value
-
-
-def _seed(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected a whole number >= 0")
-    return int(text)
-
-
-class Progress:
-    """``progress(done, total)`` for the checker: one self-overwriting line on a terminal.
-
-    Redraws at most every ``interval`` seconds; :meth:`close` erases the line.
-
-    >>> import io
-    >>> stream = io.StringIO()
-    >>> p = Progress(stream, interval=0.0)
-    >>> p(5, 10); p.close()
-    >>> "5/10" in stream.getvalue()
-    True
-    """
-
-    def __init__(self, stream: TextIO, label: str = "checking", interval: float = 0.1) -> None:
-        self.stream, self.label, self.interval = stream, label, interval
-        self._last = float("-inf")
-        self._width = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval and done < total:
-            return
-        self._last = now
-        percent = f" ({100 * done // total}%)" if total else ""
-        text = f"{self.label}: {done}/{total} evaluations{percent}"
-        self._width = max(self._width, len(text))
-        self.stream.write("\r" + text.ljust(self._width))
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Erase the progress line (if one was drawn)."""
-        if self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
-
-
 def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
     """Print ``usage`` and ``prog: error: message`` to stderr the way argparse does; return 2."""
     parser.print_usage(sys.stderr)
@@ -114,13 +71,11 @@ def _usage_error(parser: argparse.ArgumentParser, message: str) -> int:
     return 2
 
 
-def _where(exc: BaseException) -> str:
-    """``file:line in function`` of the innermost frame of ``exc``'s traceback."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    last = frames[-1]
-    return f" at {os.path.relpath(last.filename)}:{last.lineno} in {last.name}"
+def _error(message: str) -> int:
+    """One line on stderr for a problem in the user's code or data, not in the arguments;
+    return 2 (1 is kept for "a wrong gradient")."""
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
@@ -132,6 +87,10 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         target = load_target(args.layer, search_path=os.getcwd())
     except LoadError as exc:
         return _usage_error(parser, f"argument LAYER: {exc}")
+    except (Exception, SystemExit) as exc:  # the user's module failed to import
+        module = parse_spec(args.layer)[0]
+        return _error(explain_failure(exc, f"cannot load '{args.layer.strip()}': importing "
+                                           f"module '{module}'"))
     try:
         shape = target.input_shape(args.shape)
     except NoInputShape:
@@ -140,18 +99,26 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
             f"argument --shape: required, since '{target.spec}' makes a layer without an "
             "input_shape attribute (e.g. --shape 8,4)",
         )
+    except LoadError as exc:  # an input_shape attribute that is not a shape
+        return _error(str(exc))
+    except (Exception, SystemExit) as exc:  # the factory raised while we read input_shape
+        return _error(explain_failure(exc, f"building '{target.spec}' to read its input_shape"))
     if args.dtype not in target.dtypes:
         return _usage_error(
             parser,
             f"argument --dtype: '{target.spec}' takes no dtype argument, so only "
             f"{', '.join(target.dtypes)} can be checked",
         )
-    options: dict[str, Any] = {"mode": args.mode, "kinks": args.kinks, "seed": args.seed}
-    if args.rtol is not None:
-        options["rtol"] = args.rtol
-    if args.atol is not None:
-        options["atol"] = args.atol
-    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        size = check_input_size(shape, args.dtype, force=args.force)
+    except InputTooLarge as exc:
+        return _error(f"{target.spec}: {exc}")
+    if size > NOTE_ELEMENTS:
+        print(f"{PROG}: {target.spec}: input {shape} {args.dtype} has {size:,} elements; a "
+              "check of this size can take a while", file=sys.stderr)
+    options: dict[str, Any] = {"mode": args.mode, "kinks": args.kinks, "seed": args.seed,
+                               "rtol": args.rtol, "atol": args.atol}
+    progress = ProgressBar(sys.stderr, delay=PROGRESS_DELAY) if sys.stderr.isatty() else None
     try:
         layer, x = target.make_case(shape, args.dtype, args.seed)
         report = gc.check_layer(layer, x, progress=progress, **options)
@@ -161,17 +128,15 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         else:
             print(f"gradcheck: {target.spec} FAILED: {exc}")
         return 1
-    except gc.GradcheckUsageError as exc:
-        return _usage_error(parser, str(exc))
-    except Exception as exc:  # the user's layer raised: most often an input shape it rejects
-        return _usage_error(
-            parser,
-            f"building or running '{target.spec}' on an input of shape {shape} {args.dtype} "
-            f"raised {type(exc).__name__}{_where(exc)}: {exc} (is --shape right?)",
-        )
+    except gc.GradcheckUsageError as exc:  # the layer broke the protocol (forward gave None...)
+        return _error(f"{target.spec}: {exc}")
+    except (Exception, SystemExit) as exc:  # the user's layer raised: often a shape it rejects
+        return _error(explain_failure(exc, f"building or running '{target.spec}' on an input of "
+                                           f"shape {shape} {args.dtype}") + " (is --shape right?)")
     finally:
         if progress is not None:
             progress.close()
+    report.repeat = repeat_command(target.spec, shape, args.dtype, args.seed, options)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -206,18 +171,12 @@ def _add_check(subparsers: Any) -> None:
         metavar="N,M,...",
         help="input shape, e.g. 8,4 (default: the layer's input_shape attribute)",
     )
-    check.add_argument("--mode", choices=MODES, default="auto", help="coordinates checked (auto)")
-    check.add_argument(
-        "--kinks", choices=KINKS, default="subgradient", help="judging kinks (subgradient)"
-    )
     check.add_argument(
         "--dtype", choices=DTYPES, default="float64", help="float32 needs a factory taking dtype"
     )
-    check.add_argument(
-        "--seed", type=_seed, default=0, help="seed of the layer, the input and the check (0)"
-    )
-    check.add_argument("--rtol", type=_tolerance, help="relative tolerance (default: from dtype)")
-    check.add_argument("--atol", type=_tolerance, help="absolute tolerance (default: from dtype)")
+    add_check_options(check.add_argument, argument_error=argparse.ArgumentTypeError)
+    check.add_argument("--force", action="store_true", help="check an input larger than "
+                       f"{MAX_INPUT_ELEMENTS:,} elements (refused by default: it takes hours)")
     check.add_argument("--json", action="store_true", help="print report.to_dict() as JSON")
     check.add_argument("--png", metavar="PATH", help="also draw analytic, numeric and their "
                        "difference as heatmaps into PATH (needs the plot extra)")
@@ -251,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback, the shell's code for SIGINT
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except BrokenPipeError:  # `gradcheck check ... | head`: stop quietly, as the Python docs advise
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

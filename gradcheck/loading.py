@@ -14,9 +14,11 @@ and build the very same layer and input for a given dtype and seed: a failing py
 >>> x.shape, x.dtype.name, layer.params["W"].dtype.name
 ((8, 4), 'float32', 'float32')
 
-Every problem with the text itself (a bad path, a missing attribute, a bad shape) is a
-:class:`LoadError`, a :class:`gradcheck.GradcheckUsageError`; errors raised by the user's
-own code (their module failing to import, their factory raising) propagate unchanged.
+Every problem with the text itself (a bad path, a missing attribute, a bad shape, an input
+too large to check without being asked) is a :class:`LoadError`, a
+:class:`gradcheck.GradcheckUsageError`; errors raised by the user's own code (their module
+failing to import, their factory raising) propagate unchanged, and :func:`explain_failure`
+puts one in one line for the command line.
 
 numpy is imported only when a case is built, so importing this module is cheap.
 """
@@ -25,14 +27,23 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import math
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.options import (
+    DEFAULT_KINKS,
+    DEFAULT_MODE,
+    KINK_MODES,
+    MAX_INPUT_ELEMENTS,
+    MODES,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,19 +52,21 @@ __all__ = [
     "DTYPES",
     "KINKS",
     "MODES",
+    "InputTooLarge",
     "LayerTarget",
     "LoadError",
     "NoInputShape",
+    "check_input_size",
+    "explain_failure",
     "load_target",
     "make_input",
     "parse_shape",
     "parse_spec",
+    "repeat_command",
 ]
 
-#: Values of the checker's ``mode`` option.
-MODES: tuple[str, ...] = ("auto", "full", "fast")
-#: Values of the checker's ``kinks`` option.
-KINKS: tuple[str, ...] = ("subgradient", "hull", "strict", "skip")
+#: Values of the checker's ``mode`` and ``kinks`` options (declared in gradcheck.options).
+KINKS = KINK_MODES
 #: Floating dtypes a generated case can be built in.
 DTYPES: tuple[str, ...] = ("float64", "float32")
 
@@ -78,6 +91,94 @@ class LoadError(GradcheckUsageError):
 
 class NoInputShape(LoadError):
     """Neither a shape was given nor does the layer have an ``input_shape`` attribute."""
+
+
+class InputTooLarge(LoadError):
+    """An input with more elements than a check is run on without being asked."""
+
+
+def check_input_size(shape: Sequence[int], dtype: str = "float64", *, force: bool = False,
+                     how_to_force: str = "--force") -> int:
+    """The number of elements of an input of ``shape``; :class:`InputTooLarge` above
+    :data:`~gradcheck.options.MAX_INPUT_ELEMENTS` unless ``force``: a check of such an input
+    would run for hours (two forward passes per element in "full" mode) or not fit in memory.
+
+    >>> check_input_size((100000000, 4))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.loading.InputTooLarge: an input of shape (100000000, 4) has 400,000,000 elements ...
+    """
+    size = math.prod(shape)
+    if size > MAX_INPUT_ELEMENTS and not force:
+        itemsize = 4 if dtype == "float32" else 8
+        raise InputTooLarge(
+            f"an input of shape {tuple(shape)} has {size:,} elements ({_bytes(size * itemsize)} "
+            f"in {dtype}), more than the {MAX_INPUT_ELEMENTS:,} a check runs on unasked (it "
+            f"costs forward passes per element): give a smaller shape, or {how_to_force} to "
+            "check it anyway")
+    return size
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def explain_failure(exc: BaseException, what: str) -> str:
+    """One line for an error raised by the user's code while ``what`` ran: the exception,
+    where (the innermost file:line, or the file and line of a SyntaxError) and its message.
+
+    >>> try:
+    ...     compile("def f(:", "mylayers.py", "exec")
+    ... except SyntaxError as error:
+    ...     print(explain_failure(error, "importing module 'mylayers'"))
+    importing module 'mylayers' raised SyntaxError at mylayers.py:1: invalid syntax
+    """
+    if isinstance(exc, SystemExit):
+        return f"{what} called sys.exit({exc.code!r})"
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" at {_relative(exc.filename)}:{exc.lineno}"
+        message = exc.msg
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = os.path.dirname(os.path.abspath(__file__))
+        users = [f for f in frames if not os.path.abspath(f.filename).startswith(ours + os.sep)
+                 and "importlib" not in f.filename]
+        last = (users or frames or [None])[-1]
+        where = f" at {_relative(last.filename)}:{last.lineno} in {last.name}" if last else ""
+        message = str(exc)
+    text = f"{what} raised {type(exc).__name__}{where}"
+    return f"{text}: {message}" if message else text
+
+
+def _relative(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith(".." + os.sep + "..") else relative
+
+
+def repeat_command(spec: str, shape: Sequence[int], dtype: str, seed: int,
+                   options: dict[str, Any] | None = None) -> str:
+    """The command line that builds the same layer and input and checks them the same way.
+
+    >>> repeat_command("m:f", (8, 4), "float32", 3, {"mode": "full", "rtol": None})
+    'python -m gradcheck check m:f --shape 8,4 --dtype float32 --seed 3 --mode full'
+    """
+    words = ["python -m gradcheck check", spec, "--shape", ",".join(map(str, shape)),
+             "--dtype", dtype, "--seed", str(seed)]
+    defaults = {"mode": DEFAULT_MODE, "kinks": DEFAULT_KINKS}
+    for key, value in (options or {}).items():
+        if key in ("mode", "kinks", "rtol", "atol") and value is not None \
+                and value != defaults.get(key):
+            words += [f"--{key}", str(value)]
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        words.append("--force")
+    return " ".join(words)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -195,18 +296,27 @@ class LayerTarget:
                 f"layer '{self.spec}' has no input shape: give the layer an "
                 "'input_shape' attribute or pass a shape such as 8,4"
             )
-        try:
-            return tuple(int(n) for n in found)
-        except (TypeError, ValueError):
+        if isinstance(found, int) and not isinstance(found, bool):
+            found = (found,)
+        if not isinstance(found, tuple | list) or not found or not all(map(_whole, found)):
             raise LoadError(
-                f"layer '{self.spec}' has input_shape={found!r}: expected a tuple of ints"
-            ) from None
+                f"layer '{self.spec}' has input_shape={found!r:.60}: expected a tuple of "
+                "positive ints like (8, 4); fix the attribute or pass a shape such as 8,4"
+            )
+        return tuple(int(n) for n in found)
 
     def make_case(
         self, shape: Sequence[int], dtype: str = "float64", seed: int = 0
     ) -> tuple[Any, np.ndarray]:
         """A fresh layer and a fuzzed input for one generated check (see :func:`make_input`)."""
         return self.make_layer(dtype, seed), make_input(shape, dtype, seed)
+
+
+def _whole(n: object) -> bool:
+    """A positive whole number of any integer type (numpy's too), not a bool or a float."""
+    import numbers
+
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) > 0
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
