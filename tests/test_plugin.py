@@ -46,7 +46,8 @@ def test_buggy_layer_fails_with_tensor_element_and_repeat_command(
         "W *(4, 3)*FAILED*1 / 12*",
         "W: worst elements*",
         "  W[[]1, 0[]] *",
-        "repeat on the command line: python -m gradcheck check gradcheck.examples.layers:BuggyDense"
+        # the report's own repeat line says how x was built: the command line
+        "repeat with: python -m gradcheck check gradcheck.examples.layers:BuggyDense"
         " --shape 8,4 --dtype float64 --seed 0",
         "*_ gradcheck gradcheck.examples.layers:BuggyDense-float32-seed0 _*",
         "W *(4, 3)*float32*FAILED*",
@@ -208,9 +209,9 @@ def test_bad_factory_path_is_a_usage_error_naming_the_option(
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     for args, message in [
         (["--gradcheck-shape=8,x"], "ERROR: --gradcheck-shape: invalid shape '8,x'*"),
-        (["--gradcheck-mode=fsat"], "ERROR: --gradcheck-mode: invalid value 'fsat' "
-                                    "(expected one of auto, full, fast)"),
-        (["--gradcheck-rtol=-1"], "ERROR: --gradcheck-rtol: invalid value '-1'*"),
+        (["--gradcheck-mode=fsat"], "ERROR: --gradcheck-mode: invalid mode 'fsat': "
+                                    "expected one of auto, full, fast"),
+        (["--gradcheck-rtol=-1"], "ERROR: --gradcheck-rtol: invalid tolerance '-1'*"),
         (["--gradcheck-seeds=0"], "ERROR: --gradcheck-seeds: invalid value '0'*"),
     ]:
         result = pytester.runpytest("--gradcheck-layer=gradcheck.examples.layers:Dense", *args)
@@ -219,7 +220,7 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ngradcheck_kinks = hul\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: ini option gradcheck_kinks: invalid value 'hul'*"])
+    result.stderr.fnmatch_lines(["ERROR: ini option gradcheck_kinks: invalid kinks 'hul'*"])
 
 
 def test_user_module_that_fails_to_import_shows_where(pytester: pytest.Pytester) -> None:
@@ -267,7 +268,7 @@ def test_gradient_of_the_wrong_shape_is_a_finding(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("--gradcheck-layer=wrongshape:Layer", "--gradcheck-seeds=1",
                                 *NO_BENCH)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["gradcheck: *w*", "repeat on the command line: python -m "
+    result.stdout.fnmatch_lines(["gradcheck: *w*", "repeat with: python -m "
                                  "gradcheck check wrongshape:Layer --shape 3,2 --dtype float64 "
                                  "--seed 0"])
     result.stdout.no_fnmatch_line("*Traceback*")
@@ -284,7 +285,7 @@ def test_options_reach_the_generated_checks_cli_over_ini(pytester: pytest.Pytest
     result = pytester.runpytest(*args)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["gradcheck: *mode fast*", "*rtol 0.25*",
-                                 "repeat on the command line: *--seed 0 --rtol 0.25 --mode fast"])
+                                 "repeat with: *--seed 0 --rtol 0.25 --mode fast"])
     result = pytester.runpytest(*args, "--gradcheck-mode=full", "--gradcheck-atol=0.5",
                                 "--gradcheck-kinks=hull")
     result.stdout.fnmatch_lines(["gradcheck: *mode full, kinks hull*", "*rtol 0.25, atol 0.5*"])
@@ -491,3 +492,93 @@ def test_entry_point_loads_plugin_and_costs_nothing_unused(pytester: pytest.Pyte
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def test_dash_m_gradcheck_runs_the_checks_only_and_the_benchmark_has_its_own_marker(
+    pytester: pytest.Pytester,
+) -> None:
+    args = ("--gradcheck-layer=gradcheck.examples.layers:Dense", "--gradcheck-seeds=1",
+            "--benchmark-disable")
+    pytester.runpytest(*args, "-m", "gradcheck").assert_outcomes(passed=2, deselected=1)
+    result = pytester.runpytest(*args, "-m", "gradcheck_benchmark", "-v")
+    result.assert_outcomes(passed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*Dense-backward-benchmark PASSED*"])
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.gradcheck_benchmark: *"])
+
+
+def test_warnings_point_at_the_factory_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(widelayers="""
+        import numpy as np
+
+
+        class Twice:
+            input_shape = (70, 70)   # 4900 elements: "auto" picks fast, and says so
+
+            def forward(self, x):
+                return 2 * x
+
+            def backward(self, g):
+                return 2 * g
+
+
+        def make_twice():
+            return Twice()
+    """)
+    result = pytester.runpytest("--gradcheck-layer=widelayers:make_twice",
+                                "--gradcheck-layer=widelayers:Twice", "--gradcheck-seeds=1",
+                                *NO_BENCH)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["widelayers.py:14: GradcheckWarning: widelayers:make_twice-*",
+                                 "*def make_twice():",
+                                 "widelayers.py:4: GradcheckWarning: widelayers:Twice-*",
+                                 "*class Twice:"])
+
+
+def test_a_huge_shape_is_refused_unless_forced(pytester: pytest.Pytester) -> None:
+    args = ("--gradcheck-layer=gradcheck.examples.layers:Dense",
+            "--gradcheck-shape=100000000,4", "--collect-only", "-q", *NO_BENCH)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --gradcheck-layer=*: an input of shape (100000000, 4) "
+                                 "has 400,000,000 elements (3.2 GB in float64)*--gradcheck-force*"])
+    result = pytester.runpytest(*args, "--gradcheck-force")
+    assert result.ret == pytest.ExitCode.OK  # collected only: nothing built
+
+
+def test_a_module_calling_sys_exit_on_import_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(exitinglayers="import sys\nsys.exit(3)\n")
+    result = pytester.runpytest("--gradcheck-layer=exitinglayers:Dense")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --gradcheck-layer=exitinglayers:Dense: loading the "
+                                 "layer raised SystemExit:*"])
+
+
+def test_fixture_checks_pairs_and_losses(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import numpy as np
+        import pytest
+        import gradcheck as gc
+
+        def relu_forward(x):
+            return np.maximum(x, 0), x
+
+        def relu_backward(dout, x):
+            return dout * (x > 0)
+
+        def square_loss(x, target):
+            return float(np.sum((x - target) ** 2)), 2 * (x - target)
+
+        X = np.array([[0.5, -1.0, 2.0]])
+
+        @pytest.mark.gradcheck(mode="full")
+        def test_pair_and_loss(gradcheck):
+            assert gradcheck.check_pair(relu_forward, relu_backward, X).ok
+            assert gradcheck.check_loss(square_loss, X, np.zeros((1, 3))).ok
+            with pytest.raises(gc.GradientMismatch):
+                gradcheck.check_pair(relu_forward, lambda d, x: d, X)
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
