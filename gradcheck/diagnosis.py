@@ -302,6 +302,15 @@ def _pair(a: float, n: float) -> str:
     return f"analytic {shown_a} vs numeric {shown_n}"
 
 
+def _element_note(a: float, n: float, bar: float) -> str:
+    """What one wrong element's two numbers say on their own: a flipped sign, a zero."""
+    if abs(n) > CLEAR * bar and abs(a + n) <= bar:
+        return ", the sign flipped"
+    if a == 0 and abs(n) > CLEAR * bar:
+        return ", analytic 0"
+    return ""
+
+
 def _listing(v: _View, mask: np.ndarray) -> tuple[str, list[tuple[int, ...]]]:
     flat = np.flatnonzero(mask.reshape(-1))
     indices = [tuple(int(i) for i in np.unravel_index(int(k), v.shape)) for k in flat[:KEPT]]
@@ -610,6 +619,7 @@ def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
     flat = np.flatnonzero(v.failed.reshape(-1))
     indices = [tuple(int(i) for i in np.unravel_index(int(f), v.shape)) for f in flat]
     details = "; ".join(f"{v.element(i)}: {_pair(float(v.a[i]), float(v.n[i]))}"
+                        + _element_note(float(v.a[i]), float(v.n[i]), float(v.bar[i]))
                         for i in indices[:LISTED])
     others = ("the random-direction tests cleared all the others" if v.mode == "fast"
               else f"all {total - k} others are right")
