@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = 'matplotlib is needed to draw pictures: pip install "gradcheck[plot]"'
 MARKED_MAX = 4000  # kinks marked one by one up to this many per tensor
+WRONG_MARKED_SHARE = 0.25  # wrong elements outlined up to this share of the tensor
 
 
 def as_matrix(array: np.ndarray) -> np.ndarray:
@@ -108,7 +109,10 @@ def _draw_tensor(fig: Any, t: TensorResult, cause: Any) -> None:
             rows, cols = np.nonzero(kink)
             ax.scatter(cols, rows, marker="x", s=18, c="black", linewidths=0.8,
                        label="kink")
-        if label.startswith("analytic -") and failed is not None and 0 < failed.sum() <= MARKED_MAX:
+        # wrong elements outlined where they are few (one wrong element in a large tensor is
+        # a single pixel); where most are wrong the difference panel shows them already
+        if (label.startswith("analytic -") and failed is not None
+                and 0 < failed.sum() <= min(MARKED_MAX, WRONG_MARKED_SHARE * failed.size)):
             rows, cols = np.nonzero(failed)
             ax.scatter(cols, rows, marker="s", s=30, facecolors="none", edgecolors="black",
                        linewidths=0.6, label="wrong")
