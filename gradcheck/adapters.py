@@ -8,6 +8,7 @@ them (a bound method carries its object, and with it the arrays the engine pertu
 (No ``from __future__ import annotations`` here: help() then shows the allowed values of
 mode and kinks, not the names of their Literal types.)
 """
+import inspect
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -61,6 +62,23 @@ def float_input(x: object, what: str) -> np.ndarray:
     if array.size == 0:
         raise GradcheckUsageError(f"{what} is empty (shape {array.shape}): nothing to check")
     return np.array(array, copy=True)
+
+
+def check_callable(fn: object, label: str, n_args: int, hint: str) -> None:
+    """Refuse, before any call, a ``fn`` that is not callable or cannot take ``n_args``
+    positional arguments, with a usage error naming ``label`` (its role) and ``hint``."""
+    if not callable(fn):
+        raise GradcheckUsageError(f"{label} must be callable, got {type(fn).__name__}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        return
+    try:
+        signature.bind(*range(n_args))
+    except TypeError:
+        raise GradcheckUsageError(
+            f"{label} must take {n_args} positional argument{'s' * (n_args != 1)} ({hint}), "
+            f"but {getattr(fn, '__name__', type(fn).__name__)}{signature} does not") from None
 
 
 def callable_name(obj: object) -> str:
@@ -151,6 +169,8 @@ class LayerObjective:
                     f"layer ({type(layer).__name__}) has no {method}() method: a layer needs "
                     "forward(x) -> y and backward(grad_y) -> grad_x (and optional params/grads "
                     "dicts)")
+        check_callable(layer.forward, "layer.forward", 1, "the input x")
+        check_callable(layer.backward, "layer.backward", 1, "the upstream gradient dL/dy")
         layer_params = getattr(layer, "params", None)
         if layer_params is None:
             layer_params = {}
@@ -287,9 +307,8 @@ def check_function(
     """
     options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
                       executor=executor, progress=progress)
-    for name, fn in (("f", f), ("grad", grad)):
-        if not callable(fn):
-            raise GradcheckUsageError(f"{name} must be callable, got {type(fn).__name__}")
+    check_callable(f, "f", 1, "x; it returns the scalar f(x)")
+    check_callable(grad, "grad", 1, "x; it returns the gradient of f at x")
     objective = FunctionObjective(f, grad, float_input(x, "x"))
     x_copy = objective.params[INPUT_NAME]
     subject = Subject(title=f"function {callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",

@@ -147,7 +147,8 @@ def explain_failure(exc: BaseException, what: str) -> str:
         ours = os.path.dirname(os.path.abspath(__file__))
         users = [f for f in frames if not os.path.abspath(f.filename).startswith(ours + os.sep)
                  and "importlib" not in f.filename]
-        last = (users or frames or [None])[-1]
+        shown = users or frames
+        last = shown[-1] if shown else None
         where = f" at {_relative(last.filename)}:{last.lineno} in {last.name}" if last else ""
         message = str(exc)
     text = f"{what} raised {type(exc).__name__}{where}"

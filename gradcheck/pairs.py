@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.adapters import Upstream, callable_name, float_input, output_array, upstream_array
+from gradcheck.adapters import (
+    Upstream,
+    callable_name,
+    check_callable,
+    float_input,
+    output_array,
+    upstream_array,
+)
 from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
 from gradcheck.options import (
@@ -143,6 +150,7 @@ class PairObjective:
         self.backward_label = f"{callable_name_short(backward)}({_signature_text(backward)})"
         self.given = upstream
         self.upstreams: list[Upstream] | None = None
+        self._backward_checked = False
         self.rng = rng
 
     def _outputs(self) -> tuple[list[np.ndarray], object]:
@@ -197,6 +205,11 @@ class PairObjective:
         for up, out in zip(self.upstreams, outputs, strict=True):
             up.fit(out, self.rng)
         douts = [up.for_backward(out) for up, out in zip(self.upstreams, outputs, strict=True)]
+        if not self._backward_checked:  # now that the number of outputs is known
+            check_callable(self.backward, "backward", len(douts) + 1,
+                           f"one upstream gradient for each of the {len(douts)} output(s) of "
+                           f"{self.forward_label}, then the cache")
+            self._backward_checked = True
         result = self.backward(*douts, cache)
         return self._gradients(result)
 
@@ -309,12 +322,6 @@ def _what(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _callables(**named: object) -> None:
-    for name, fn in named.items():
-        if not callable(fn):
-            raise GradcheckUsageError(f"{name} must be a function, got {type(fn).__name__}")
-
-
 def _shapes(params: dict[str, np.ndarray]) -> str:
     return ", ".join(f"{name} {array.shape} {array.dtype.name}" for name, array in params.items())
 
@@ -359,14 +366,17 @@ def check_pair(
     """
     options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
                       executor=executor, progress=progress)
-    _callables(forward=forward, backward=backward)
+    check_callable(forward, "forward", len(args), "the arguments given after backward")
+    if not callable(backward):
+        raise GradcheckUsageError(f"backward must be callable, got {type(backward).__name__}")
     names = parameter_names(forward, len(args))
     arguments = Arguments(names, args, [_is_checked(a) for a in args])
     if not arguments.params:
+        given = ", ".join(f"{n}: {_describe(a)}" for n, a in zip(names, args, strict=True))
         raise GradcheckUsageError(
             f"check_pair({callable_name_short(forward)}, ...) got no float numpy array among "
-            f"the arguments ({', '.join(f'{n}: {_describe(a)}' for n, a in zip(names, args, strict=True))}):"
-            " only float arrays are checked; pass the input as np.asarray(x, dtype=np.float64)")
+            f"the arguments ({given}): only float arrays are checked; pass the input as "
+            "np.asarray(x, dtype=np.float64)")
     objective = PairObjective(forward, backward, arguments, upstream, options.rng())
     forward_name, backward_name = callable_name_short(forward), callable_name_short(backward)
     subject = Subject(
@@ -409,7 +419,7 @@ def check_loss(
     """
     options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
                       executor=executor, progress=progress)
-    _callables(fn=fn)
+    check_callable(fn, "fn", 1 + len(args), "x and the arguments given after it")
     names = parameter_names(fn, 1 + len(args), fallback="arg")
     if names[0] == "arg0":
         names[0] = "x"
