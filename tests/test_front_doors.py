@@ -8,6 +8,7 @@ mistake) fails. Arrays are small: a check costs two evaluations per element.
 from __future__ import annotations
 
 import inspect
+import io
 import pydoc
 import subprocess
 import sys
@@ -557,3 +558,39 @@ def test_mypy_flags_a_misspelled_option_and_a_wrong_mode(tmp_path: Path) -> None
     assert 'Unexpected keyword argument "rtl" for "check_layer"' in out, out
     assert '"mode" to "check_pair" has incompatible type "Literal[\'slow\']"' in out, out
     assert '"check_layer" has incompatible type "object"; expected "Layer"' in out, out
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_true_draws_a_bar_on_a_terminal_and_erases_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert gc.check_pair(affine_forward, affine_backward, randn(N, D), randn(D, M), randn(M),
+                         progress=True).ok
+    shown = terminal.getvalue()
+    assert "\rchecking [" in shown and "(100%)" in shown
+    assert shown.endswith("\r")  # erased: what follows starts on a clean line
+
+
+def test_progress_true_is_silent_when_stderr_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert gc.check_loss(softmax_loss, randn(N, M), np.array([0, 1, 2]), progress=True).ok
+    assert capsys.readouterr().err == ""
+
+
+def test_a_progress_callback_counts_every_tensor_to_the_end() -> None:
+    calls: list[tuple[int, int]] = []
+    gc.check_pair(affine_forward, affine_backward, randn(N, D), randn(D, M), randn(M),
+                  mode="full", progress=lambda done, total: calls.append((done, total)))
+    assert calls, "never called"
+    done, total = calls[-1]
+    assert done == total == N * D + D * M + M
