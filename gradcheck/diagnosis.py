@@ -256,8 +256,9 @@ def _fast(v: _View, ctx: _Context) -> Diagnosis:
             for test in (_zero, _sign, _scale):
                 found = test(v, ctx)
                 if found is not None:
-                    found.text += (f" (fast mode: the {int(v.measured.sum())} elements it "
-                                   "measured to localize the mismatches)")
+                    found.text += (f" (fast mode measured {int(v.measured.sum())} of "
+                                   f"{v.a.size} elements one by one, to localize the "
+                                   "mismatches; mode='full' would check every element)")
                     return found
         if not v.lower_bound:  # localization finished: every wrong element is known
             found = _isolated(v, ctx)
@@ -285,8 +286,10 @@ def _count(n: int, noun: str = "element", plural: str = "") -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
-def _all(n: int) -> str:
-    return "the only element" if n == 1 else f"all {n} elements"
+def _all(n: int, v: _View | None = None) -> str:
+    """``all 37 elements``, saying so when elements on kinks were left out."""
+    off = " off the kinks" if v is not None and (v.measured & v.kink).any() else ""
+    return f"the only element{off}" if n == 1 else f"all {n} elements{off}"
 
 
 def _g(value: float) -> str:
@@ -363,7 +366,7 @@ def _swapped(v: _View, ctx: _Context) -> Diagnosis | None:
         mutual = _fits(u.a, v.n, v.bar, both) and (both & _clear(v.n, v.bar)).any()
         k = int(both.sum())
         text = (f"the analytic gradient of {v.name} equals the numeric gradient of {u.name} "
-                f"in {_all(k)}: ")
+                f"in {_all(k, v)}: ")
         text += (f"the gradients of {v.name} and {u.name} are swapped" if mutual else
                  f"{v.name} was given {u.name}'s gradient (a copy-paste, or the wrong key)")
         return Diagnosis(v.name, "swapped", text, other=u.name, count=k)
@@ -382,7 +385,7 @@ def _zero(v: _View, ctx: _Context, where: np.ndarray | None = None,
     worst_text = (f"largest numeric {_g(float(v.n[worst]))} at "
                   f"{v.element(tuple(int(i) for i in worst))}")
     if where is None:
-        text = (f"analytic is 0 in {_all(k)} while numeric is not ({worst_text}): this "
+        text = (f"analytic is 0 in {_all(k, v)} while numeric is not ({worst_text}): this "
                 "gradient is never computed (left at zeros, or overwritten)")
     else:
         text = (f"analytic is 0 at all {_count(k)} where {condition} while numeric is not "
@@ -398,7 +401,7 @@ def _sign(v: _View, ctx: _Context, where: np.ndarray | None = None,
         return None
     k = int(mask.sum())
     if where is None:
-        text = (f"analytic = -numeric in {_all(k)}: the sign is flipped (a minus sign lost or "
+        text = (f"analytic = -numeric in {_all(k, v)}: the sign is flipped (a minus sign lost or "
                 "added, or a - b written as b - a)")
     else:
         text = (f"analytic = -numeric at all {_count(k)} where {condition}, right elsewhere: "
@@ -429,7 +432,7 @@ def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
     if not clear.any():
         return None
     k = int(mask.sum())
-    over = f"in {_all(k)}" if where is None else f"at all {_count(k)} where {condition}"
+    over = f"in {_all(k, v)}" if where is None else f"at all {_count(k)} where {condition}"
     rest = "" if where is None else ", right elsewhere"
     for c, why in _candidates(ctx):
         shows = (clear & _clear(v.a, abs(c) * v.bar)).any()
@@ -482,7 +485,7 @@ def _transpose(v: _View, ctx: _Context) -> Diagnosis | None:
     k, size = int(both.sum()), v.shape[0]
     return Diagnosis(
         v.name, "transpose",
-        f"analytic = numeric transposed in {_all(k)}: {v.name}[i, j] holds the value of "
+        f"analytic = numeric transposed in {_all(k, v)}: {v.name}[i, j] holds the value of "
         f"{v.name}[j, i], and the {size} diagonal elements, which a transpose leaves in place, "
         "are right (a product in the wrong order, e.g. g.T @ x for x.T @ g, or a missing .T)",
         count=k)

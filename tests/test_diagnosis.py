@@ -543,3 +543,47 @@ def test_to_dict_can_carry_the_full_arrays(mistakes: ModuleType) -> None:
     assert np.allclose(np.array(W["analytic"]), -np.array(W["numeric"]))  # the sign error
     assert np.array(W["failed"]).all() and np.array(W["error_bar"]).shape == (4, 3)
     assert "analytic" not in rep.to_dict()["tensors"][0]
+
+
+# --------------------------------------------------------------------------- fast mode, other doors
+
+
+def test_fast_mode_names_a_sign_from_the_localized_elements_or_asks_for_full() -> None:
+    from layer_bank import Dense, DenseSignDW, sample
+
+    rep = gc.check_layer(DenseSignDW(100, 100, seed=1), sample((8, 100), 3), mode="fast")
+    assert kinds(rep.diagnoses) == {"W": "sign"}, str(rep)
+    assert "fast mode measured" in rep.diagnoses[0].text
+
+    class Noisy(Dense):
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            dx = super().backward(g)
+            self.grads["W"] = self.grads["W"] + np.random.default_rng(0).standard_normal(
+                self.grads["W"].shape)
+            return dx
+
+    rep = gc.check_layer(Noisy(100, 100, seed=1), sample((8, 100), 3), mode="fast")
+    assert kinds(rep.diagnoses) == {"W": "needs_full"}, str(rep)
+    assert "mode='full' would diagnose" in rep.diagnoses[0].text
+
+
+def test_generated_plugin_item_shows_the_diagnosis(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(mistakes=MISTAKES)
+    result = pytester.runpytest("--gradcheck-layer=mistakes:relu_no_mask",
+                                "--gradcheck-shape=8,5", "--gradcheck-seeds=1",
+                                "-p", "no:benchmark")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["likely cause:", "  - x (missing_mask): *x < 0*"])
+
+
+def test_python_dash_m_gradcheck_json_carries_the_diagnosis(mistakes: ModuleType) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "check", "mistakes:softmax_ce_no_onehot",
+         "--shape", "8,3", "--json"],
+        capture_output=True, text=True, cwd=Path(mistakes.__file__).parent, check=False)
+    assert result.returncode == 1, result.stderr
+    diagnoses = json.loads(result.stdout)["diagnoses"]
+    assert [(d["tensor"], d["kind"]) for d in diagnoses] == [("x", "offset")]
+    assert diagnoses[0]["elements"] == [[i, t] for i, t in enumerate([0, 2, 1, 1, 0, 2, 2, 1])]
