@@ -42,7 +42,9 @@ ROOT = HERE.parents[1]
 PAUSE = 0.25
 #: issue-14 targets: ratio -> largest value that meets it
 TARGETS = {"backward_over_floor": 1.15, "fwd_bwd_over_torch": 1.0,
-           "full_over_loss_floor": 1.3}
+           "full_over_loss_floor": 1.3,
+           # speed-ups: the smallest value that meets it
+           "waiting_pool_speedup": 1.8, "waiting_dask_speedup": 1.8, "blas_pool_speedup": 0.9}
 
 Contenders = dict[str, tuple[Callable[[], Any] | None, Callable[[], Any]]]
 
@@ -68,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="measure only this size (repeatable), e.g. mlp-784-256-256-10-b64")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
     parser.add_argument("--no-checker", action="store_true", help="leave the checker out")
+    parser.add_argument("--no-parallel", action="store_true",
+                        help="leave out the executor= figures (process pool, Dask)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
     return parser.parse_args(argv)
 
@@ -215,13 +219,60 @@ def checker_figures(args: argparse.Namespace, torch: Any) -> dict[str, Any]:
     return out
 
 
+def parallel_figures(args: argparse.Namespace) -> dict[str, Any]:
+    """executor= with 2 workers against serial: a loss that waits 1 ms (process pool and
+    Dask's client.get_executor() on a LocalCluster), a BLAS-bound loss (process pool)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import _parallel
+
+    out: dict[str, Any] = {}
+    waiting, blas = _parallel.WaitingObjective(), _parallel.BlasObjective()
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(abs, range(4)))  # workers started before any timing
+        contenders: Contenders = {
+            "waiting_serial": (None, lambda: _parallel.check(waiting)),
+            "waiting_pool": (None, lambda: _parallel.check(waiting, pool)),
+            "blas_serial": (None, lambda: _parallel.check(blas)),
+            "blas_pool": (None, lambda: _parallel.check(blas, pool)),
+        }
+        cluster = client = None
+        try:
+            import distributed
+
+            cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
+                                               processes=True, dashboard_address=None)
+            client = distributed.Client(cluster)
+            dask_executor = client.get_executor()
+            list(dask_executor.map(abs, range(4)))
+            contenders["waiting_dask"] = (None, lambda: _parallel.check(waiting, dask_executor))
+            out["distributed"] = distributed.__version__
+        except ImportError:
+            out["distributed"] = "absent"
+        try:
+            ms, others, disturbed = measure_calmly(contenders, args, 1, "executor=")
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    out.update(ms=ms, others_cpu_percent=others, disturbed=disturbed,
+               waiting_coordinates=_parallel.WAITING_COORDINATES,
+               blas_coordinates=_parallel.BLAS_COORDINATES,
+               waiting_pool_speedup=ms["waiting_serial"] / ms["waiting_pool"],
+               blas_pool_speedup=ms["blas_serial"] / ms["blas_pool"])
+    if "waiting_dask" in ms:
+        out["waiting_dask_speedup"] = ms["waiting_serial"] / ms["waiting_dask"]
+    return out
+
+
 def _others(percent: float | None, disturbed: bool) -> str:
     text = "-" if percent is None else f"{percent:.0f}"
     return f"{text} (disturbed)" if disturbed else text
 
 
-def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], info: dict[str, Any]
-                ) -> None:
+def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dict[str, Any],
+                info: dict[str, Any]) -> None:
     has_torch = any("torch" in r for r in rows)
     print("Reference ReLU MLP as trained (Dense(input_grad=False)-ReLU-Dense-ReLU-Dense + "
           "SoftmaxCrossEntropy), median ms per call; torch on the same weights and dtype.\n")
@@ -259,6 +310,22 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], info: dict[
                   f"({checker['torch_over_full']:.1f}x; others' CPU % "
                   f"{_others(checker['torch_others_cpu_percent'], checker['torch_disturbed'])})")
         print()
+    if spread:
+        ms = spread["ms"]
+        others = _others(spread["others_cpu_percent"], spread["disturbed"])
+        print(f"executor= with 2 workers, full mode, median ms per check (others' CPU % "
+              f"{others}):\n")
+        print("| loss | serial | ProcessPoolExecutor(2) | Dask LocalCluster, 2 workers |")
+        print("|---|---:|---:|---:|")
+        dask = (f"{ms['waiting_dask']:.0f} ({spread['waiting_dask_speedup']:.2f}x)"
+                if "waiting_dask" in ms else "-")
+        print(f"| waits 1 ms, {spread['waiting_coordinates']} coordinates "
+              f"| {ms['waiting_serial']:.0f} | {ms['waiting_pool']:.0f} "
+              f"({spread['waiting_pool_speedup']:.2f}x) | {dask} |")
+        print(f"| a 300x300 matrix product (BLAS-bound), {spread['blas_coordinates']} "
+              f"coordinates | {ms['blas_serial']:.0f} | {ms['blas_pool']:.0f} "
+              f"({spread['blas_pool_speedup']:.2f}x) | - |")
+        print()
     print(f"Measured with `{info['command']}`: Python {info['python']}, numpy "
           f"{info['numpy']}, torch {info['torch']}, {info['cpus']} CPUs, threads "
           f"{info['threads']}, load average {info['load_before']} before / "
@@ -266,7 +333,8 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], info: dict[
           f"others' CPU.")
 
 
-def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any]) -> list[str]:
+def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dict[str, Any]
+             ) -> list[str]:
     """One line per target and row: met / not met, or no verdict for a disturbed row."""
     lines = []
 
@@ -276,7 +344,7 @@ def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any]) -> list[str]:
             word = "disturbed: no verdict"
         else:
             word = "met" if value <= target else "NOT met"
-        lines.append(f"{label}: {key} {value:.2f} (target <= {target:g}): {word}")
+        lines.append(f"{label}: {key} {value:.3f} (target <= {target:g}): {word}")
 
     for r in rows:
         label = f"{r['size']}-{r['dtype']}"
@@ -286,6 +354,14 @@ def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any]) -> list[str]:
     if checker:
         verdict("full mode MLP 20-30-10", "full_over_loss_floor",
                 checker["full_over_loss_floor"], checker["full_disturbed"])
+    if spread:
+        for key in ("waiting_pool_speedup", "waiting_dask_speedup", "blas_pool_speedup"):
+            if key in spread:
+                target = TARGETS[key]
+                value = spread[key]
+                word = ("disturbed: no verdict" if spread["disturbed"]
+                        else "met" if value >= target else "NOT met")
+                lines.append(f"executor=: {key} {value:.3f} (target >= {target:g}): {word}")
     return lines
 
 
@@ -308,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     rows = backward_rows(args, torch)
     checker = {} if args.no_checker else checker_figures(args, torch)
+    spread = {} if args.no_parallel else parallel_figures(args)
     info = {
         "command": "python tests/benchmarks/bench_table.py" + "".join(
             f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
@@ -320,9 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "busy": args.busy,
+        "distributed": spread.get("distributed", "not measured"),
     }
-    print_table(rows, checker, info)
-    lines = verdicts(rows, checker)
+    print_table(rows, checker, spread, info)
+    lines = verdicts(rows, checker, spread)
     print("\n".join(["", "targets (issue 14):", *lines]), file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps({"info": info, "rows": rows, "checker": checker,

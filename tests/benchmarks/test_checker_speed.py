@@ -1,4 +1,4 @@
-"""How fast the checker itself is (issue 5, "Checker speed").
+"""How fast the checker itself is (issue 5, "Checker speed"; issue 14, "Full mode").
 
 * fast mode on ``reference_nets.Dense(1000, 1000)`` at batch 8 (1,001,000 parameters plus
   8,000 input coordinates), float64: time and ``report.evaluations``. Target: < 1 s and
@@ -8,6 +8,11 @@
   against ``torch.autograd.gradcheck`` on the same MLP, same weights, same coordinates
   (skipped without torch). Target: gradcheck >= 10x cheaper per coordinate.
 
+* full mode on the same small MLP against the floor of the forward-only protocol: the
+  time of its 2n + 1 loss evaluations alone (``_mlp.FullCheck.loss_floor``: no
+  perturbation, no bookkeeping). Target: at most 1.3x. The ratio is printed (``-s``) and
+  stored in ``benchmark.extra_info``.
+
 No wall-clock assertion: plain runs (--benchmark-disable) check the reports and counts.
 """
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 import gradcheck as gc
@@ -59,12 +65,39 @@ def test_full_mode_per_coordinate(benchmark: Any) -> None:
     assert report.ok, str(report)
     coordinates = sum(t.checked for t in report.tensors)
     assert coordinates == x.size + sum(p.size for p in net.params.values()) == 1020
-    assert report.evaluations["loss"] <= 2 * coordinates + 1
+    assert report.evaluations["loss"] >= 2 * coordinates + 1  # exact counts: test_engine
     benchmark.extra_info.update(coordinates=coordinates, evaluations=dict(report.evaluations))
     median = _median(benchmark)
     if median is not None:
         _PER_COORDINATE["gradcheck"] = median / coordinates
         benchmark.extra_info["us_per_coordinate"] = 1e6 * median / coordinates
+
+
+@pytest.mark.benchmark(group=FULL_GROUP)
+def test_full_mode_over_its_loss_evaluations(benchmark: Any) -> None:
+    net, x, _ = _mlp.small_mlp()
+    full = _mlp.FullCheck(net, x)
+    if not benchmark.disabled:
+        time.sleep(0.25)
+    report = benchmark.pedantic(full.check, rounds=5, warmup_rounds=1)
+    assert report.ok, str(report)
+    assert full.coordinates == 1020
+    assert report.evaluations["loss"] >= 2 * full.coordinates + 1
+    # the floor evaluates check_layer's loss, sum(g * forward(x)) with g drawn as it draws
+    # it (seed 0): a finite float, the same at every call
+    assert np.isfinite(full.loss()) and full.loss() == full.loss()
+    benchmark.extra_info.update(coordinates=full.coordinates,
+                                evaluations=dict(report.evaluations),
+                                target_full_over_loss_floor=1.3)
+    median = _median(benchmark)
+    if median is not None:
+        time.sleep(0.25)
+        floor = _mlp.median_ms({"floor": full.loss_floor}, repeats=5, warmup=1)["floor"] / 1e3
+        ratio = median / floor
+        benchmark.extra_info.update(loss_floor_ms=1e3 * floor, full_over_loss_floor=ratio)
+        print(f"\nfull mode, MLP 20-30-10: check {1e3 * median:.1f} ms, its "
+              f"{2 * full.coordinates + 1} loss evaluations alone {1e3 * floor:.1f} ms: "
+              f"{ratio:.2f}x (target <= 1.3)")
 
 
 @pytest.mark.benchmark(group=FULL_GROUP)
