@@ -12,13 +12,16 @@ at_kinks           every mismatch sits on a kink checked as an ordinary point (k
 swapped            analytic = another tensor's numeric (same shape)
 zero               analytic is 0 everywhere, numeric is not
 sign               analytic = -numeric
-scale              analytic = c x numeric for one c (named when c or 1/c is 2 or a dimension)
+scale              analytic = c x numeric for one c (named when c or 1/c is 2, a dimension of
+                   the input or output or their number of elements, or a product of two)
 transpose          analytic = numeric.T (square 2-D; the diagonal right, the rest mirrored)
+reversed           analytic = numeric reversed along an axis, or all axes (a flipped kernel)
 missing_mask       analytic nonzero exactly where numeric is 0, right elsewhere (the
                    condition named when it is a threshold on the input: "x < 0")
 inverted_mask      analytic nonzero exactly where numeric is 0, and 0 where numeric is not
 offset             analytic - numeric is one constant on one element per row, one column,
                    one row, or every element; 0 elsewhere
+value_term         analytic - numeric = c x the tensor's own value (weight decay forgotten)
 zero / sign /      the same, on a region of the input only ("where x < 0"), right elsewhere
 scale (``where``)
 isolated           a few elements wrong (at most 10, at most a quarter), the rest right
@@ -55,7 +58,8 @@ if TYPE_CHECKING:
     from gradcheck.report import Report, TensorResult
 
 KINDS = ("kink_convention", "at_kinks", "swapped", "zero", "sign", "scale", "transpose",
-         "missing_mask", "inverted_mask", "offset", "isolated", "needs_full")
+         "reversed", "missing_mask", "inverted_mask", "offset", "value_term", "isolated",
+         "needs_full")
 ISOLATED_MAX = 10  # "a few": at most this many wrong elements ...
 ISOLATED_SHARE = 0.25  # ... and at most this share of the measured ones
 CLEAR = 4.0  # a value is clearly nonzero beyond this many error bars
@@ -212,14 +216,19 @@ class _Context:
             shapes.append(("the output", tuple(output_shape)))
         if input_name is None:  # check_params: no input; the tensors' own dimensions
             shapes += [(v.name, v.shape) for v in views]
+        named: list[tuple[int, str]] = []
         for owner, shape in shapes:
             for axis, size in enumerate(shape):
-                size = int(size)
-                if size < 2 or any(size == d for d, _ in dims):
-                    continue
                 where = f"axis {axis} of {owner}"
                 batch = owner == input_name and axis == 0 and len(shape) >= 2
-                dims.append((size, f"the batch size ({where})" if batch else where))
+                named.append((int(size), f"the batch size ({where})" if batch else where))
+        for owner, shape in shapes:  # a mean over every element divides by their number
+            if len(shape) >= 2:
+                named.append((int(np.prod(shape)), f"the number of elements of {owner} ("
+                              + " x ".join(map(str, shape)) + ")"))
+        for size, where in named:
+            if size >= 2 and all(size != d for d, _ in dims):
+                dims.append((size, where))
         kinks = str(getattr(report, "options", {}).get("kinks", "subgradient"))
         return _Context(views, kinks, input_name, dims)
 
@@ -239,8 +248,8 @@ def _diagnose_tensor(v: _View, ctx: _Context) -> Diagnosis | None:
         # only kinks fail: the numbers there straddle a kink, so no pattern can be read from
         # them; what they are, the kinks mode says
         return _kinks_only(v, ctx) or _isolated(v, ctx)
-    tests = (_swapped, _zero, _sign, _scale, _transpose, _missing_mask, _inverted_mask,
-             _offset, _region, _isolated)
+    tests = (_swapped, _zero, _sign, _scale, _transpose, _reversed, _missing_mask,
+             _inverted_mask, _offset, _value_term, _region, _isolated)
     for test in tests:
         found = test(v, ctx)
         if found is not None:
@@ -414,14 +423,26 @@ def _candidates(ctx: _Context) -> list[tuple[float, str]]:
     named: list[tuple[float, str]] = [(2.0, "a factor 2 (the 2 of d/dx x^2 = 2x, or a 1/2 in "
                                        "the loss)"), (0.5, "a factor 1/2 (the 2 of d/dx x^2 = 2x "
                                                       "lost, or a 1/2 in the loss)")]
+    mean = "a sum where a mean was meant, or the other way round"
     for d, where in ctx.dims:
-        if d == 2:
-            continue
-        named.append((float(d), f"{d} is {where}: a sum where a mean was meant, or the "
-                      "other way round"))
-        named.append((1.0 / d, f"{d} is {where}: a sum where a mean was meant, or the "
-                      "other way round"))
-    return named + [(-c, why + ", and the sign flipped") for c, why in named]
+        if d != 2:
+            named += [(float(d), f"{d} is {where}: {mean}"),
+                      (1.0 / d, f"{d} is {where}: {mean}")]
+    for d, where in ctx.dims:  # two mistakes at once: a factor 2 too, or the mean taken twice
+        named += [(2.0 * d, f"{2 * d} = 2 x {d}, {d} being {where}: a factor 2 and {mean}"),
+                  (0.5 / d, f"1/{2 * d} = 1/(2 x {d}), {d} being {where}: a factor 2 and "
+                   f"{mean}"),
+                  (d / 2.0, f"{d}/2, {d} being {where}: a factor 2 and {mean}"),
+                  (2.0 / d, f"2/{d}, {d} being {where}: a factor 2 and {mean}"),
+                  (float(d * d), f"{d * d} = {d}^2, {d} being {where}: divided or multiplied "
+                   "by it twice"),
+                  (1.0 / (d * d), f"1/{d * d} = 1/{d}^2, {d} being {where}: divided or "
+                   "multiplied by it twice")]
+    unique: list[tuple[float, str]] = []
+    for c, why in named:  # the first, simplest reason for each value
+        if all(abs(c - seen) > 1e-12 * abs(c) for seen, _ in unique):
+            unique.append((c, why))
+    return unique + [(-c, why + ", and the sign flipped") for c, why in unique]
 
 
 def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
@@ -489,6 +510,31 @@ def _transpose(v: _View, ctx: _Context) -> Diagnosis | None:
         f"{v.name}[j, i], and the {size} diagonal elements, which a transpose leaves in place, "
         "are right (a product in the wrong order, e.g. g.T @ x for x.T @ g, or a missing .T)",
         count=k)
+
+
+def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
+    """analytic = numeric reversed along one axis (or all axes: a kernel rotated by 180)."""
+    axes: list[tuple[int, ...]] = [(axis,) for axis, size in enumerate(v.shape) if size >= 2]
+    if len(axes) >= 2:
+        axes.append(tuple(range(len(v.shape))))
+    for axis in axes:
+        flipped_n, flipped_bar = np.flip(v.n, axis), np.flip(v.bar, axis)
+        both = v.usable & np.flip(v.usable, axis)
+        with np.errstate(invalid="ignore"):
+            asymmetric = both & (np.abs(v.n - flipped_n) > CLEAR * (v.bar + flipped_bar))
+        if not asymmetric.any() or not _fits(v.a, flipped_n, np.maximum(v.bar, flipped_bar),
+                                             both):
+            continue
+        k = int(both.sum())
+        along = (f"along axis {axis[0]}" if len(axis) == 1 else "along every axis (rotated "
+                 "by 180 degrees)")
+        return Diagnosis(
+            v.name, "reversed",
+            f"analytic = numeric reversed {along} in {_all(k, v)}: element i holds the value "
+            "of element n-1-i (a kernel flipped: convolution where cross-correlation was "
+            "meant, or the other way round; or an index counted from the wrong end)",
+            where=along, count=k)
+    return None
 
 
 def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
@@ -564,6 +610,34 @@ def _offset(v: _View, ctx: _Context) -> Diagnosis | None:
         v.name, "offset",
         f"analytic - numeric = {_g(constant)}{named} at {structure}{listed}, and 0 everywhere "
         f"else: {why}", constant=constant, where=structure, elements=indices, count=k)
+
+
+def _value_term(v: _View, ctx: _Context) -> Diagnosis | None:
+    """analytic - numeric = c x the tensor's own value: a term like weight decay missing."""
+    if v.value is None:
+        return None
+    d = v.a - v.n
+    value = v.value
+    clear = v.usable & (value != 0) & _clear(v.a - v.n, v.bar)
+    if int(clear.sum()) < FIT_EVIDENCE or np.ptp(value[v.usable]) == 0:
+        return None  # a constant value: an offset, said above if it held
+    weights = 1.0 / v.bar[v.usable] ** 2
+    information = float(np.sum(weights * value[v.usable] ** 2))
+    if not information > 0:
+        return None
+    c = float(np.sum(weights * d[v.usable] * value[v.usable]) / information)
+    sigma = 1.0 / math.sqrt(information)
+    if not math.isfinite(c) or abs(c) <= CLEAR * sigma:
+        return None
+    if not _fits(d, c * value, v.bar + 2 * sigma * np.abs(value), v.usable):
+        return None
+    k = int(v.usable.sum())
+    return Diagnosis(
+        v.name, "value_term",
+        f"analytic - numeric = {_g(c)} x {v.name} (its own value) in {_all(k, v)}: a term "
+        f"proportional to {v.name} is missing or extra, such as the weight decay of an L2 "
+        f"penalty (lambda = {_g(abs(c))}), or the derivative of a term in {v.name}^2",
+        factor=c, count=k)
 
 
 def _structure(wrong: np.ndarray, usable: np.ndarray) -> str | None:

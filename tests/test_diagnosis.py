@@ -107,6 +107,20 @@ def test_transpose_of_a_symmetric_matrix_is_not_claimed() -> None:
     assert "transpose" not in kinds(found).values()
 
 
+def test_reversed_kernel_and_weight_decay_term() -> None:
+    kernel = RNG.standard_normal(5)
+    d = only(report(tensor("w", kernel[::-1], kernel), input_name=None))
+    assert (d.kind, d.where) == ("reversed", "along axis 0")
+    palindrome = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
+    wrong = palindrome.copy()
+    wrong[2] = 5.0
+    assert kinds(diagnose(report(tensor("w", wrong, palindrome), input_name=None))) != {
+        "w": "reversed"}
+    d = only(report(tensor("W", DW - 0.01 * W, DW, value=W), input_name=None))
+    assert (d.kind, d.factor) == ("value_term", pytest.approx(-0.01))
+    assert "weight decay" in d.text
+
+
 def test_missing_mask_names_the_condition_on_x() -> None:
     d = only(report(tensor("x", G, G * (X > 0), value=X)))
     assert (d.kind, d.where) == ("missing_mask", "x < 0")

@@ -29,8 +29,8 @@ from layer_bank import (
     as_params,
 )
 
-STRONG = {"sign", "scale", "transpose", "missing_mask", "inverted_mask", "offset", "swapped",
-          "zero"}
+STRONG = {"sign", "scale", "transpose", "reversed", "missing_mask", "inverted_mask", "offset",
+          "value_term", "swapped", "zero"}
 
 seeds = st.integers(0, 2**32 - 1)
 sides = st.integers(2, 7)
@@ -62,6 +62,25 @@ def test_sign_and_scale_are_found(seed: int, rows: int, cols: int, factor: Any) 
 def test_transpose_is_found(seed: int, size: int) -> None:
     n = _normal(seed, (size, size))
     assert kinds(diagnose(report(tensor("W", n.T, n), input_name=None))) == {"W": "transpose"}
+
+
+@given(seeds, sides, sides, st.sampled_from([0, 1, "all"]))
+def test_reversal_is_found(seed: int, rows: int, cols: int, axis: Any) -> None:
+    n = _normal(seed, (rows, cols))
+    flipped = np.flip(n, None if axis == "all" else axis)
+    found = diagnose(report(tensor("w", flipped, n), input_name=None))
+    if rows == cols and axis == "all" and np.allclose(flipped, n.T):
+        return  # unreachable for continuous draws; kept as the reason "transpose" could win
+    assert kinds(found) == {"w": "reversed"}
+
+
+@given(seeds, sides, sides, st.sampled_from([-0.01, 0.5, -3.0]))
+def test_a_term_in_the_value_is_found(seed: int, rows: int, cols: int, c: float) -> None:
+    n = _normal(seed, (rows, cols))
+    value = _normal(seed + 1, (rows, cols))
+    found = diagnose(report(tensor("W", n + c * value, n, value=value), input_name=None))
+    assert kinds(found) == {"W": "value_term"}
+    assert found[0].factor == pytest.approx(c, rel=1e-4)
 
 
 @given(seeds, sides, sides)
@@ -125,8 +144,9 @@ def test_random_corruptions_get_no_strong_kind(seed: int, rows: int, cols: int,
         a = n + (rng.random(n.shape) < 0.5) * rng.standard_normal(n.shape)
     else:
         a = rng.permutation(n.reshape(-1)).reshape(n.shape)
-        if rows == cols and np.array_equal(a, n.T):
-            return  # a permutation that is the transpose: then "transpose" is right
+        structured = [np.flip(n, 0), np.flip(n, 1), np.flip(n)] + ([n.T] if rows == cols else [])
+        if any(np.array_equal(a, s) for s in structured):
+            return  # a permutation that is a transpose or a reversal: then that kind is right
     x = _normal(seed + 1, (rows, cols))
     u = _normal(seed + 2, (rows, cols))
     found = kinds(diagnose(report(tensor("x", a, n, value=x), tensor("W", u, u))))
