@@ -177,9 +177,8 @@ class PairObjective:
         if self.given is None:
             return [Upstream(None, f"output {i + 1} of {label}") for i in range(count)]
         given = self.given
-        if count == 1 and not (isinstance(given, tuple | list) and len(given) == 1
-                               and np.ndim(given[0]) > 0):
-            given = [given]
+        if count == 1 and not (isinstance(given, tuple) and len(given) == 1):
+            given = [given]  # one output: the array itself (a list is read as its rows)
         if not isinstance(given, tuple | list) or len(given) != count:
             raise GradcheckUsageError(
                 f"{label} returns {count} outputs: pass upstream as a tuple of {count} arrays "
