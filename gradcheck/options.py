@@ -217,6 +217,7 @@ def front_door(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def door(*args: P.args, **kwargs: P.kwargs) -> R:
+        __tracebackhide__ = True  # pytest shows the user's call and the check, not this frame
         try:
             signature.bind(*args, **kwargs)
         except TypeError as error:

@@ -271,6 +271,88 @@ def temporal_softmax_loss_wrong(x, y, mask):  # the gradient ignores the mask
     return temporal_softmax_loss(x, y, mask, use_mask=False)
 
 
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+
+
+def rnn_step_backward(dnext_h, cache):
+    x, prev_h, Wx, Wh, next_h = cache
+    da = dnext_h * (1 - next_h ** 2)
+    return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def rnn_forward(x, h0, Wx, Wh, b):
+    h, prev, caches = np.zeros((x.shape[0], x.shape[1], h0.shape[1])), h0, []
+    for t in range(x.shape[1]):
+        prev, cache = rnn_step_forward(x[:, t], prev, Wx, Wh, b)
+        h[:, t] = prev
+        caches.append(cache)
+    return h, caches
+
+
+def rnn_backward(dh, caches, *, carry=True):
+    x0, _, Wx, Wh, _ = caches[0]
+    n, t_steps, _ = dh.shape
+    dx = np.zeros((n, t_steps, x0.shape[1]))
+    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wh.shape[1])
+    dprev = np.zeros((n, Wh.shape[0]))
+    for t in reversed(range(t_steps)):
+        upstream = dh[:, t] + (dprev if carry else 0)
+        dx[:, t], dprev, dwx, dwh, dbt = rnn_step_backward(upstream, caches[t])
+        dWx += dwx
+        dWh += dwh
+        db += dbt
+    return dx, dprev, dWx, dWh, db
+
+
+def rnn_backward_wrong(dh, caches):  # the gradient from later steps is not carried back
+    return rnn_backward(dh, caches, carry=False)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    eps = gn_param.get("eps", 1e-5)
+    n, c, h, w = x.shape
+    grouped = x.reshape(n, G, c // G, h, w)
+    mu = grouped.mean(axis=(2, 3, 4), keepdims=True)
+    var = grouped.var(axis=(2, 3, 4), keepdims=True)
+    xhat = ((grouped - mu) / np.sqrt(var + eps)).reshape(x.shape)
+    return gamma * xhat + beta, (xhat, gamma, var, eps, G)
+
+
+def spatial_groupnorm_backward(dout, cache, *, full=True):
+    xhat, gamma, var, eps, G = cache
+    n, c, h, w = dout.shape
+    dbeta = dout.sum(axis=(0, 2, 3), keepdims=True)
+    dgamma = (dout * xhat).sum(axis=(0, 2, 3), keepdims=True)
+    dxhat = (dout * gamma).reshape(n, G, c // G, h, w)
+    xg = xhat.reshape(n, G, c // G, h, w)
+    m = (c // G) * h * w
+    dx = dxhat
+    if full:
+        dx = (m * dxhat - dxhat.sum(axis=(2, 3, 4), keepdims=True)
+              - xg * (dxhat * xg).sum(axis=(2, 3, 4), keepdims=True)) / m
+    return (dx / np.sqrt(var + eps)).reshape(dout.shape), dgamma, dbeta
+
+
+def spatial_groupnorm_backward_wrong(dout, cache):  # as if mean and variance were constants
+    return spatial_groupnorm_backward(dout, cache, full=False)
+
+
+def leaky_relu_forward(x, alpha):
+    return np.where(x > 0, x, alpha * x), (x, alpha)
+
+
+def leaky_relu_backward(dout, cache):
+    x, alpha = cache
+    return dout * np.where(x > 0, 1.0, alpha)
+
+
+def leaky_relu_backward_wrong(dout, cache):  # alpha forgotten on the negative side
+    x, _ = cache
+    return dout * (x > 0)
+
+
 # ----------------------------------------------------------------------------- cases
 
 N, D, M = 3, 4, 5
@@ -294,6 +376,18 @@ PAIRS = {
                        lambda: (np.array([[0, 3, 3], [1, 0, 3]]), randn(5, D))),
     "dropout": (dropout_forward, dropout_backward, dropout_backward_wrong,
                 lambda: (randn(N, D), {"p": 0.6, "mode": "train", "seed": 123})),
+    "rnn_step": (rnn_step_forward, rnn_step_backward,
+                 lambda d, c: (*rnn_step_backward(d, c)[:4], -rnn_step_backward(d, c)[4]),
+                 lambda: (randn(N, D), randn(N, 2), randn(D, 2), randn(2, 2), randn(2))),
+    "rnn_over_time": (rnn_forward, rnn_backward, rnn_backward_wrong,
+                      lambda: (randn(2, 3, D), randn(2, 2), randn(D, 2), randn(2, 2),
+                               randn(2))),
+    "spatial_groupnorm": (spatial_groupnorm_forward, spatial_groupnorm_backward,
+                          spatial_groupnorm_backward_wrong,
+                          lambda: (randn(2, 4, 2, 2), randn(1, 4, 1, 1), randn(1, 4, 1, 1), 2,
+                                   {})),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward, leaky_relu_backward_wrong,
+                   lambda: (randn(N, D), 0.1)),
 }
 
 LOSSES = {
