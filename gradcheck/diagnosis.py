@@ -16,12 +16,14 @@ scale              analytic = c x numeric for one c (named when c or 1/c is 2, a
                    the input or output or their number of elements, or a product of two)
 transpose          analytic = numeric.T (square 2-D; the diagonal right, the rest mirrored)
 reversed           analytic = numeric reversed along an axis, or all axes (a flipped kernel)
+shifted            analytic = numeric shifted by one along an axis (an index off by one)
 missing_mask       analytic nonzero exactly where numeric is 0, right elsewhere (the
                    condition named when it is a threshold on the input: "x < 0")
 inverted_mask      analytic nonzero exactly where numeric is 0, and 0 where numeric is not
 offset             analytic - numeric is one constant on one element per row, one column,
                    one row, or every element; 0 elsewhere
 value_term         analytic - numeric = c x the tensor's own value (weight decay forgotten)
+one_index          analytic - numeric depends on one index only (one constant per column)
 zero / sign /      the same, on a region of the input only ("where x < 0"), right elsewhere
 scale (``where``)
 isolated           a few elements wrong (at most 10, at most a quarter), the rest right
@@ -48,6 +50,7 @@ Every test is a few vectorized numpy passes over the elements: O(n).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,8 +61,8 @@ if TYPE_CHECKING:
     from gradcheck.report import Report, TensorResult
 
 KINDS = ("kink_convention", "at_kinks", "swapped", "zero", "sign", "scale", "transpose",
-         "reversed", "missing_mask", "inverted_mask", "offset", "value_term", "isolated",
-         "needs_full")
+         "reversed", "shifted", "missing_mask", "inverted_mask", "offset", "value_term",
+         "one_index", "isolated", "needs_full")
 ISOLATED_MAX = 10  # "a few": at most this many wrong elements ...
 ISOLATED_SHARE = 0.25  # ... and at most this share of the measured ones
 CLEAR = 4.0  # a value is clearly nonzero beyond this many error bars
@@ -248,8 +251,8 @@ def _diagnose_tensor(v: _View, ctx: _Context) -> Diagnosis | None:
         # only kinks fail: the numbers there straddle a kink, so no pattern can be read from
         # them; what they are, the kinks mode says
         return _kinks_only(v, ctx) or _isolated(v, ctx)
-    tests = (_swapped, _zero, _sign, _scale, _transpose, _reversed, _missing_mask,
-             _inverted_mask, _offset, _value_term, _region, _isolated)
+    tests = (_swapped, _zero, _sign, _scale, _transpose, _reversed, _shifted, _missing_mask,
+             _inverted_mask, _offset, _value_term, _one_index, _region, _isolated)
     for test in tests:
         found = test(v, ctx)
         if found is not None:
@@ -537,6 +540,43 @@ def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
     return None
 
 
+def _shifted(v: _View, ctx: _Context) -> Diagnosis | None:
+    """analytic[i] = numeric[i - s] along one axis (s = +-1): an index off by one. The slice
+    the shift leaves empty must wrap around, or be 0."""
+    for axis, size in enumerate(v.shape):
+        if size < 3:
+            continue
+        for shift in (1, -1):
+            moved_n = np.roll(v.n, shift, axis)
+            moved_bar = np.roll(v.bar, shift, axis)
+            moved_usable = np.roll(v.usable, shift, axis)
+            edge = np.zeros(v.shape, dtype=bool)
+            index: list[Any] = [slice(None)] * len(v.shape)
+            index[axis] = 0 if shift == 1 else -1
+            edge[tuple(index)] = True
+            both = v.usable & moved_usable
+            with np.errstate(invalid="ignore"):
+                differs = both & (np.abs(v.n - moved_n) > CLEAR * (v.bar + moved_bar))
+            if not differs.any():
+                continue  # constant along the axis: a shift cannot be told apart
+            bar = np.maximum(v.bar, moved_bar)
+            if not _fits(v.a, moved_n, bar, both & ~edge):
+                continue
+            wraps = _fits(v.a, moved_n, bar, both & edge)
+            if not (wraps or np.all(v.a[edge] == 0)):
+                continue
+            k = int((both & ~edge).sum())
+            way = "i - 1" if shift == 1 else "i + 1"
+            end = ("wrapping around" if wraps else
+                   f"and the {'first' if shift == 1 else 'last'} is 0")
+            return Diagnosis(
+                v.name, "shifted",
+                f"analytic = numeric shifted by one along axis {axis}: element i holds the value "
+                f"of element {way} in {_all(k, v)} it can ({end}): an index off by one",
+                where=f"axis {axis}, by {shift:+d}", count=k)
+    return None
+
+
 def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
     """Analytic nonzero exactly where numeric is 0; right elsewhere."""
     with np.errstate(invalid="ignore"):
@@ -638,6 +678,44 @@ def _value_term(v: _View, ctx: _Context) -> Diagnosis | None:
         f"proportional to {v.name} is missing or extra, such as the weight decay of an L2 "
         f"penalty (lambda = {_g(abs(c))}), or the derivative of a term in {v.name}^2",
         factor=c, count=k)
+
+
+def _one_index(v: _View, ctx: _Context) -> Diagnosis | None:
+    """analytic - numeric depends on one index only: one constant per row (or column, ...),
+    the same along every other axis."""
+    if len(v.shape) < 2:
+        return None
+    d = v.a - v.n
+    for axis, size in enumerate(v.shape):
+        if size < 2 or v.a.size // size < 2:
+            continue
+        moved = np.moveaxis(np.where(v.usable, d, np.nan), axis, 0).reshape(size, -1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no evidence
+            per_index = np.nanmedian(moved, axis=1)
+        if not np.all(np.isfinite(per_index)):
+            continue
+        rest = tuple(n for i, n in enumerate(v.shape) if i != axis)
+        expanded = np.moveaxis(np.broadcast_to(per_index[:, None], moved.shape).reshape(
+            (size, *rest)), 0, axis)
+        if not _fits(d, expanded, v.bar, v.usable):
+            continue
+        if np.ptp(per_index) <= CLEAR * float(np.max(v.bar[v.usable])):
+            continue  # one constant: an offset on every element, said above if it held
+        # each index's constant needs two elements to stand on
+        counts = np.moveaxis(v.usable, axis, 0).reshape(size, -1).sum(axis=1)
+        if np.any(counts < 2):
+            continue
+        shown = ", ".join(_g(float(c)) for c in per_index[:LISTED])
+        more = ", ..." if size > LISTED else ""
+        k = int(v.usable.sum())
+        return Diagnosis(
+            v.name, "one_index",
+            f"analytic - numeric depends on the index along axis {axis} only ({shown}{more}), "
+            f"the same along every other axis, in {_all(k, v)}: a term broadcast along the "
+            "wrong axis, or a per-row/per-column quantity (a bias, a mean) added or left out",
+            where=f"axis {axis}", count=k)
+    return None
 
 
 def _structure(wrong: np.ndarray, usable: np.ndarray) -> str | None:

@@ -121,6 +121,18 @@ def test_reversed_kernel_and_weight_decay_term() -> None:
     assert "weight decay" in d.text
 
 
+def test_index_off_by_one_and_an_error_per_column() -> None:
+    shifted = np.zeros_like(DX)
+    shifted[1:] = DX[:-1]  # row i holds row i - 1; the first row 0
+    d = only(report(tensor("x", shifted, DX, value=X)))
+    assert (d.kind, d.where) == ("shifted", "axis 0, by +1")
+    d = only(report(tensor("x", np.roll(DX, -1, axis=1), DX, value=X)))
+    assert (d.kind, d.where) == ("shifted", "axis 1, by -1")
+    per_column = np.array([0.5, -1.0, 0.0, 2.0])
+    d = only(report(tensor("x", DX + per_column, DX, value=X)))
+    assert (d.kind, d.where) == ("one_index", "axis 1")
+
+
 def test_missing_mask_names_the_condition_on_x() -> None:
     d = only(report(tensor("x", G, G * (X > 0), value=X)))
     assert (d.kind, d.where) == ("missing_mask", "x < 0")

@@ -29,8 +29,8 @@ from layer_bank import (
     as_params,
 )
 
-STRONG = {"sign", "scale", "transpose", "reversed", "missing_mask", "inverted_mask", "offset",
-          "value_term", "swapped", "zero"}
+STRONG = {"sign", "scale", "transpose", "reversed", "shifted", "missing_mask", "inverted_mask",
+          "offset", "value_term", "one_index", "swapped", "zero"}
 
 seeds = st.integers(0, 2**32 - 1)
 sides = st.integers(2, 7)
@@ -81,6 +81,31 @@ def test_a_term_in_the_value_is_found(seed: int, rows: int, cols: int, c: float)
     found = diagnose(report(tensor("W", n + c * value, n, value=value), input_name=None))
     assert kinds(found) == {"W": "value_term"}
     assert found[0].factor == pytest.approx(c, rel=1e-4)
+
+
+@given(seeds, st.integers(3, 7), st.integers(3, 7), st.sampled_from([0, 1]),
+       st.sampled_from([1, -1]), st.booleans())
+def test_an_index_off_by_one_is_found(seed: int, rows: int, cols: int, axis: int, shift: int,
+                                      wrap: bool) -> None:
+    n = _normal(seed, (rows, cols))
+    a = np.roll(n, shift, axis)
+    if not wrap:
+        np.moveaxis(a, axis, 0)[0 if shift == 1 else -1] = 0.0
+    found = diagnose(report(tensor("w", a, n), input_name=None))
+    assert kinds(found) == {"w": "shifted"}
+    assert found[0].where == f"axis {axis}, by {shift:+d}"
+
+
+@given(seeds, sides, sides, st.sampled_from([0, 1]))
+def test_an_error_along_one_index_is_found(seed: int, rows: int, cols: int, axis: int) -> None:
+    n = _normal(seed, (rows, cols))
+    per_index = _normal(seed + 1, (n.shape[axis],))
+    a = n + np.expand_dims(per_index, 1 - axis)
+    found = diagnose(report(tensor("w", a, n), input_name=None))
+    if n.shape[axis] == 2 and n.shape[1 - axis] == 2:
+        assert kinds(found)["w"] in {"one_index", "value_term", "offset"}
+        return
+    assert kinds(found) == {"w": "one_index"}
 
 
 @given(seeds, sides, sides)
@@ -145,6 +170,7 @@ def test_random_corruptions_get_no_strong_kind(seed: int, rows: int, cols: int,
     else:
         a = rng.permutation(n.reshape(-1)).reshape(n.shape)
         structured = [np.flip(n, 0), np.flip(n, 1), np.flip(n)] + ([n.T] if rows == cols else [])
+        structured += [np.roll(n, s, axis) for s in (1, -1) for axis in (0, 1)]
         if any(np.array_equal(a, s) for s in structured):
             return  # a permutation that is a transpose or a reversal: then that kind is right
     x = _normal(seed + 1, (rows, cols))
