@@ -246,6 +246,10 @@ def _misfit(name: str, signature: inspect.Signature, args: tuple[object, ...],
         key = unknown[0]
         close = difflib.get_close_matches(key, keywords, n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
+        owner = _taken_by(key, args)
+        if owner and not close:
+            hint = (f" ({key!r} is a parameter of {owner}: pass the arguments of the function "
+                    "under test by position, in its order)")
         return (f"{name}() got an unexpected option {key!r}{hint}; its options are "
                 f"{', '.join(options)}")
     positional = [p for p, spec in parameters.items()
@@ -257,6 +261,19 @@ def _misfit(name: str, signature: inspect.Signature, args: tuple[object, ...],
                 f" but {len(args)} were given: options are keyword-only, e.g. "
                 f"{name}({', '.join(positional)}, {example}=...)")
     return f"{name}() {error}"
+
+
+def _taken_by(key: str, args: tuple[object, ...]) -> str:
+    """The name of a callable among ``args`` (the function under test) that has a parameter
+    ``key``: ``conv_param=`` meant for forward, given to check_pair."""
+    for arg in args:
+        if callable(arg) and not isinstance(arg, type):
+            try:
+                if key in inspect.signature(arg).parameters:
+                    return f"{getattr(arg, '__name__', 'the function')}()"
+            except (TypeError, ValueError):
+                continue
+    return ""
 
 
 # ---------------------------------------------------------------------------- command lines

@@ -688,3 +688,11 @@ def test_a_progress_callback_counts_every_tensor_to_the_end() -> None:
     assert calls, "never called"
     done, total = calls[-1]
     assert done == total == N * D + D * M + M
+
+
+def test_an_argument_of_forward_given_by_keyword_is_pointed_out() -> None:
+    with pytest.raises(GradcheckArgumentError, match=r"check_pair\(\) got an unexpected option "
+                       r"'conv_param' \('conv_param' is a parameter of conv_forward_naive\(\): "
+                       r"pass the arguments of the function under test by position"):
+        gc.check_pair(conv_forward_naive, conv_backward_naive, randn(1, 1, 3, 3),
+                      randn(1, 1, 2, 2), randn(1), conv_param={"stride": 1, "pad": 0})
