@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Gradient checks for hand-written backpropagation.",
-        epilog="exit codes: 0 ok, 1 a finding, 2 usage error",
+        epilog="exit codes: 0 ok, 1 a finding (a wrong gradient), 2 usage error, 130 Ctrl-C",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_check(subparsers)
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return int(args.func(args))
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback, the shell's code for SIGINT
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:  # `gradcheck check ... | head`: stop quietly, as the Python docs advise
         devnull = os.open(os.devnull, os.O_WRONLY)

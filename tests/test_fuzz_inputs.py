@@ -353,7 +353,7 @@ def test_ctrl_c_exits_130_with_one_line(
     code = main(["check", "slowlayers:Layer"])
     out, err = capsys.readouterr()
     assert code == 130 and out == ""
-    assert err.strip() == "gradcheck: interrupted"
+    assert err == "gradcheck: interrupted\n"
 
 
 def test_a_layer_breaking_the_protocol_on_the_command_line_exits_2_with_one_line(
