@@ -458,7 +458,14 @@ def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
     k = int(mask.sum())
     over = f"in {_all(k, v)}" if where is None else f"at all {_count(k)} where {condition}"
     rest = "" if where is None else ", right elsewhere"
+    # the most telling element (largest |numeric| in error bars) rules out most candidates
+    # with one comparison each, before any is held to every element
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best = int(np.argmax(np.where(clear, np.abs(v.n) / v.bar, -1.0)))
+    a0, n0, bar0 = v.a.flat[best], v.n.flat[best], v.bar.flat[best]
     for c, why in _candidates(ctx):
+        if not abs(a0 - c * n0) <= abs(c) * bar0:
+            continue
         shows = (clear & _clear(v.a, abs(c) * v.bar)).any()
         if shows and _fits(v.a, c * v.n, abs(c) * v.bar, mask):
             factor = _factor_text(c)
