@@ -44,13 +44,23 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from gradcheck.options import DEFAULT_KINKS, DEFAULT_MODE, FLAGS, add_check_options
+from gradcheck.options import (
+    DEFAULT_KINKS,
+    DEFAULT_MODE,
+    FLAGS,
+    add_check_options,
+    front_door,
+)
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     import numpy as np
 
     from gradcheck import Report
     from gradcheck.loading import LayerTarget
+    from gradcheck.options import KinkMode, Mode, ProgressCallback
+    from gradcheck.protocols import Layer
 
 __all__ = ["Checker", "GradcheckWarning"]
 
@@ -415,8 +425,8 @@ def _warn_about(node: pytest.Item, report: Report) -> None:
 class Checker:
     """The ``gradcheck`` fixture: the checker with this run's options applied.
 
-    Each method takes the same arguments as the function of the same name in
-    :mod:`gradcheck`, plus keyword overrides of the configured options. By default a
+    Each method takes the same arguments and options as the function of the same name in
+    :mod:`gradcheck`; an option given to a call overrides the configured one. By default a
     wrong gradient fails the test with the report's table (``raise_on_failure=False``
     returns the report instead); a passing report is returned either way, and its
     warnings become pytest warnings.
@@ -433,7 +443,9 @@ class Checker:
     node: pytest.Item | None = field(default=None, repr=False)
 
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        merged = {**self.options, **overrides}
+        """The configured options, with the ones given to this call (not None) on top."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        merged = {**self.options, **given}
         return {k: v for k, v in merged.items() if v is not None}
 
     def _finish(self, report: Report, raise_on_failure: bool | None) -> Report:
@@ -448,77 +460,131 @@ class Checker:
             _warn_about(self.node, report)
         return report
 
+    # Each method's options are those of the gradcheck function of the same name; None (the
+    # default) means "as configured" (ini, command line, marker).
+
+    @front_door
     def check_layer(
-        self, layer: Any, x: np.ndarray, *, raise_on_failure: bool | None = None, **overrides: Any
+        self,
+        layer: Layer,
+        x: np.ndarray,
+        *,
+        upstream: np.ndarray | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        mode: Mode | None = None,
+        kinks: KinkMode | None = None,
+        seed: int | None = None,
+        executor: Executor | None = None,
+        progress: ProgressCallback | bool | None = None,
+        raise_on_failure: bool | None = None,
     ) -> Report:
         """``gradcheck.check_layer`` with the configured options; raises if a gradient is wrong."""
         __tracebackhide__ = True
         import gradcheck as gc
 
-        report = gc.check_layer(layer, x, **self._options(overrides))
+        options = self._options(dict(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                                     executor=executor, progress=progress))
+        report = gc.check_layer(layer, x, upstream=upstream, **options)
         return self._finish(report, raise_on_failure)
 
+    @front_door
     def check_function(
         self,
         f: Callable[[np.ndarray], Any],
-        grad: Callable[[np.ndarray], np.ndarray],
+        grad: Callable[[np.ndarray], Any],
         x: np.ndarray,
         *,
+        rtol: float | None = None,
+        atol: float | None = None,
+        mode: Mode | None = None,
+        kinks: KinkMode | None = None,
+        seed: int | None = None,
+        executor: Executor | None = None,
+        progress: ProgressCallback | bool | None = None,
         raise_on_failure: bool | None = None,
-        **overrides: Any,
     ) -> Report:
         """``gradcheck.check_function`` with the configured options; raises if ``grad`` is wrong."""
         __tracebackhide__ = True
         import gradcheck as gc
 
-        report = gc.check_function(f, grad, x, **self._options(overrides))
+        options = self._options(dict(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                                     executor=executor, progress=progress))
+        report = gc.check_function(f, grad, x, **options)
         return self._finish(report, raise_on_failure)
 
+    @front_door
     def check_params(
         self,
         loss: Callable[[], Any],
-        grads: Callable[[], dict[str, np.ndarray]],
+        grads: Callable[[], Any],
         params: dict[str, np.ndarray],
         *,
+        rtol: float | None = None,
+        atol: float | None = None,
+        mode: Mode | None = None,
+        kinks: KinkMode | None = None,
+        seed: int | None = None,
+        executor: Executor | None = None,
+        progress: ProgressCallback | bool | None = None,
         raise_on_failure: bool | None = None,
-        **overrides: Any,
     ) -> Report:
         """``gradcheck.check_params`` with the configured options; raises if a gradient is wrong."""
         __tracebackhide__ = True
         import gradcheck as gc
 
-        report = gc.check_params(loss, grads, params, **self._options(overrides))
+        options = self._options(dict(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                                     executor=executor, progress=progress))
+        report = gc.check_params(loss, grads, params, **options)
         return self._finish(report, raise_on_failure)
 
-
+    @front_door
     def check_pair(
         self,
         forward: Callable[..., Any],
         backward: Callable[..., Any],
         *args: Any,
+        upstream: Any = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        mode: Mode | None = None,
+        kinks: KinkMode | None = None,
+        seed: int | None = None,
+        executor: Executor | None = None,
+        progress: ProgressCallback | bool | None = None,
         raise_on_failure: bool | None = None,
-        **overrides: Any,
     ) -> Report:
         """``gradcheck.check_pair`` with the configured options; raises if backward is wrong."""
         __tracebackhide__ = True
         import gradcheck as gc
 
-        report = gc.check_pair(forward, backward, *args, **self._options(overrides))
+        options = self._options(dict(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                                     executor=executor, progress=progress))
+        report = gc.check_pair(forward, backward, *args, upstream=upstream, **options)
         return self._finish(report, raise_on_failure)
 
+    @front_door
     def check_loss(
         self,
         fn: Callable[..., Any],
         x: np.ndarray,
         *args: Any,
+        rtol: float | None = None,
+        atol: float | None = None,
+        mode: Mode | None = None,
+        kinks: KinkMode | None = None,
+        seed: int | None = None,
+        executor: Executor | None = None,
+        progress: ProgressCallback | bool | None = None,
         raise_on_failure: bool | None = None,
-        **overrides: Any,
     ) -> Report:
         """``gradcheck.check_loss`` with the configured options; raises if dx is wrong."""
         __tracebackhide__ = True
         import gradcheck as gc
 
-        report = gc.check_loss(fn, x, *args, **self._options(overrides))
+        options = self._options(dict(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
+                                     executor=executor, progress=progress))
+        report = gc.check_loss(fn, x, *args, **options)
         return self._finish(report, raise_on_failure)
 
 

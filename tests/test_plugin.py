@@ -580,5 +580,8 @@ def test_fixture_checks_pairs_and_losses(pytester: pytest.Pytester) -> None:
             assert gradcheck.check_loss(square_loss, X, np.zeros((1, 3))).ok
             with pytest.raises(gc.GradientMismatch):
                 gradcheck.check_pair(relu_forward, lambda d, x: d, X)
+            with pytest.raises(gc.GradcheckArgumentError, match="check_loss\\(\\) got an "
+                               "unexpected option 'rtl' \\(did you mean 'rtol'"):
+                gradcheck.check_loss(square_loss, X, np.zeros((1, 3)), rtl=1e-3)
     """)
     pytester.runpytest().assert_outcomes(passed=1)
