@@ -394,6 +394,23 @@ def test_softmax_cross_entropy_uses_labels_of_its_forward():
     np.testing.assert_allclose(head.backward(), [[-0.5, 0.5]])
 
 
+@pytest.mark.parametrize("layout", ["one row", "one class", "fortran", "transposed view"])
+def test_softmax_cross_entropy_never_writes_into_logits_of_any_layout(layout):
+    """The transposed working copy is always a copy, also when x.T happens to be
+    contiguous already (one row, one class, Fortran order, a transposed view)."""
+    x = {"one row": RNG.standard_normal((1, 3)), "one class": RNG.standard_normal((4, 1)),
+         "fortran": np.asfortranarray(RNG.standard_normal((4, 3))),
+         "transposed view": RNG.standard_normal((3, 4)).T}[layout]
+    labels = np.zeros(x.shape[0], dtype=int)
+    expected = float(np.mean(np.log(np.exp(x).sum(axis=1)) - x[:, 0]))
+    x.flags.writeable = False
+    head = rn.SoftmaxCrossEntropy(labels)
+    assert head.forward(x) == pytest.approx(expected, rel=1e-12)
+    p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(head.backward(), (p - (np.arange(x.shape[1]) == 0)) / len(x),
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_softmax_cross_entropy_usage_errors():
     with pytest.raises(ValueError, match=r"\(N, K\)"):
         rn.SoftmaxCrossEntropy(np.array([0])).forward(np.zeros(3))
