@@ -373,3 +373,37 @@ def test_a_layer_breaking_the_protocol_on_the_command_line_exits_2_with_one_line
     [line] = err.splitlines()
     assert line == ("gradcheck: error: nonelayers:Layer: layer.forward(x) returned None: forward "
                     "must return its output (a numpy float array; a float for a loss)")
+
+
+class KinkRelu:
+    """A ReLU whose backward says 2 at x == 0 (outside [0, 1]): "subgradient" re-checks those
+    coordinates at jittered points, which calls forward inside the kink machinery."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.calls, self.stop_at = 0, stop_at
+        self.error = StopIteration("the user's own")
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise self.error
+        self.x = x
+        return np.maximum(x, 0)
+
+    def backward(self, g):
+        return g * np.where(self.x > 0, 1.0, np.where(self.x == 0, 2.0, 0.0))
+
+
+@pytest.mark.xfail(raises=RuntimeError, strict=False,
+                   reason="kinks.py calls the loss inside generator expressions (PEP 479 turns "
+                          "StopIteration into RuntimeError); fix requested from the engine's owner")
+def test_stop_iteration_during_the_kink_recheck_comes_back_unchanged() -> None:
+    x = np.array([[0.0, 1.0, -1.0, 0.0]])
+    counted = KinkRelu()
+    gc.check_layer(counted, x)
+    total = counted.calls  # the last calls are the re-check, then the final look at the point
+    for stop_at in range(total - 1, total - 6, -1):
+        layer = KinkRelu(stop_at)
+        with pytest.raises(StopIteration) as caught:
+            gc.check_layer(layer, x)
+        assert caught.value is layer.error
