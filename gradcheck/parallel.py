@@ -66,6 +66,10 @@ UNKNOWN_WORKERS_TASKS = 16
 #: worker's share), to learn what one evaluation costs before spreading anything; the
 #: first of each is not timed (see Plan.probe)
 PROBE_COORDINATES = 2
+#: a loss whose evaluation keeps this thread busy less than this share of the wall time
+#: waits (sleep, I/O): spread without probing further. Low, so that a computing loss on
+#: a loaded machine (descheduled half the time) is not mistaken for one that waits
+WAITING_SHARE = 0.25
 #: spread only when the predicted speed-up is at least this: the pool's own costs (the
 #: pickle per task, waking the workers, the parent's BLAS threads still spinning from its
 #: last product) took 0.3-0.5x of a predicted 1.37x on a 300x300-product loss here
@@ -168,8 +172,8 @@ class Plan:
         decide. Returns the stencil of the coordinates it scanned, the first ones given:
         the probe is part of the scan.
 
-        A loss that mostly waits (this thread busy less than half the time) is spread
-        without the second half: no thread limit can make spreading it lose. Each half's
+        A loss that mostly waits (this thread busy less than WAITING_SHARE of the time) is
+        spread without the second half: no thread limit can make spreading it lose. Each half's
         first coordinate is left out of the timing: it pays for waking the thread pool
         (measured: 4 ms for a 20 us loss), and no other coordinate does.
         """
@@ -179,7 +183,7 @@ class Plan:
                                                    on_step)
         default = max(min(first_wall), 1e-9) / 2  # two evaluations per coordinate
         self.seconds_per_evaluation = default
-        if sum(first_cpu) < 0.5 * sum(first_wall):
+        if sum(first_cpu) < WAITING_SHARE * sum(first_wall):
             self.decide(default, default, sum(first_cpu) / max(sum(first_wall), 1e-9))
             return first
         with limited_threads(threads):

@@ -103,9 +103,14 @@ def test_decision_a_waiting_or_single_threaded_loss_is_spread(
 
 def test_a_serial_fallback_is_noted_once_and_gives_the_same_differences(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """One core and a loss that computes: spreading cannot pay. The scan runs in the
-    parent, every coordinate exactly as serially, and ``note`` hears why, once."""
-    monkeypatch.setattr(parallel, "_cores", lambda: 1)
+    """When the probe decides against spreading, the scan runs in the parent, every
+    coordinate exactly as serially (probe included), and ``note`` hears why, once."""
+
+    def against(self: parallel.Plan, default: float, limited: float,
+                cores_per_worker: float) -> None:
+        self.spread, self.reason = False, "executor= not used, the check ran serially: test"
+
+    monkeypatch.setattr(parallel.Plan, "decide", against)
     objective = BlasObjective(n=12, size=60)
     payload = pickle.dumps((objective.loss, objective.params, "loss()"))
     notes: list[str] = []
@@ -116,7 +121,7 @@ def test_a_serial_fallback_is_noted_once_and_gives_the_same_differences(
         second = parallel.scan_on_executor(pool, payload, "b", np.arange(12), steps,
                                            lambda done: None, note=notes.append)
     assert pool.task_sizes == []
-    assert len(notes) == 1 and notes[0].startswith("executor= not used")
+    assert notes == ["executor= not used, the check ran serially: test"]
     from gradcheck.numeric import central_difference_scan
 
     serial = central_difference_scan(objective.loss, objective.params["b"], np.arange(12),
@@ -124,6 +129,18 @@ def test_a_serial_fallback_is_noted_once_and_gives_the_same_differences(
     for stencil in (first, second):
         np.testing.assert_array_equal(stencil.loss_plus, serial.loss_plus)
         np.testing.assert_array_equal(stencil.loss_minus, serial.loss_minus)
+
+
+def test_the_probe_spreads_a_loss_that_waits_without_a_second_half() -> None:
+    """A waiting loss keeps no core busy: spread after the default half alone."""
+    objective = WaitingObjective(n=20, wait=2e-3)
+    payload = pickle.dumps((objective.loss, objective.params, "loss()"))
+    with CountingPool(2) as pool:
+        plan = parallel.Plan(pool, payload)
+        stencil = plan.probe("x", np.arange(4), np.full(4, 1e-6), lambda done: None)
+    assert plan.spread is True and plan.reason == ""
+    assert len(stencil.loss_plus) == 2  # the default half only
+    assert plan.seconds_per_evaluation >= 2e-3
 
 
 def test_progress_counts_every_coordinate_once_in_order() -> None:
