@@ -76,9 +76,11 @@ def check_callable(fn: object, label: str, n_args: int, hint: str) -> None:
     try:
         signature.bind(*range(n_args))
     except TypeError:
+        takes = (f"must take no arguments ({hint})" if n_args == 0 else
+                 f"must take {n_args} positional argument{'s' * (n_args != 1)} ({hint})")
         raise GradcheckUsageError(
-            f"{label} must take {n_args} positional argument{'s' * (n_args != 1)} ({hint}), "
-            f"but {getattr(fn, '__name__', type(fn).__name__)}{signature} does not") from None
+            f"{label} {takes}, but {getattr(fn, '__name__', type(fn).__name__)}{signature} "
+            "does not") from None
 
 
 def callable_name(obj: object) -> str:

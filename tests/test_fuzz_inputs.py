@@ -143,6 +143,13 @@ def test_check_params_loss_taking_an_argument() -> None:
         gc.check_params(lambda p: float(np.sum(p["w"])), lambda: {"w": np.ones_like(X)}, params)
 
 
+def test_assert_params_names_a_loss_that_takes_an_argument() -> None:
+    params = {"w": X.copy()}
+    with pytest.raises(GradcheckUsageError, match=r"loss must take no arguments \(it reads the "
+                       r"params the checker perturbs in place\), but <lambda>\(p\) does not"):
+        gc.assert_params(lambda p: float(np.sum(p["w"])), lambda: {"w": np.ones_like(X)}, params)
+
+
 def test_a_backward_taking_the_wrong_number_of_arguments() -> None:
     with pytest.raises(GradcheckUsageError, match=r"backward must take 2 positional arguments "
                        r"\(one upstream gradient for each of the 1 output"):
