@@ -520,7 +520,7 @@ def test_the_pytest_failure_text_shows_the_diagnosis(pytester: pytest.Pytester) 
     result = pytester.runpytest("-p", "no:benchmark")
     result.assert_outcomes(failed=len(CASES))
     text = result.stdout.str()
-    assert text.count("likely cause:") == len(CASES), text
+    assert text.count("likely cause:") >= len(CASES), text  # CI=true repeats them in the summary
     for _, _, expected, words in CASES.values():
         for tensor_name, kind in expected.items():
             assert f"  - {tensor_name} ({kind}): " in text

@@ -204,9 +204,9 @@ class _Mutant(Dense):
             dW = dW.copy()
             dW.flat[len(g) % dW.size] += 0.05 * np.abs(dW).max() + 0.01
         elif self.mistake == "noise":
-            dW = dW + np.random.default_rng(len(g)).standard_normal(dW.shape)
+            dW = dW + np.random.default_rng([len(g), 99]).standard_normal(dW.shape)
         elif self.mistake == "random":
-            dW = np.random.default_rng(len(g)).standard_normal(dW.shape)
+            dW = np.random.default_rng([len(g), 99]).standard_normal(dW.shape)
         self.grads["W"] = dW
         return dx
 
