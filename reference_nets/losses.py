@@ -119,7 +119,8 @@ class SoftmaxCrossEntropy(_Head):
         e /= s
         rows = np.arange(n)
         self._p, self._labels, self._rows = e.T, labels, rows  # p: a (N, K) view
-        return float(np.mean(np.log(s) - z[labels, rows]))
+        # sum / n rather than np.mean: the same number, without np.mean's 2-3 us of Python
+        return float(np.sum(np.log(s) - z[labels, rows])) / n if n else float("nan")
 
     def backward(self, grad_y: ArrayLike = 1.0) -> Array:
         if self._p is None:
