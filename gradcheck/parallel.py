@@ -40,6 +40,7 @@ array([2., 4., 6.])
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import pickle
@@ -256,12 +257,20 @@ def all_local(executor: Executor, threads: dict[str, int] | None = None) -> bool
     threads = _dask_nthreads(executor) if threads is None else threads
     if not threads:
         return getattr(executor, "_client", None) is None
-    local = {"127.0.0.1", "localhost", "[::1]", "::1"}
+    hosts = {_host(address) for address in threads}
+    loopback = {"127.0.0.1", "localhost", "[::1]", "::1"}
+    if hosts <= loopback:  # a LocalCluster: no name lookup needed
+        return True
+    return hosts <= loopback | _own_addresses()
+
+
+@functools.lru_cache(maxsize=1)
+def _own_addresses() -> frozenset[str]:
+    """This machine's address by its host name (looked up once per process)."""
     try:
-        local.add(socket.gethostbyname(socket.gethostname()))
+        return frozenset({socket.gethostbyname(socket.gethostname())})
     except OSError:
-        pass
-    return all(_host(address) in local for address in threads)
+        return frozenset()
 
 
 def worker_count(executor: Executor, threads: dict[str, int] | None = None) -> int | None:
