@@ -613,3 +613,22 @@ def test_python_dash_m_gradcheck_json_carries_the_diagnosis(mistakes: ModuleType
     diagnoses = json.loads(result.stdout)["diagnoses"]
     assert [(d["tensor"], d["kind"]) for d in diagnoses] == [("x", "offset")]
     assert diagnoses[0]["elements"] == [[i, t] for i, t in enumerate([0, 2, 1, 1, 0, 2, 2, 1])]
+
+
+def test_plot_without_matplotlib_names_the_extra(mistakes: ModuleType, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from gradcheck.cli import main
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    rep = gc.check_layer(mistakes.sign_dW(), _input((8, 4), False))
+    with pytest.raises(ImportError, match=r"gradcheck\[plot\]"):
+        rep.plot(tmp_path / "no.png")
+    monkeypatch.chdir(Path(mistakes.__file__).parent)
+    monkeypatch.setitem(sys.modules, "mistakes", mistakes)
+    code = main(["check", "mistakes:sign_dW", "--shape", "8,4", "--png", str(tmp_path / "no.png")])
+    out, err = capsys.readouterr()
+    assert code == 2 and "likely cause:" in out and "gradcheck[plot]" in err
+    assert not (tmp_path / "no.png").exists()
