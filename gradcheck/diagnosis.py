@@ -431,17 +431,17 @@ def _candidates(ctx: _Context) -> list[tuple[float, str]]:
     mean = "a sum where a mean was meant, or the other way round"
     for d, where in ctx.dims:
         if d != 2:
-            named += [(float(d), f"{d} is {where}: {mean}"),
-                      (1.0 / d, f"{d} is {where}: {mean}")]
+            named += [(float(d), f"{d} is {where}; {mean}"),
+                      (1.0 / d, f"{d} is {where}; {mean}")]
     for d, where in ctx.dims:  # two mistakes at once: a factor 2 too, or the mean taken twice
-        named += [(2.0 * d, f"{2 * d} = 2 x {d}, {d} being {where}: a factor 2 and {mean}"),
-                  (0.5 / d, f"1/{2 * d} = 1/(2 x {d}), {d} being {where}: a factor 2 and "
+        named += [(2.0 * d, f"{2 * d} = 2 x {d}, {d} being {where}; a factor 2 and {mean}"),
+                  (0.5 / d, f"1/{2 * d} = 1/(2 x {d}), {d} being {where}; a factor 2 and "
                    f"{mean}"),
-                  (d / 2.0, f"{d}/2, {d} being {where}: a factor 2 and {mean}"),
-                  (2.0 / d, f"2/{d}, {d} being {where}: a factor 2 and {mean}"),
-                  (float(d * d), f"{d * d} = {d}^2, {d} being {where}: divided or multiplied "
+                  (d / 2.0, f"{d}/2, {d} being {where}; a factor 2 and {mean}"),
+                  (2.0 / d, f"2/{d}, {d} being {where}; a factor 2 and {mean}"),
+                  (float(d * d), f"{d * d} = {d}^2, {d} being {where}; divided or multiplied "
                    "by it twice"),
-                  (1.0 / (d * d), f"1/{d * d} = 1/{d}^2, {d} being {where}: divided or "
+                  (1.0 / (d * d), f"1/{d * d} = 1/{d}^2, {d} being {where}; divided or "
                    "multiplied by it twice")]
     unique: list[tuple[float, str]] = []
     for c, why in named:  # the first, simplest reason for each value
