@@ -70,6 +70,8 @@ CLEAR = 4.0  # a value is clearly nonzero beyond this many error bars
 FAST_EVIDENCE = 8  # clearly nonzero elements fast mode needs to claim sign or scale
 FIT_EVIDENCE = 3  # clearly nonzero elements an unnamed (fitted) scale factor needs
 LISTED = 8  # elements quoted in a text
+# misbehaviour that makes the numeric gradient itself untrustworthy: no diagnosis then
+UNRELIABLE = ("nondeterministic", "state_changed", "in_place")
 KEPT = 50  # elements kept in Diagnosis.elements
 
 
@@ -129,6 +131,8 @@ def diagnose(report: Report) -> list[Diagnosis]:
     [('w', 'sign')]
     """
     try:
+        if any(getattr(p, "kind", "") in UNRELIABLE for p in report.problems):
+            return []  # the numeric gradient itself cannot be trusted
         views = [v for v in (_View.of(t) for t in report.tensors) if v is not None]
         context = _Context.of(report, views)
     except Exception:  # malformed report: nothing to say, and nothing to break
@@ -140,6 +144,9 @@ def diagnose(report: Report) -> list[Diagnosis]:
         except Exception:  # an aid must never cost the user the report itself
             diagnosis = None
         if diagnosis is not None:
+            if view.unverified:
+                diagnosis.text += (f" ({view.unverified} element(s) could not be verified; "
+                                   "the pattern is read from the others)")
             found.append(diagnosis)
     return found
 
@@ -164,6 +171,7 @@ class _View:
     measured: np.ndarray
     usable: np.ndarray  # measured and off the kinks: where a hypothesis is tested
     value: np.ndarray | None
+    unverified: int = 0  # elements the engine could not decide (UNVERIFIED)
 
     @staticmethod
     def of(t: TensorResult) -> _View | None:
@@ -185,8 +193,16 @@ class _View:
         if value is not None and value.shape != shape:
             value = None
         status = getattr(t, "status", None) or ("ok" if t.ok else "FAILED")
+        unsure = np.zeros(shape, dtype=bool)
+        if getattr(t, "unverified", 0):
+            # elements the engine could not decide: their error bars are not to be trusted,
+            # so those that disagree with their bar are left out like unmeasured ones
+            with np.errstate(invalid="ignore"):
+                unsure = measured & ~failed & (np.abs(a - n) > bar)
+            measured = measured & ~unsure
         return _View(t.name, shape, status, t.mode, bool(t.mismatched_is_lower_bound), a, n,
-                     bar, kink, failed & measured, measured, measured & ~kink, value)
+                     bar, kink, failed & measured, measured, measured & ~kink, value,
+                     int(getattr(t, "unverified", 0) or 0))
 
     def element(self, index: tuple[int, ...]) -> str:
         return f"{self.name}[{', '.join(map(str, index))}]" if index else self.name
@@ -786,7 +802,8 @@ def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
                         + _element_note(float(v.a[i]), float(v.n[i]), float(v.bar[i]))
                         for i in indices[:LISTED])
     others = ("the random-direction tests cleared all the others" if v.mode == "fast"
-              else f"all {total - k} others are right")
+              else f"all {total - k} others are right" if not v.unverified
+              else "the others are right or could not be verified")
     if v.kink[v.failed].all():
         others = f"{'it sits' if k == 1 else 'all sit'} on kinks (ties, zeros); {others}"
     return Diagnosis(

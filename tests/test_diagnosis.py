@@ -276,6 +276,26 @@ def test_degenerate_tensors_never_raise_and_claim_no_pattern(analytic: np.ndarra
                                       "zero"}, found
 
 
+def test_unverified_elements_are_left_out_and_said() -> None:
+    a = DW.copy()
+    a[1, 2] += 0.01
+    a[3, 0] += 0.5  # disagrees, but the engine could not decide there
+    t = tensor("W", a, DW)
+    t.failed[3, 0] = False
+    t.unverified = 1
+    d = only(report(t, input_name=None))
+    assert (d.kind, d.elements) == ("isolated", [(1, 2)])
+    assert "could not be verified" in d.text and "all 15 others are right" not in d.text
+
+
+def test_no_diagnosis_when_the_numeric_gradient_cannot_be_trusted() -> None:
+    from gradcheck.report import Problem
+
+    rep = report(tensor("W", -DW, DW), input_name=None)
+    rep.problems = [Problem("nondeterministic", "forward is not deterministic")]
+    assert diagnose(rep) == []
+
+
 def test_a_report_without_arrays_gets_nothing() -> None:
     t = TensorResult(name="W", shape=(2, 2), dtype="float64", mode="full", checked=4,
                      mismatched=4, max_abs_err=1.0, max_rel_err=1.0, status="FAILED")
