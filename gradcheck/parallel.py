@@ -126,8 +126,13 @@ def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndar
     n_tasks = UNKNOWN_WORKERS_TASKS if workers is None else TASKS_PER_WORKER * workers
     n_tasks = max(1, min(n_tasks, len(flat_indices)))
     chunks = np.array_split(np.arange(len(flat_indices)), n_tasks)
+    # Dask keys a task by a hash of its arguments unless told it is impure: hashing a
+    # large payload costs time, and an identical task still held from a previous check
+    # would be answered from the old result instead of being run
+    dask = type(executor).__module__.split(".")[0] == "distributed"
+    extra = {"pure": False} if dask else {}
     futures = [executor.submit(_scan_chunk, payload, name, flat_indices[chunk], steps[chunk],
-                               per_machine)
+                               per_machine, **extra)
                for chunk in chunks]
     parts = []
     done = 0
