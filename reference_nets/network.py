@@ -94,7 +94,8 @@ class Sequential:
                 g = layer.backward(g, out=g)
             else:
                 g = layer.backward(g)
-            new = getattr(layer, "returns_new_grad", False)
+            # (a layer that hands grad_y itself back, a bug or an identity, never makes it new)
+            new = getattr(layer, "returns_new_grad", False) and g is not grad_y
             if g is None and i < last:
                 index = last - i
                 raise ValueError(

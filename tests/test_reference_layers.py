@@ -538,6 +538,18 @@ def test_sequential_overwrites_only_gradients_its_layers_let_go_of():
     ref.layers[-1].backward = lambda g=1.0: np.full((3, 4), 2.0)  # what Keeps passes on
     np.testing.assert_array_equal(dx, ref.backward())
 
+    class PassesOn(rn.Dense):  # a buggy Dense that hands grad_y itself back
+        def backward(self, grad_y: Any) -> Any:
+            super().backward(grad_y)
+            return grad_y
+
+    last = rn.Sequential(rn.Dense(4, 3, rng=0), rn.ReLU(), PassesOn(3, 3, rng=1))
+    last.forward(x)
+    g = RNG.standard_normal((3, 3))
+    kept = g.copy()
+    last.backward(g)
+    np.testing.assert_array_equal(g, kept)  # the caller's grad_y is never written into
+
 
 def test_sequential_matches_hand_composition():
     x = RNG.standard_normal((3, 4))
