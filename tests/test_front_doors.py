@@ -596,6 +596,14 @@ def test_every_door_takes_every_option_keyword_only(door) -> None:
     assert str(parameters["mode"].annotation) in ("Mode", "typing.Literal['auto', 'full', 'fast']")
 
 
+@pytest.mark.parametrize("door", DOORS, ids=lambda d: d.__name__)
+def test_every_door_has_the_defaults_of_the_one_options_object(door) -> None:
+    defaults = gc.Options()
+    parameters = inspect.signature(door).parameters
+    for name in OPTION_NAMES:
+        assert parameters[name].default == getattr(defaults, name), name
+
+
 def test_help_lists_every_option_with_its_values() -> None:
     text = pydoc.render_doc(gc.check_layer, renderer=pydoc.plaintext)
     for name in (*OPTION_NAMES, "upstream"):
