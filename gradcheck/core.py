@@ -24,6 +24,7 @@ from concurrent.futures import Executor
 import numpy as np
 
 from gradcheck.calls import Calls, GradsFn, LossFn, check_params_argument
+from gradcheck.errors import GradcheckUsageError
 from gradcheck.fast import check_fast
 from gradcheck.kinks import check_ties, settle_by_jitter
 from gradcheck.measure import (
@@ -39,7 +40,6 @@ from gradcheck.measure import (
 )
 from gradcheck.numeric import relative_step
 from gradcheck.options import KinkMode, Mode, Options, ProgressCallback, Subject
-from gradcheck.errors import GradcheckUsageError
 from gradcheck.report import FAILED, KinkTally, Mismatch, Problem, Report, TensorResult
 from gradcheck.report import OK as TENSOR_OK
 from gradcheck.report import UNVERIFIED as TENSOR_UNVERIFIED
@@ -180,8 +180,9 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
 
     if options.kinks == "subgradient":
         settle_by_jitter(calls, results, settings, rng, warnings)
+    if _state_changed(calls, loss0, problems):
+        return [], problems, []  # no verdict, and no kink, can be read off a moving target
     vouch(results, settings)
-    _state_after_scan(calls, loss0, problems)
 
     tensors = [_tensor_result(name, calls, plan[name], results[name], settings[name],
                               analytic[name], lower_bound.get(name, False), reasons.get(name, ""))
@@ -215,7 +216,7 @@ def _pick_mode(mode: str, size: int) -> str:
     return mode
 
 
-def _state_after_scan(calls: Calls, loss0: float, problems: list[Problem]) -> None:
+def _state_changed(calls: Calls, loss0: float, problems: list[Problem]) -> bool:
     """After the scan, the point must still be the point: params as saved, and the loss
     there as at the start. Code that changes its own state mid-check is named."""
     changed = calls.changed()
@@ -227,7 +228,7 @@ def _state_after_scan(calls: Calls, loss0: float, problems: list[Problem]) -> No
             "the numeric gradients measure a moving target. Nothing can be verified.",
             changed[0]))
         calls.restore()
-        return
+        return True
     after = calls.loss()
     if not _same(loss0, after):
         problems.append(Problem(
@@ -235,6 +236,8 @@ def _state_after_scan(calls: Calls, loss0: float, problems: list[Problem]) -> No
             f"{calls.loss_label} at the given point changed during the check, from "
             f"{loss0:.17g} to {after:.17g}: the code under test keeps state between calls "
             "(a counter, a cache, a parameter updated as it runs). Nothing can be verified."))
+        return True
+    return False
 
 
 def _compare_repeated_grads(first: dict[str, np.ndarray], second: dict[str, np.ndarray],
@@ -313,7 +316,7 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
 def _full_arrays(array: np.ndarray, analytic: np.ndarray, m: Measured) -> dict[str, np.ndarray]:
     """The measured numbers spread over the tensor's shape (nan where not measured)."""
     def spread(values: np.ndarray, fill: float | bool, dtype: type) -> np.ndarray:
-        out = np.full(array.size, fill, dtype=dtype)
+        out: np.ndarray = np.full(array.size, fill, dtype=dtype)
         out[m.flat_indices] = values
         return out.reshape(array.shape)
 

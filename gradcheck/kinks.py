@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 JITTER_ROUNDS = 4  # "subgradient": fresh jitters tried before a kink is left unverified
 RECHECK_SAMPLE = 16  # "subgradient": failing elements per tensor re-checked nearby first
-MAX_TIE_GROUPS = 64  # tie groups checked per tensor, largest first
+MAX_TIE_GROUPS = 64  # tie groups checked per tensor
 
 
 def kink_mask(forward: np.ndarray, backward: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -91,20 +91,34 @@ def jitter_offsets(steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # measure.py uses the primitives above, so the re-checks import it when they run.
 
 
-def tie_groups(values: np.ndarray, positions: np.ndarray) -> list[np.ndarray]:
-    """Positions whose values are exactly equal, in groups of two or more, largest first.
+def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, ...]
+               ) -> list[np.ndarray]:
+    """Groups (positions into ``values``) of exactly equal values, two or more each: over
+    the whole tensor, then within each index of axis 0, of axes 0 and 1, and so on.
 
-    >>> [g.tolist() for g in tie_groups(np.array([2.0, 1.0, 2.0, 5.0]), np.arange(4))]
-    [[0, 2]]
+    A tie set (the elements tied for one maximum: one row, one pooling window) lies inside
+    one group at every level where it is not cut apart; the finer levels keep ties of
+    different rows from cancelling each other out along one direction.
+
+    >>> [g.tolist() for g in tie_groups(np.array([2.0, 2.0, 2.0, 2.0]), np.arange(4), (2, 2))]
+    [[0, 1, 2, 3], [0, 1], [2, 3]]
     """
-    if len(positions) < 2:
+    if len(values) < 2:
         return []
-    order = np.argsort(values, kind="stable")
-    sorted_values = values[order]
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    groups = [positions[order[a:b]] for a, b in zip(starts, np.r_[starts[1:], len(order)],
-                                                      strict=True) if b - a >= 2]
-    return sorted(groups, key=len, reverse=True)[:MAX_TIE_GROUPS]
+    index = (np.array(np.unravel_index(flat_indices, shape)).T if shape
+             else np.zeros((len(values), 0)))
+    groups: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    for level in range(max(len(shape), 1)):
+        keys = np.column_stack([values, index[:, :level]]) if level else values[:, None]
+        _, labels = np.unique(keys, axis=0, return_inverse=True)
+        labels = labels.reshape(-1)
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            if len(members) >= 2 and members.tobytes() not in seen:
+                seen.add(members.tobytes())
+                groups.append(members)
+    return groups[:MAX_TIE_GROUPS]
 
 
 def _slope_along(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
@@ -139,8 +153,11 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
 
     base_flat = calls.originals[name].reshape(-1)
     candidates = np.flatnonzero(m.kink & ((m.status == OK) | (m.status == HULL)))
-    values = base_flat[m.flat_indices[candidates]]
-    for group in tie_groups(values.astype(np.float64), candidates):
+    values = base_flat[m.flat_indices[candidates]].astype(np.float64)
+    for members_at in tie_groups(values, m.flat_indices[candidates], calls.arrays[name].shape):
+        group = candidates[members_at]
+        if np.all(m.tied[group]):
+            continue
         members = m.flat_indices[group]
         value = float(base_flat[members[0]])
         h = float(step_sizes(np.array([value]), eps=max(
@@ -181,8 +198,7 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
 def _tie_bound(slope: float, loss_at_point: float, step: float, setting: Setting) -> float:
     from gradcheck.tolerances import rounding_allowance
 
-    tol = setting.tolerance
-    return float(tol.atol + tol.rtol * abs(slope)
+    return float(setting.tolerance.at_kink(np.array(slope), abs(slope))
                  + rounding_allowance(setting.model_eps, abs(loss_at_point), np.array(step)))
 
 
@@ -218,7 +234,7 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
     compares as usual. A coordinate still on a kink gets a fresh jitter next round; after
     JITTER_ROUNDS it is left unverified.
     """
-    from gradcheck.measure import BAD, PENDING, UNVERIFIED
+    from gradcheck.measure import BAD, OK, PENDING, UNVERIFIED
 
     outside = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
     failing = {name: _worst_first(m, np.flatnonzero((m.status == BAD) & ~m.tied))
@@ -239,8 +255,10 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
             continue
         for name, positions in pending.items():
             m = results[name]
-            _record_jittered(m, positions, plus[name], minus[name])
-            pending[name] = positions[plus[name].kink | minus[name].kink]
+            p, q = plus[name], minus[name]
+            _record_jittered(m, positions, p, q)
+            pending[name] = positions[~(((p.status == OK) | ~p.kink)
+                                        & ((q.status == OK) | ~q.kink))]
             if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
                 pending[name] = np.concatenate([pending[name], later[name]])
                 failing[name] = np.concatenate([failing[name], later[name]])
@@ -294,7 +312,9 @@ def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
     """
     from gradcheck.measure import BAD, OK, UNVERIFIED
 
-    settled = ~plus.kink & ~minus.kink
+    # settled where not on a kink, or agreeing anyway (a kink flag on an agreeing element
+    # is curvature near a minimum: x^2 a few steps from 0)
+    settled = ((plus.status == OK) | ~plus.kink) & ((minus.status == OK) | ~minus.kink)
     right_both = settled & (plus.status == OK) & (minus.status == OK)
     wrong_either = (plus.status == BAD) | (minus.status == BAD)
     was_failing = m.status[positions] == BAD

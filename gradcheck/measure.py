@@ -25,7 +25,7 @@ import numpy as np
 from gradcheck.calls import Calls
 from gradcheck.kinks import distance_to_hull, is_jump, kink_mask
 from gradcheck.numeric import step_sizes
-from gradcheck.tolerances import Tolerance, rounding_allowance, rounding_floor
+from gradcheck.tolerances import Tolerance, gradient_scale, rounding_allowance, rounding_floor
 
 # Per-coordinate verdicts.
 OK, HULL, PENDING, SKIPPED, BAD, UNVERIFIED = range(6)
@@ -105,17 +105,20 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     analytic = analytic_flat[flat_indices]
     first = differences(calls, name, flat_indices, steps, loss_at_point, setting)
     numeric, forward, backward = first.numeric.copy(), first.forward.copy(), first.backward.copy()
+    finite = np.isfinite(numeric)
+    scale = gradient_scale(numeric, analytic)
     with np.errstate(invalid="ignore"):
         mismatch = np.abs(analytic - numeric)
-        finite = np.isfinite(numeric)
-        agree = mismatch <= tol.detect(numeric) + first.floor
-        kink = kink_mask(forward, backward, dtype) & finite
+        agree = mismatch <= tol.detect(numeric, scale) + first.floor
+        # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
+        kink = (kink_mask(forward, backward, dtype) & finite
+                & (np.abs(forward - backward) > first.allowance / 8))
     bar = first.floor.copy()
-    allowed = tol.detect(numeric) + bar
+    allowed = tol.detect(numeric, scale) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
     unverified = np.zeros(len(flat_indices), dtype=bool)
     # generous: what the old single-step test accepted; a kink's numbers are judged by it
-    generous = tol.atol + tol.rtol * np.abs(numeric) + first.allowance
+    generous = tol.at_kink(numeric, scale) + first.allowance
 
     suspects = np.flatnonzero(~agree & finite)
     if len(suspects):
@@ -123,14 +126,14 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
                            loss_at_point, setting)
         a = analytic[suspects]
         gap = np.abs(half.numeric - numeric[suspects])
-        generous_half = tol.atol + tol.rtol * np.abs(half.numeric) + half.allowance
+        generous_half = tol.at_kink(half.numeric, scale) + half.allowance
         # kinks are looked for at the detection tolerance: a jump smaller than the
         # verification atol is still a kink, not a wrong gradient
-        rough = gap > (tol.detect(numeric[suspects]) + first.allowance[suspects]
-                       + tol.detect(half.numeric) + half.allowance)
+        rough = gap > (tol.detect(numeric[suspects], scale) + first.allowance[suspects]
+                       + tol.detect(half.numeric, scale) + half.allowance)
         jump = is_jump(np.abs(forward - backward)[suspects],
                        np.abs(half.forward - half.backward), gap,
-                       tol.detect_atol + first.allowance[suspects] / 8)
+                       tol.detect(np.zeros(1), scale) + first.allowance[suspects] / 8)
         smooth = ~rough & ~jump
         measured_bar = np.maximum(GAP_FACTOR * gap, half.floor)
         # the error of the h/2 value itself: gap/3 where truncation is O(h^2) (Richardson)
@@ -138,14 +141,14 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         safe_bar = np.maximum(measured_bar, half.allowance)
         with np.errstate(invalid="ignore"):
             off = np.abs(a - half.numeric)
-            fine = off <= tol.detect(half.numeric) + measured_bar
-            wrong = off > tol.detect(half.numeric) + safe_bar
+            fine = off <= tol.detect(half.numeric, scale) + measured_bar
+            wrong = off > tol.detect(half.numeric, scale) + safe_bar
         take_half = rough | smooth  # a kink on the point keeps the first look's numbers
         for column, new in ((numeric, half.numeric), (forward, half.forward),
                             (backward, half.backward)):
             column[suspects[take_half]] = new[take_half]
         bar[suspects] = np.where(smooth, own_error, bar[suspects])
-        allowed[suspects] = np.where(smooth, tol.detect(half.numeric) + measured_bar,
+        allowed[suspects] = np.where(smooth, tol.detect(half.numeric, scale) + measured_bar,
                                      np.where(rough, generous_half, generous[suspects]))
         generous[suspects[rough]] = generous_half[rough]
         rough_bar[suspects] = smooth & (gap / 3 >= half.floor)
@@ -179,8 +182,7 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting]) -> None:
     unverified: the numbers agree with the analytic value, but are too coarse to vouch for
     it. An element smaller than a tenth of the largest gradient in the whole check is held
     to that tenth (its absolute error is what matters next to the others)."""
-    numbers = [np.abs(m.numeric[np.isfinite(m.numeric)]) for m in results.values()]
-    scale = max((float(np.max(n, initial=0.0)) for n in numbers), default=0.0)
+    scale = gradient_scale(*(a for m in results.values() for a in (m.numeric, m.analytic)))
     for name, m in results.items():
         limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale)
         coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)

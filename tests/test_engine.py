@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck import core, fast
-from gradcheck.tolerances import relative_error, tolerance_for
+from gradcheck import fast
 from gradcheck.kinks import distance_to_hull, is_jump, kink_mask
 from gradcheck.numeric import central_difference_scan, relative_step, step_sizes
+from gradcheck.tolerances import relative_error, tolerance_for
 
 RNG = np.random.default_rng(20261123)
 
@@ -189,7 +189,8 @@ def test_user_input_to_check_layer_and_check_function_is_never_changed() -> None
 
     report = gc.check_layer(Writes(), x)
     assert x.tobytes() == before
-    assert not report.ok and "in place" in report.problems[0].text and "'x'" in report.problems[0].text
+    text = report.problems[0].text
+    assert not report.ok and "in place" in text and "'x'" in text
 
 
 # ------------------------------------------------------------------ verdicts
