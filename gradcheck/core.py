@@ -182,7 +182,7 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
         settle_by_jitter(calls, results, settings, rng, warnings)
     if _state_changed(calls, loss0, problems):
         return [], problems, []  # no verdict, and no kink, can be read off a moving target
-    vouch(results, settings)
+    vouch(results, settings, loss0)
 
     tensors = [_tensor_result(name, calls, plan[name], results[name], settings[name],
                               analytic[name], lower_bound.get(name, False), reasons.get(name, ""))

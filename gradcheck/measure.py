@@ -106,19 +106,20 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     first = differences(calls, name, flat_indices, steps, loss_at_point, setting)
     numeric, forward, backward = first.numeric.copy(), first.forward.copy(), first.backward.copy()
     finite = np.isfinite(numeric)
-    scale = gradient_scale(numeric, analytic)
+    # what the default atols are relative to (tolerances.Tolerance._atol)
+    atol_scale = max(gradient_scale(numeric, analytic), abs(loss_at_point))
     with np.errstate(invalid="ignore"):
         mismatch = np.abs(analytic - numeric)
-        agree = mismatch <= tol.detect(numeric, scale) + first.floor
+        agree = mismatch <= tol.detect(numeric, atol_scale) + first.floor
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
     bar = first.floor.copy()
-    allowed = tol.detect(numeric, scale) + bar
+    allowed = tol.detect(numeric, atol_scale) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
     unverified = np.zeros(len(flat_indices), dtype=bool)
     # generous: what the old single-step test accepted; a kink's numbers are judged by it
-    generous = tol.at_kink(numeric, scale) + first.allowance
+    generous = tol.at_kink(numeric, atol_scale) + first.allowance
 
     suspects = np.flatnonzero(~agree & finite)
     if len(suspects):
@@ -126,14 +127,14 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
                            loss_at_point, setting)
         a = analytic[suspects]
         gap = np.abs(half.numeric - numeric[suspects])
-        generous_half = tol.at_kink(half.numeric, scale) + half.allowance
+        generous_half = tol.at_kink(half.numeric, atol_scale) + half.allowance
         # kinks are looked for at the detection tolerance: a jump smaller than the
         # verification atol is still a kink, not a wrong gradient
-        rough = gap > (tol.detect(numeric[suspects], scale) + first.allowance[suspects]
-                       + tol.detect(half.numeric, scale) + half.allowance)
+        rough = gap > (tol.detect(numeric[suspects], atol_scale) + first.allowance[suspects]
+                       + tol.detect(half.numeric, atol_scale) + half.allowance)
         jump = is_jump(np.abs(forward - backward)[suspects],
                        np.abs(half.forward - half.backward), gap,
-                       tol.detect(np.zeros(1), scale) + first.allowance[suspects] / 8)
+                       tol.detect(np.zeros(1), atol_scale) + first.allowance[suspects] / 8)
         smooth = ~rough & ~jump
         measured_bar = np.maximum(GAP_FACTOR * gap, half.floor)
         # the error of the h/2 value itself: gap/3 where truncation is O(h^2) (Richardson)
@@ -141,14 +142,14 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         safe_bar = np.maximum(measured_bar, half.allowance)
         with np.errstate(invalid="ignore"):
             off = np.abs(a - half.numeric)
-            fine = off <= tol.detect(half.numeric, scale) + measured_bar
-            wrong = off > tol.detect(half.numeric, scale) + safe_bar
+            fine = off <= tol.detect(half.numeric, atol_scale) + measured_bar
+            wrong = off > tol.detect(half.numeric, atol_scale) + safe_bar
         take_half = rough | smooth  # a kink on the point keeps the first look's numbers
         for column, new in ((numeric, half.numeric), (forward, half.forward),
                             (backward, half.backward)):
             column[suspects[take_half]] = new[take_half]
         bar[suspects] = np.where(smooth, own_error, bar[suspects])
-        allowed[suspects] = np.where(smooth, tol.detect(half.numeric, scale) + measured_bar,
+        allowed[suspects] = np.where(smooth, tol.detect(half.numeric, atol_scale) + measured_bar,
                                      np.where(rough, generous_half, generous[suspects]))
         generous[suspects[rough]] = generous_half[rough]
         rough_bar[suspects] = smooth & (gap / 3 >= half.floor)
@@ -177,13 +178,15 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
                     np.zeros(count, dtype=bool))
 
 
-def vouch(results: dict[str, Measured], settings: dict[str, Setting]) -> None:
+def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_point: float
+          ) -> None:
     """Agreeing elements whose numeric error bar exceeds the verification tolerance become
     unverified: the numbers agree with the analytic value, but are too coarse to vouch for
     it. An element smaller than a tenth of the largest gradient in the whole check is held
     to that tenth (its absolute error is what matters next to the others)."""
     scale = gradient_scale(*(a for m in results.values() for a in (m.numeric, m.analytic)))
     for name, m in results.items():
-        limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale)
+        limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale,
+                                                max(scale, abs(loss_at_point)))
         coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
         m.status[coarse] = UNVERIFIED

@@ -79,9 +79,11 @@ class Tolerance:
     kink_atol: float = 0.0
 
     def _atol(self, atol: float, scale: float) -> float:
-        # default atols are absolute for gradients of order 1 and shrink with smaller
-        # ones: a loss scaled by 1e-12 is checked as strictly as the same loss unscaled.
-        # All gradients exactly 0 (a dead unit, a softmax of one class) set no scale.
+        # Default atols are absolute for losses or gradients of order 1 and shrink when
+        # both are smaller: a loss scaled by 1e-12 is checked as strictly as the same loss
+        # unscaled. A loss and gradients all exactly 0 set no scale. ``scale`` is the larger
+        # of |L| and the largest |gradient|, so a constant offset can only keep atol at
+        # its default, never raise it.
         if self.source == "given" or not scale > 0:
             return atol
         return atol * min(1.0, scale)
@@ -95,10 +97,11 @@ class Tolerance:
         """Mismatch allowed at a kink (to the hull, or in strict mode), before rounding."""
         return self._atol(self.kink_atol, scale) + self.kink_rtol * np.abs(numeric)
 
-    def verify(self, numeric: np.ndarray, scale: float) -> np.ndarray:
-        """The largest numeric error bar at which an element can be vouched for."""
+    def verify(self, numeric: np.ndarray, scale: float, atol_scale: float) -> np.ndarray:
+        """The largest numeric error bar at which an element can be vouched for; ``scale``
+        is the largest |gradient| of the check, ``atol_scale`` the larger of it and |L|."""
         magnitude = np.maximum(np.abs(numeric), SCALE_FLOOR * scale)
-        return self._atol(self.atol, scale) + self.rtol * magnitude
+        return self._atol(self.atol, atol_scale) + self.rtol * magnitude
 
 
 def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None) -> Tolerance:
