@@ -13,7 +13,7 @@ Given rtol/atol replace both levels.
 
 >>> t = tolerance_for(np.dtype(np.float32), None, None)
 >>> t.source, t.rtol, t.atol
-('float32 defaults', 0.001, 1e-05)
+('float32 defaults', 0.01, 0.0001)
 """
 from __future__ import annotations
 
