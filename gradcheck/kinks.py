@@ -18,7 +18,7 @@ Two re-checks settle what one coordinate at a time cannot:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -121,24 +121,49 @@ def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, .
     return groups[:MAX_TIE_GROUPS]
 
 
-def _slope_along(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
-                 here: float | None = None) -> tuple[float, float, float]:
-    """Loss at base - step and base + step (and at base, unless given as ``here``) with
-    every member set to that value: the central difference and the two one-sided ones."""
+class TieSlopes(NamedTuple):
+    """The loss along a tie direction (every member moved together) at steps h and h/2."""
+
+    central: float  # at h
+    central_half: float  # at h/2
+    spread: float  # |d+ - d-| at h
+    spread_half: float  # |d+ - d-| at h/2
+    noise: float  # measured error of central_half: rounding and noise, not curvature
+
+    @property
+    def gap(self) -> float:
+        return abs(self.central - self.central_half)
+
+
+def _slopes_along(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
+                  here: float | None = None) -> TieSlopes:
+    """Loss at base +- step and base +- step/2 (and at base, unless given as ``here``) with
+    every member set to that value.
+
+    The error bar comes from what was measured, never from a dtype guess: the h vs h/2
+    gap of the central differences, and the part of the second differences that does not
+    scale as h^2 (4 D2(h/2) - D2(h) cancels curvature and leaves the loss's roughness).
+    """
     flat = calls.arrays[name].flat  # writes through, contiguous or not
-    losses = []
-    taken = []
+    offsets = (step, -step, step / 2, -step / 2) + (() if here is not None else (0.0,))
+    losses, taken = [], []
     try:
-        for offset in (step, -step) if here is not None else (step, -step, 0.0):
+        for offset in offsets:
             flat[members] = base + offset
             taken.append(float(flat[members[0]]) - base)
             losses.append(calls.loss())
     finally:
         flat[members] = calls.originals[name].reshape(-1)[members]
-    up, down = losses[:2]
-    here = losses[2] if here is None else here
-    h_up, h_down = taken[0], -taken[1]
-    return ((up - down) / (h_up + h_down), (up - here) / h_up, (here - down) / h_down)
+    at = losses[4] if here is None else here
+    up, down, up_half, down_half = losses[:4]
+    h_up, h_down, h2_up, h2_down = taken[0], -taken[1], taken[2], -taken[3]
+    central = (up - down) / (h_up + h_down)
+    central_half = (up_half - down_half) / (h2_up + h2_down)
+    d2 = (up - at) / h_up - (at - down) / h_down  # = h L'' + rounding / h
+    d2_half = (up_half - at) / h2_up - (at - down_half) / h2_down
+    roughness = abs(2 * d2_half - d2) / 2  # curvature cancels between the two steps
+    return TieSlopes(central, central_half, abs(d2), abs(d2_half),
+                     max(abs(central - central_half), roughness))
 
 
 def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
@@ -146,8 +171,8 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
     """Fail groups of tied kink elements whose gradients do not add up to the slope of
     the loss when they move together (a tied maximum counted twice).
 
-    Per group: 2 evaluations at h and 2 at h/2 to see that the direction is smooth; a
-    mismatch then costs one more look on each side of the point (2 x (3 + 1 gradient)).
+    Per group: 4 evaluations (h and h/2) to see that the direction is smooth; a mismatch
+    then costs one more look on each side of the point (2 x (5 + 1 gradient)).
     """
     from gradcheck.measure import BAD, HULL, OK
 
@@ -162,22 +187,23 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
         value = float(base_flat[members[0]])
         h = float(step_sizes(np.array([value]), eps=max(
             float(np.finfo(base_flat.dtype).eps), setting.loss_eps))[0])
-        slope, up, down = _slope_along(calls, name, members, value, h, loss_at_point)
-        slope_half, up_half, down_half = _slope_along(calls, name, members, value, h / 2,
-                                                      loss_at_point)
-        bound = _tie_bound(slope_half, loss_at_point, h / 2, setting)
-        gap = abs(slope - slope_half)
-        if is_jump(np.array([abs(up - down)]), np.array([abs(up_half - down_half)]),
-                   np.array([gap]), np.array([bound / 8]))[0] or gap > 2 * bound:
+        here = _slopes_along(calls, name, members, value, h, loss_at_point)
+        bound = _tie_bound(here, loss_at_point, h / 2, setting)
+        if is_jump(np.array([here.spread]), np.array([here.spread_half]),
+                   np.array([here.gap]), np.array([bound / 8]))[0] or here.gap > 2 * bound:
             continue  # the group's own move crosses a kink: nothing to conclude here
         total = float(np.sum(m.analytic[group]))
-        if abs(total - slope_half) <= bound + 2 * gap:
+        if abs(total - here.central_half) <= bound:
             continue
-        shift = float(rng.uniform(16.0, 32.0)) * h
+        # moved along the tie by up to h/2 and measured with steps up to h/2 there, the
+        # stencils stay inside the stretch just seen to be smooth (a far move could leave
+        # the tie's piece: in float16 a step is a tenth of the value)
+        shift = float(rng.uniform(0.25, 0.5)) * h
         persists = all(_tie_mismatch_at(calls, name, members, value + sign * shift, h / 2,
-                                        loss_at_point, setting, gap)
+                                        loss_at_point, setting)
                        for sign in (1.0, -1.0))
         where = _element(name, int(members[0]), calls.arrays[name].shape)
+        slope = here.central_half
         if persists:
             m.status[group] = BAD
             m.tied[group] = True
@@ -185,25 +211,33 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
             warnings.append(
                 f"{name}: {len(group)} elements tied at {value:g} (first {where}) are a kink "
                 f"together: their gradients add up to {total:.6g}, but the loss moves at "
-                f"{slope_half:.6g} when they move together, here and on both sides along "
+                f"{slope:.6g} when they move together, here and on both sides along "
                 "the tie. A tied maximum must share its upstream gradient (give it to one "
                 "element, or split it), not give it to every tied element.")
         else:
             warnings.append(
                 f"{name}: {len(group)} elements tied at {value:g} (first {where}) add up to "
-                f"{total:.6g} against a slope of {slope_half:.6g} at the point only; moved "
+                f"{total:.6g} against a slope of {slope:.6g} at the point only; moved "
                 "along the tie they agree, so it is an artifact of the point, not a bug.")
 
 
-def _tie_bound(slope: float, loss_at_point: float, step: float, setting: Setting) -> float:
-    from gradcheck.tolerances import rounding_allowance
+# measured noise counts this many times in a tie's error bar: a bug must clear it well
+TIE_NOISE_FACTOR = 4.0
 
-    return float(setting.tolerance.at_kink(np.array(slope), abs(slope))
-                 + rounding_allowance(setting.model_eps, abs(loss_at_point), np.array(step)))
+
+def _tie_bound(slopes: TieSlopes, loss_at_point: float, step: float, setting: Setting) -> float:
+    """The mismatch a tie's slope can carry: the tolerance, the rounding of the loss
+    values (at their own precision), and what the two steps measured."""
+    from gradcheck.tolerances import rounding_floor
+
+    slope = slopes.central_half
+    return float(setting.tolerance.at_kink(np.array(slope), max(abs(slope), abs(loss_at_point)))
+                 + 8 * rounding_floor(setting.loss_eps, abs(loss_at_point), np.array(step))
+                 + TIE_NOISE_FACTOR * slopes.noise)
 
 
 def _tie_mismatch_at(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
-                     loss_at_point: float, setting: Setting, gap: float) -> bool:
+                     loss_at_point: float, setting: Setting) -> bool:
     """Does the group's mismatch persist at the point moved along the tie to ``base``?"""
     flat = calls.arrays[name].flat
     try:
@@ -211,9 +245,10 @@ def _tie_mismatch_at(calls: Calls, name: str, members: np.ndarray, base: float, 
         gradient = calls.grads()[name].reshape(-1)
     finally:
         calls.restore()
-    slope, _, _ = _slope_along(calls, name, members, base, step)
+    slopes = _slopes_along(calls, name, members, base, step)
     total = float(np.sum(gradient[members]))
-    return abs(total - slope) > _tie_bound(slope, loss_at_point, step, setting) + 2 * gap
+    return abs(total - slopes.central_half) > _tie_bound(slopes, loss_at_point, step / 2,
+                                                          setting)
 
 
 # ---------------------------------------------------------------------------- jitter
