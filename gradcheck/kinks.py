@@ -91,17 +91,22 @@ def jitter_offsets(steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # measure.py uses the primitives above, so the re-checks import it when they run.
 
 
-def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, ...]
-               ) -> list[np.ndarray]:
+def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, ...],
+               analytic: np.ndarray | None = None) -> list[np.ndarray]:
     """Groups (positions into ``values``) of exactly equal values, two or more each: over
-    the whole tensor, then within each index of axis 0, of axes 0 and 1, and so on.
+    the whole tensor, then within each index of axis 0, of axes 0 and 1, and so on; with
+    ``analytic``, the same again split by equal analytic value.
 
     A tie set (the elements tied for one maximum: one row, one pooling window) lies inside
-    one group at every level where it is not cut apart; the finer levels keep ties of
-    different rows from cancelling each other out along one direction.
+    one group at every level where it is not cut apart. The finer levels keep ties of
+    different rows from cancelling each other out along one direction; the analytic split
+    finds the windows of a max-pool, whose tied elements a "counted for all" bug gives
+    one value each, however the windows lie in the index grid.
 
     >>> [g.tolist() for g in tie_groups(np.array([2.0, 2.0, 2.0, 2.0]), np.arange(4), (2, 2))]
     [[0, 1, 2, 3], [0, 1], [2, 3]]
+    >>> [g.tolist() for g in tie_groups(np.ones(4), np.arange(4), (4,), np.array([1, 2, 1, 2]))]
+    [[0, 1, 2, 3], [0, 2], [1, 3]]
     """
     if len(values) < 2:
         return []
@@ -109,15 +114,18 @@ def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, .
              else np.zeros((len(values), 0)))
     groups: list[np.ndarray] = []
     seen: set[bytes] = set()
-    for level in range(max(len(shape), 1)):
-        keys = np.column_stack([values, index[:, :level]]) if level else values[:, None]
-        _, labels = np.unique(keys, axis=0, return_inverse=True)
-        labels = labels.reshape(-1)
-        for label in np.unique(labels):
-            members = np.flatnonzero(labels == label)
-            if len(members) >= 2 and members.tobytes() not in seen:
-                seen.add(members.tobytes())
-                groups.append(members)
+    splits = [values[:, None]] + ([] if analytic is None
+                                  else [np.column_stack([values, analytic])])
+    for by_value in splits:
+        for level in range(max(len(shape), 1)):
+            keys = np.column_stack([by_value, index[:, :level]]) if level else by_value
+            _, labels = np.unique(keys, axis=0, return_inverse=True)
+            labels = labels.reshape(-1)
+            for label in np.unique(labels):
+                members = np.flatnonzero(labels == label)
+                if len(members) >= 2 and members.tobytes() not in seen:
+                    seen.add(members.tobytes())
+                    groups.append(members)
     return groups[:MAX_TIE_GROUPS]
 
 
@@ -179,7 +187,8 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
     base_flat = calls.originals[name].reshape(-1)
     candidates = np.flatnonzero(m.kink & ((m.status == OK) | (m.status == HULL)))
     values = base_flat[m.flat_indices[candidates]].astype(np.float64)
-    for members_at in tie_groups(values, m.flat_indices[candidates], calls.arrays[name].shape):
+    for members_at in tie_groups(values, m.flat_indices[candidates], calls.arrays[name].shape,
+                                 m.analytic[candidates]):
         group = candidates[members_at]
         if np.all(m.tied[group]):
             continue
