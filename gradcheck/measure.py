@@ -13,7 +13,8 @@ Everything else gets a second look at h/2 before any verdict:
 Whether an agreeing element's error bar is narrow enough to vouch for it is decided once
 every tensor is measured (:func:`vouch`), against the scale of all the gradients.
 A right gradient costs 2 evaluations per coordinate; each element that fails the first
-look costs 2 more.
+look costs 2 more, and so does each agreeing element whose one-sided differences look like
+a kink (the second look tells a jump from curvature).
 """
 from __future__ import annotations
 
@@ -114,6 +115,16 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
+        # an agreeing element flagged as a kink may only be curved (x^2 at 0, a float32
+        # step across a minimum): at h/2 the spread of a curve halves, a jump's stays
+        curved = np.flatnonzero(agree & kink)
+    if len(curved):
+        look = differences(calls, name, flat_indices[curved], 0.5 * steps[curved],
+                           loss_at_point, setting)
+        kink[curved] = is_jump(np.abs(forward - backward)[curved],
+                               np.abs(look.forward - look.backward),
+                               np.abs(look.numeric - numeric[curved]),
+                               tol.detect(np.zeros(1), atol_scale) + first.allowance[curved] / 8)
     bar = first.floor.copy()
     allowed = tol.detect(numeric, atol_scale) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
