@@ -79,6 +79,9 @@ class Differences(NamedTuple):
     forward: np.ndarray  # d+
     backward: np.ndarray  # d-
     floor: np.ndarray  # error from the rounding of the loss values
+    # one rounding at the coarsest precision the loss passed through: a float32 layer's
+    # loss is float32-rough though summed in float64. Agreement within it is agreement.
+    model_floor: np.ndarray
     allowance: np.ndarray  # generous rounding bound a bug must clear
     steps: np.ndarray  # the steps taken
 
@@ -93,6 +96,7 @@ def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.nda
     taken = 0.5 * (stencil.step_plus + stencil.step_minus)
     return Differences(stencil.central(), forward, backward,
                        rounding_floor(setting.loss_eps, loss_scale, taken),
+                       rounding_floor(setting.model_eps, loss_scale, taken),
                        rounding_allowance(setting.model_eps, loss_scale, taken), taken)
 
 
@@ -111,7 +115,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     atol_scale = max(gradient_scale(numeric, analytic), abs(loss_at_point))
     with np.errstate(invalid="ignore"):
         mismatch = np.abs(analytic - numeric)
-        agree = mismatch <= tol.detect(numeric, atol_scale) + first.floor
+        agree = mismatch <= tol.detect(numeric, atol_scale) + first.model_floor
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
@@ -153,7 +157,8 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         safe_bar = np.maximum(measured_bar, half.allowance)
         with np.errstate(invalid="ignore"):
             off = np.abs(a - half.numeric)
-            fine = off <= tol.detect(half.numeric, atol_scale) + measured_bar
+            fine = off <= (tol.detect(half.numeric, atol_scale)
+                           + np.maximum(measured_bar, half.model_floor))
             wrong = off > tol.detect(half.numeric, atol_scale) + safe_bar
         take_half = rough | smooth  # a kink on the point keeps the first look's numbers
         for column, new in ((numeric, half.numeric), (forward, half.forward),
