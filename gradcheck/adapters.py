@@ -8,13 +8,13 @@ them (a bound method carries its object, and with it the arrays the engine pertu
 (No ``from __future__ import annotations`` here: help() then shows the allowed values of
 mode and kinks, not the names of their Literal types.)
 """
-import inspect
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
 
+from gradcheck.calls import check_callable
 from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
 from gradcheck.options import (
@@ -62,25 +62,6 @@ def float_input(x: object, what: str) -> np.ndarray:
     if array.size == 0:
         raise GradcheckUsageError(f"{what} is empty (shape {array.shape}): nothing to check")
     return np.array(array, copy=True)
-
-
-def check_callable(fn: object, label: str, n_args: int, hint: str) -> None:
-    """Refuse, before any call, a ``fn`` that is not callable or cannot take ``n_args``
-    positional arguments, with a usage error naming ``label`` (its role) and ``hint``."""
-    if not callable(fn):
-        raise GradcheckUsageError(f"{label} must be callable, got {type(fn).__name__}")
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # builtins and C callables without a signature
-        return
-    try:
-        signature.bind(*range(n_args))
-    except TypeError:
-        takes = (f"must take no arguments ({hint})" if n_args == 0 else
-                 f"must take {n_args} positional argument{'s' * (n_args != 1)} ({hint})")
-        raise GradcheckUsageError(
-            f"{label} {takes}, but {getattr(fn, '__name__', type(fn).__name__)}{signature} "
-            "does not") from None
 
 
 def callable_name(obj: object) -> str:

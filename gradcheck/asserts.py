@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.adapters import check_callable, check_function, check_layer
+from gradcheck.adapters import check_function, check_layer
 from gradcheck.core import check_params
 from gradcheck.errors import GradientMismatch
 from gradcheck.options import (
@@ -119,8 +119,6 @@ def assert_params(
     True
     """
     __tracebackhide__ = True
-    check_callable(loss, "loss", 0, "it reads the params the checker perturbs in place")
-    check_callable(grads, "grads", 0, "it returns the gradient dict at the current params")
     return _verified(check_params(loss, grads, params, rtol=rtol, atol=atol, mode=mode,
                                   kinks=kinks, seed=seed, executor=executor, progress=progress))
 

@@ -7,6 +7,7 @@ and that misbehaviour (in-place writes, wrong keys or shapes, a non-scalar loss)
 """
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,6 +25,25 @@ GradsFn = Callable[[], Mapping[str, Any]]
 ProgressFn = Callable[[int, int], None]
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress callbacks
+
+
+def check_callable(fn: object, label: str, n_args: int, hint: str) -> None:
+    """Refuse, before any call, a ``fn`` that is not callable or cannot take ``n_args``
+    positional arguments, with a usage error naming ``label`` (its role) and ``hint``."""
+    if not callable(fn):
+        raise GradcheckUsageError(f"{label} must be callable, got {type(fn).__name__}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        return
+    try:
+        signature.bind(*range(n_args))
+    except TypeError:
+        takes = (f"must take no arguments ({hint})" if n_args == 0 else
+                 f"must take {n_args} positional argument{'s' * (n_args != 1)} ({hint})")
+        raise GradcheckUsageError(
+            f"{label} {takes}, but {getattr(fn, '__name__', type(fn).__name__)}{signature} "
+            "does not") from None
 
 
 def check_params_argument(params: object, loss_label: str) -> dict[str, np.ndarray]:

@@ -23,8 +23,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from gradcheck.calls import Calls, GradsFn, LossFn, check_params_argument
-from gradcheck.errors import GradcheckUsageError
+from gradcheck.calls import Calls, GradsFn, LossFn, check_callable, check_params_argument
 from gradcheck.fast import check_fast
 from gradcheck.kinks import check_ties, settle_by_jitter
 from gradcheck.measure import (
@@ -94,10 +93,8 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
     from gradcheck.diagnosis import diagnose
     from gradcheck.progress import ProgressBar, progress_callback
 
-    for name, fn in (("loss", loss), ("grads", grads)):
-        if not callable(fn):
-            raise GradcheckUsageError(f"{name} must be a callable taking no arguments, got "
-                        f"{type(fn).__name__}")
+    check_callable(loss, "loss", 0, "it reads the params the checker perturbs in place")
+    check_callable(grads, "grads", 0, "it returns the gradient dict at the current params")
     arrays = check_params_argument(params, subject.loss_label)
     progress = progress_callback(options.progress)
     calls = Calls(loss, grads, arrays, options, subject, progress)

@@ -208,9 +208,12 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
         # stencils stay inside the stretch just seen to be smooth (a far move could leave
         # the tie's piece: in float16 a step is a tenth of the value)
         shift = float(rng.uniform(0.25, 0.5)) * h
-        persists = all(_tie_mismatch_at(calls, name, members, value + sign * shift, h / 2,
-                                        loss_at_point, setting)
-                       for sign in (1.0, -1.0))
+        # a loop, not all(... for ...): a StopIteration raised by the user's code inside a
+        # generator would come back as RuntimeError (PEP 479)
+        persists = True
+        for sign in (1.0, -1.0):
+            persists = persists and _tie_mismatch_at(calls, name, members, value + sign * shift,
+                                                     h / 2, loss_at_point, setting)
         where = _element(name, int(members[0]), calls.arrays[name].shape)
         slope = here.central_half
         if persists:
@@ -293,8 +296,8 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
         offsets = {name: jitter_offsets(step_sizes(
             calls.originals[name].reshape(-1)[results[name].flat_indices[positions]]), rng)
             for name, positions in pending.items()}
-        plus, minus = (_measure_jittered(calls, results, pending, offsets, settings, sign)
-                       for sign in (1.0, -1.0))
+        plus = _measure_jittered(calls, results, pending, offsets, settings, 1.0)
+        minus = _measure_jittered(calls, results, pending, offsets, settings, -1.0)
         if plus is None or minus is None:
             continue
         for name, positions in pending.items():

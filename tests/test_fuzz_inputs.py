@@ -135,8 +135,6 @@ def test_a_loss_that_takes_an_argument() -> None:
                        X)
 
 
-@pytest.mark.xfail(reason="needs the arity check in core.run_check (requested from the "
-                   "engine's owner); today the user's TypeError comes through", strict=False)
 def test_check_params_loss_taking_an_argument() -> None:
     params = {"w": X.copy()}
     with pytest.raises(GradcheckUsageError, match="loss"):
@@ -401,9 +399,6 @@ class KinkRelu:
         return g * np.where(self.x > 0, 1.0, np.where(self.x == 0, 2.0, 0.0))
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False,
-                   reason="kinks.py calls the loss inside generator expressions (PEP 479 turns "
-                          "StopIteration into RuntimeError); fix requested from the engine's owner")
 def test_stop_iteration_during_the_kink_recheck_comes_back_unchanged() -> None:
     x = np.array([[0.0, 1.0, -1.0, 0.0]])
     counted = KinkRelu()
