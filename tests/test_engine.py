@@ -527,3 +527,63 @@ def test_progress_reports_every_coordinate_scanned_up_to_the_total(monkeypatch) 
     assert report.ok
     assert seen[-1] == (200, 200)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 200
+
+
+def test_a_smooth_minimum_is_not_counted_as_a_kink_and_costs_two_more_per_element() -> None:
+    """x^2 at 0: d+ = h and d- = -h differ by 100 %, like a kink. An agreeing element that
+    looks like a kink gets one more look at h/2, where a curve's spread halves and a jump's
+    does not: no kink is counted, at 2 more evaluations per such element."""
+    x0 = np.zeros(3)
+    calls = [0]
+
+    def f(v: np.ndarray) -> float:
+        calls[0] += 1
+        return float(np.sum(v**2))
+
+    report = gc.check_function(f, lambda v: 2 * v, x0, mode="full")
+    assert report.ok, str(report)
+    assert report.tensors[0].kinks.met == 0, str(report)
+    assert calls[0] == report.evaluations["loss"] == 2 * 3 + 3 + 2 * 3
+
+
+def test_relu_at_zero_is_still_a_kink_after_the_second_look() -> None:
+    """The second look keeps a real kink a kink: ReLU at 0 under a valid convention."""
+    report = gc.check_function(lambda v: float(np.sum(np.maximum(v, 0))),
+                               lambda v: (v > 0).astype(float) * 1.0, np.zeros(2), kinks="hull")
+    assert report.ok, str(report)
+    assert report.tensors[0].kinks.met == 2, str(report)
+
+
+def test_zero_gradients_everywhere_are_verified_not_unverified() -> None:
+    """A dead unit, a softmax over one class: every gradient exactly 0 and a loss of order
+    1. The default atol then stays absolute (no gradient sets a scale), and the loss's
+    rounding (~1e-11) is far inside it: ok, not UNVERIFIED."""
+    w = {"w": np.array([-1.0, 0.5])}
+    report = gc.check_params(lambda: 0.5 + float(np.maximum(w["w"][0], 0.0)) * 0.0,
+                             lambda: {"w": np.zeros(2)}, w)
+    assert report.ok, str(report)
+
+
+def test_a_tiny_one_sided_gradient_next_to_an_order_one_loss_is_verified() -> None:
+    """C = (1 - relu(w1 relu(w2)))^2 / 2 at w1 = 0, w2 = 1.19e-7: the only nonzero slope is
+    one-sided and 1e-7. The atol's scale is the larger of |L| and the gradients, so the
+    loss's own rounding (1.8e-11) does not make the right gradient UNVERIFIED."""
+    from reference_nets.classic import relu_chain_cost, relu_chain_grad
+
+    w = np.array([0.0, 1.192092896e-07])
+    report = gc.check_params(lambda: relu_chain_cost(w, 1.0, 1.0),
+                             lambda: {"w": relu_chain_grad(w, 1.0, 1.0)}, {"w": w})
+    assert report.ok, str(report)
+
+
+def test_a_float32_layer_summed_in_float64_is_judged_at_float32_rounding() -> None:
+    """A float32 forward makes the loss float32-rough though check_layer sums it in
+    float64: agreement within one float32 rounding of |L| / h is agreement (a correct
+    float32 softmax cross-entropy is ok), yet a sign error is still FAILED."""
+    from layer_bank import correct_dense_softmax_ce, dense_bias_sign_flipped
+
+    for seed in (2, 3):
+        report = gc.check_layer(*correct_dense_softmax_ce(np.float32, seed), seed=seed)
+        assert report.ok, str(report)
+    wrong = gc.check_layer(*dense_bias_sign_flipped(np.float32, 0))
+    assert wrong.status == "FAILED", str(wrong)
