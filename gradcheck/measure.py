@@ -31,6 +31,8 @@ from gradcheck.tolerances import Tolerance, gradient_scale, rounding_allowance, 
 # Per-coordinate verdicts.
 OK, HULL, PENDING, SKIPPED, BAD, UNVERIFIED = range(6)
 GAP_FACTOR = 2.0  # the measured error bar is this many times the h vs h/2 gap
+ROUGHNESS_FACTOR = 4.0  # a wrong element clears this many times the measured roughness
+MODEL_ROUNDINGS = 8.0  # ... and this many roundings of |L| at the coarsest precision
 
 
 @dataclass
@@ -154,7 +156,13 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         measured_bar = np.maximum(GAP_FACTOR * gap, half.floor)
         # the error of the h/2 value itself: gap/3 where truncation is O(h^2) (Richardson)
         own_error = np.maximum(gap / 3, half.floor)
-        safe_bar = np.maximum(measured_bar, half.allowance)
+        # what a bug must clear: the measured bar, the loss's roughness at this scale (the
+        # part of the second differences that does not scale as h^2), and a few roundings
+        # at the coarsest precision in play; measured, not a dtype's eps times |L|
+        roughness = np.abs(2 * (half.forward - half.backward)
+                           - (forward - backward)[suspects]) / 2
+        safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * roughness,
+                                      MODEL_ROUNDINGS * half.model_floor])
         with np.errstate(invalid="ignore"):
             off = np.abs(a - half.numeric)
             fine = off <= (tol.detect(half.numeric, atol_scale)
