@@ -704,3 +704,21 @@ def test_an_argument_of_forward_given_by_keyword_is_pointed_out() -> None:
                        r"pass the arguments of the function under test by position"):
         gc.check_pair(conv_forward_naive, conv_backward_naive, randn(1, 1, 3, 3),
                       randn(1, 1, 2, 2), randn(1), conv_param={"stride": 1, "pad": 0})
+
+
+def test_the_upstream_is_never_the_users_own_default_rng_stream() -> None:
+    """A user who builds x with default_rng(0) (the seed's default) must not get an
+    upstream equal to x: a ReLU backward that returns x * mask instead of g * mask would
+    then pass. The check's generator is seeded apart from default_rng(seed)."""
+
+    class ReluUsingX:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.x = x
+            return np.maximum(x, 0)
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return self.x * (self.x > 0)
+
+    for seed in (0, 1, 7):
+        x = np.random.default_rng(seed).standard_normal((5, 6))
+        assert gc.check_layer(ReluUsingX(), x, seed=seed).status == "FAILED"
