@@ -122,7 +122,7 @@ class Options:
         """
         import numpy as np
 
-        return np.random.default_rng([self.seed, 0x6763])
+        return np.random.default_rng(None if self.seed is None else [self.seed, 0x6763])
 
     def call_text(self, call: str) -> str:
         """``call`` (a call's text up to its options) completed with the options that
