@@ -65,6 +65,17 @@ def is_jump(spread: np.ndarray, spread_half: np.ndarray, seen_noise: np.ndarray,
     return (spread_half > 0.75 * spread) & (spread > 8 * seen_noise) & (spread > floor)
 
 
+def roughness(spread: np.ndarray | float, spread_half: np.ndarray | float) -> np.ndarray:
+    """The part of the one-sided spreads d+ - d- (at steps h and h/2) that is not
+    curvature: curvature gives h L'' and h L'' / 2, so 2 (d+ - d-)(h/2) - (d+ - d-)(h)
+    cancels it and leaves the loss's rounding and noise at that scale.
+
+    >>> float(roughness(1e-3, 5e-4))  # a smooth curve
+    0.0
+    """
+    return np.abs(2 * np.asarray(spread_half) - np.asarray(spread)) / 2
+
+
 def distance_to_hull(analytic: np.ndarray, forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     """How far each analytic value lies outside [min(d-, d+), max(d-, d+)] (0 inside).
 
@@ -149,8 +160,7 @@ def _slopes_along(calls: Calls, name: str, members: np.ndarray, base: float, ste
     every member set to that value.
 
     The error bar comes from what was measured, never from a dtype guess: the h vs h/2
-    gap of the central differences, and the part of the second differences that does not
-    scale as h^2 (4 D2(h/2) - D2(h) cancels curvature and leaves the loss's roughness).
+    gap of the central differences, and the :func:`roughness` of the loss at that scale.
     """
     flat = calls.arrays[name].flat  # writes through, contiguous or not
     offsets = (step, -step, step / 2, -step / 2) + (() if here is not None else (0.0,))
@@ -167,11 +177,10 @@ def _slopes_along(calls: Calls, name: str, members: np.ndarray, base: float, ste
     h_up, h_down, h2_up, h2_down = taken[0], -taken[1], taken[2], -taken[3]
     central = (up - down) / (h_up + h_down)
     central_half = (up_half - down_half) / (h2_up + h2_down)
-    d2 = (up - at) / h_up - (at - down) / h_down  # = h L'' + rounding / h
+    d2 = (up - at) / h_up - (at - down) / h_down  # d+ - d- = h L'' + rounding / h
     d2_half = (up_half - at) / h2_up - (at - down_half) / h2_down
-    roughness = abs(2 * d2_half - d2) / 2  # curvature cancels between the two steps
     return TieSlopes(central, central_half, abs(d2), abs(d2_half),
-                     max(abs(central - central_half), roughness))
+                     max(abs(central - central_half), float(roughness(d2, d2_half))))
 
 
 def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
@@ -281,7 +290,7 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
     compares as usual. A coordinate still on a kink gets a fresh jitter next round; after
     JITTER_ROUNDS it is left unverified.
     """
-    from gradcheck.measure import BAD, OK, PENDING, UNVERIFIED
+    from gradcheck.measure import BAD, PENDING, UNVERIFIED
 
     outside = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
     failing = {name: _worst_first(m, np.flatnonzero((m.status == BAD) & ~m.tied))
@@ -302,10 +311,8 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
             continue
         for name, positions in pending.items():
             m = results[name]
-            p, q = plus[name], minus[name]
-            _record_jittered(m, positions, p, q)
-            pending[name] = positions[~(((p.status == OK) | ~p.kink)
-                                        & ((q.status == OK) | ~q.kink))]
+            settled = _record_jittered(m, positions, plus[name], minus[name])
+            pending[name] = positions[~settled]
             if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
                 pending[name] = np.concatenate([pending[name], later[name]])
                 failing[name] = np.concatenate([failing[name], later[name]])
@@ -347,8 +354,9 @@ def _measure_jittered(
 
 
 def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
-                     minus: Measured) -> None:
-    """Verdicts at the two mirrored jittered points, x + d and x - d.
+                     minus: Measured) -> np.ndarray:
+    """Verdicts at the two mirrored jittered points, x + d and x - d; returns which
+    coordinates are settled (the rest want a fresh jitter).
 
     A coordinate is settled where neither point is on a kink, and right only if right at
     both. A kink coordinate takes the new numbers (from the side that failed, if one did):
@@ -374,6 +382,7 @@ def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
                                          np.where(wrong_either, BAD, UNVERIFIED))[take]
     m.jittered[positions[take]] = True
     m.kink[positions[take & was_failing]] = True
+    return settled
 
 
 def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.ndarray,

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gradcheck.calls import Calls
-from gradcheck.kinks import distance_to_hull, is_jump, kink_mask
+from gradcheck.kinks import distance_to_hull, is_jump, kink_mask, roughness
 from gradcheck.numeric import step_sizes
 from gradcheck.tolerances import Tolerance, gradient_scale, rounding_allowance, rounding_floor
 
@@ -121,6 +121,9 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
+        # a one-sided spread must clear this to be a jump: kinks are looked for at the
+        # detection tolerance (a jump smaller than the verification atol is still a kink)
+        jump_floor = tol.detect(np.zeros(1), atol_scale) + first.allowance / 8
         # an agreeing element flagged as a kink may only be curved (x^2 at 0, a float32
         # step across a minimum): at h/2 the spread of a curve halves, a jump's stays
         curved = np.flatnonzero(agree & kink)
@@ -129,8 +132,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
                            loss_at_point, setting)
         kink[curved] = is_jump(np.abs(forward - backward)[curved],
                                np.abs(look.forward - look.backward),
-                               np.abs(look.numeric - numeric[curved]),
-                               tol.detect(np.zeros(1), atol_scale) + first.allowance[curved] / 8)
+                               np.abs(look.numeric - numeric[curved]), jump_floor[curved])
     bar = first.floor.copy()
     allowed = tol.detect(numeric, atol_scale) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
@@ -150,8 +152,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         rough = gap > (tol.detect(numeric[suspects], atol_scale) + first.allowance[suspects]
                        + tol.detect(half.numeric, atol_scale) + half.allowance)
         jump = is_jump(np.abs(forward - backward)[suspects],
-                       np.abs(half.forward - half.backward), gap,
-                       tol.detect(np.zeros(1), atol_scale) + first.allowance[suspects] / 8)
+                       np.abs(half.forward - half.backward), gap, jump_floor[suspects])
         smooth = ~rough & ~jump
         measured_bar = np.maximum(GAP_FACTOR * gap, half.floor)
         # the error of the h/2 value itself: gap/3 where truncation is O(h^2) (Richardson)
@@ -159,9 +160,8 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # what a bug must clear: the measured bar, the loss's roughness at this scale (the
         # part of the second differences that does not scale as h^2), and a few roundings
         # at the coarsest precision in play; measured, not a dtype's eps times |L|
-        roughness = np.abs(2 * (half.forward - half.backward)
-                           - (forward - backward)[suspects]) / 2
-        safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * roughness,
+        rough_noise = roughness((forward - backward)[suspects], half.forward - half.backward)
+        safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * rough_noise,
                                       MODEL_ROUNDINGS * half.model_floor])
         with np.errstate(invalid="ignore"):
             off = np.abs(a - half.numeric)

@@ -89,8 +89,8 @@ class Tolerance:
         return atol * min(1.0, scale)
 
     def detect(self, numeric: np.ndarray, scale: float) -> np.ndarray:
-        """Mismatch allowed before the error bar is consulted; ``scale`` is the largest
-        |gradient| around (the tensor's, or the whole check's)."""
+        """Mismatch allowed before the error bar is consulted; ``scale`` is what the
+        default atol is relative to (the larger of |L| and the largest |gradient|)."""
         return self._atol(self.detect_atol, scale) + self.detect_rtol * np.abs(numeric)
 
     def at_kink(self, numeric: np.ndarray, scale: float) -> np.ndarray:
