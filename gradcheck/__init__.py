@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         gradient_flow,
         make_chain,
     )
-    from gradcheck.options import KinkMode, Mode, Options
+    from gradcheck.options import KinkMode, Mode, Options, Subject
     from gradcheck.pairs import check_loss, check_pair
     from gradcheck.protocols import Layer, LayerWithParams
     from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
@@ -55,6 +55,7 @@ _HOME = {
     "Layer": "gradcheck.protocols",
     "LayerWithParams": "gradcheck.protocols",
     "Options": "gradcheck.options",
+    "Subject": "gradcheck.options",
     "Mode": "gradcheck.options",
     "KinkMode": "gradcheck.options",
     "Report": "gradcheck.report",
@@ -83,6 +84,7 @@ __all__ = [
     "Mode",
     "Options",
     "Report",
+    "Subject",
     "TensorResult",
     "assert_function",
     "assert_layer",

@@ -35,7 +35,7 @@ from gradcheck.report import Report
 def _verified(report: Report) -> Report:
     __tracebackhide__ = True  # pytest shows the report, not this frame
     if not report.ok:
-        raise GradientMismatch(str(report))
+        raise GradientMismatch(str(report), report)
     return report
 
 

@@ -38,7 +38,17 @@ from gradcheck.measure import (
     vouch,
 )
 from gradcheck.numeric import relative_step
-from gradcheck.options import KinkMode, Mode, Options, ProgressCallback, Subject
+from gradcheck.options import (
+    DEFAULT_KINKS,
+    DEFAULT_MODE,
+    DEFAULT_SEED,
+    KinkMode,
+    Mode,
+    Options,
+    ProgressCallback,
+    Subject,
+    front_door,
+)
 from gradcheck.report import FAILED, KinkTally, Mismatch, Problem, Report, TensorResult
 from gradcheck.report import OK as TENSOR_OK
 from gradcheck.report import UNVERIFIED as TENSOR_UNVERIFIED
@@ -51,6 +61,7 @@ WORST_KEPT = 5
 REPEAT_RTOL = 8 * float(np.finfo(np.float64).eps)
 
 
+@front_door
 def check_params(
     loss: LossFn,
     grads: GradsFn,
@@ -58,9 +69,9 @@ def check_params(
     *,
     rtol: float | None = None,
     atol: float | None = None,
-    mode: Mode = "auto",
-    kinks: KinkMode = "subgradient",
-    seed: int | None = 0,
+    mode: Mode = DEFAULT_MODE,
+    kinks: KinkMode = DEFAULT_KINKS,
+    seed: int | None = DEFAULT_SEED,
     executor: Executor | None = None,
     progress: ProgressCallback | bool | None = None,
     subject: Subject | None = None,
@@ -70,7 +81,6 @@ def check_params(
     ``params`` is perturbed in place, one coordinate (full) or one group (fast) at a time,
     and restored bit for bit before this returns, also when the user's code raises.
     ``subject`` names what is checked in the report (labels, title, the repeat line).
-    Options: see :class:`gradcheck.options.Options`.
 
     >>> import numpy as np, gradcheck as gc
     >>> p = {"w": np.array([1.0, -2.0, 3.0])}

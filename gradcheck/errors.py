@@ -2,6 +2,11 @@
 AssertionError."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gradcheck.report import Report
+
 
 class GradcheckUsageError(ValueError):
     """A bad argument to a check: the message names the argument and says how to fix it."""
@@ -25,4 +30,17 @@ class GradientShapeError(GradcheckUsageError):
 
 class GradientMismatch(AssertionError):
     """Raised by ``Report.raise_if_failed()`` and the ``assert_*`` functions; its message is
-    the report's text."""
+    the report's text, and ``.report`` the report itself (its tensors, diagnoses,
+    ``to_dict()``), so a test can look further than the message.
+
+    >>> import numpy as np, gradcheck as gc
+    >>> try:
+    ...     gc.assert_function(lambda v: float(np.sum(v ** 2)), lambda v: 3 * v, np.ones(3))
+    ... except gc.GradientMismatch as error:
+    ...     print(error.report.tensors[0].status, error.report.diagnoses[0].kind)
+    FAILED scale
+    """
+
+    def __init__(self, message: str, report: Report | None = None) -> None:
+        super().__init__(message)
+        self.report = report

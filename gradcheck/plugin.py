@@ -455,7 +455,7 @@ class Checker:
         ):
             from gradcheck.errors import GradientMismatch
 
-            raise GradientMismatch(str(report))  # what report.raise_if_failed() raises
+            raise GradientMismatch(str(report), report)  # what report.raise_if_failed() raises
         if report.ok and self.node is not None:
             _warn_about(self.node, report)
         return report

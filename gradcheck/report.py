@@ -140,7 +140,7 @@ class Report:
         """Raise GradientMismatch with the report's table when the check failed."""
         __tracebackhide__ = True  # pytest shows the table, not this frame
         if not self.ok:
-            raise GradientMismatch(str(self))
+            raise GradientMismatch(str(self), self)
 
     def to_dict(self, arrays: bool = False) -> dict[str, Any]:
         """A JSON-ready dict of everything in the report (strict JSON: an infinite or

@@ -604,12 +604,35 @@ def test_every_door_has_the_defaults_of_the_one_options_object(door) -> None:
         assert parameters[name].default == getattr(defaults, name), name
 
 
-def test_help_lists_every_option_with_its_values() -> None:
-    text = pydoc.render_doc(gc.check_layer, renderer=pydoc.plaintext)
-    for name in (*OPTION_NAMES, "upstream"):
-        assert f"{name}:" in text
-    assert "'auto', 'full', 'fast'" in text and "'subgradient', 'hull', 'strict', 'skip'" in text
+@pytest.mark.parametrize("door", DOORS, ids=lambda d: d.__name__)
+def test_help_of_every_door_lists_every_option_with_its_meaning(door) -> None:
+    text = pydoc.render_doc(door, renderer=pydoc.plaintext)
+    for name in OPTION_NAMES:
+        assert f"{name}:" in text, name  # in the signature
+    for meaning in ("- rtol, atol:", "- mode:", "- kinks:", "- seed:", "- executor:",
+                    "- progress:"):
+        assert meaning in text, meaning  # in the options paragraph
     assert "Options (keyword-only" in text
+
+
+def test_help_of_check_layer_shows_the_allowed_values() -> None:
+    text = pydoc.render_doc(gc.check_layer, renderer=pydoc.plaintext)
+    assert "upstream:" in text
+    assert "'auto', 'full', 'fast'" in text and "'subgradient', 'hull', 'strict', 'skip'" in text
+
+
+def test_a_raised_mismatch_carries_the_report() -> None:
+    class WrongSquare(Square):
+        def backward(self, g):
+            return 3 * self.x * g
+
+    with pytest.raises(gc.GradientMismatch) as caught:
+        gc.assert_layer(WrongSquare(), np.array([[1.0, -2.0]]), upstream=np.ones((1, 2)))
+    report = caught.value.report
+    assert report is not None and not report.ok and str(caught.value) == str(report)
+    with pytest.raises(gc.GradientMismatch) as again:
+        report.raise_if_failed()
+    assert again.value.report is report
 
 
 @pytest.mark.parametrize("door, args", [
@@ -617,7 +640,9 @@ def test_help_lists_every_option_with_its_values() -> None:
     (gc.check_function, (np.sum, np.ones_like, np.ones(3))),
     (gc.check_pair, (relu_forward, relu_backward, np.ones(3))),
     (gc.check_loss, (softmax_loss, np.ones((1, 3)), np.array([0]))),
+    (gc.check_params, (lambda: 0.0, lambda: {"w": np.zeros(2)}, {"w": np.ones(2)})),
     (gc.assert_layer, (Square(), np.ones(3))),
+    (gc.assert_params, (lambda: 0.0, lambda: {"w": np.zeros(2)}, {"w": np.ones(2)})),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_a_misspelled_option_names_the_door_and_the_nearest_option(door, args) -> None:
     with pytest.raises(GradcheckArgumentError,
