@@ -50,6 +50,7 @@ median per index, O(n log n)): about 0.4 s for a million-element tensor no patte
 """
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Iterable
@@ -363,21 +364,23 @@ def _kinks_only(v: _View, ctx: _Context) -> Diagnosis | None:
         values = np.unique(v.value[v.failed])
         if len(values) == 1:
             at = f", where {v.name} = {_g(float(values[0]))}"
-    mismatches = _count(k, "mismatch", "mismatches")
+    # "the one mismatch sits", "all 3 mismatches sit"
+    mismatches = ("the one mismatch sits on a kink" if k == 1
+                  else f"all {_count(k, 'mismatch', 'mismatches')} sit on kinks")
     example = (f"e.g. {v.element(first)}: analytic {_g(float(v.a[first]))}, central difference "
                f"{_g(float(v.n[first]))}")
     if ctx.kinks == "hull":
         return Diagnosis(
             v.name, "kink_convention",
-            f"all {mismatches} sit on kinks ({shown}{at}) and every other element is "
+            f"{mismatches} ({shown}{at}) and every other element is "
             f"right: backward's value there lies outside the one-sided derivatives, so "
             f"outside every valid convention ({example}; ReLU'(0) must be in [0, 1], "
             "|x|'(0) in [-1, 1])", elements=indices, count=k)
     if ctx.kinks == "strict":
         return Diagnosis(
             v.name, "at_kinks",
-            f"all {mismatches} sit on kinks ({shown}{at}), checked as ordinary points "
-            f" under kinks='strict' ({example}); every other element is right. A valid "
+            f"{mismatches} ({shown}{at}), checked as ordinary points "
+            f"under kinks='strict' ({example}); every other element is right. A valid "
             "convention fails there too: re-run with kinks='hull' to tell", elements=indices,
             count=k)
     return None
@@ -541,10 +544,13 @@ def _transpose(v: _View, ctx: _Context) -> Diagnosis | None:
 
 
 def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
-    """analytic = numeric reversed along one axis (or all axes: a kernel rotated by 180)."""
-    axes: list[tuple[int, ...]] = [(axis,) for axis, size in enumerate(v.shape) if size >= 2]
-    if len(axes) >= 2:
-        axes.append(tuple(range(len(v.shape))))
+    """analytic = numeric reversed along one axis, two axes (a conv kernel's (kh, kw): each
+    kernel rotated by 180 degrees) or all axes."""
+    long_axes = [axis for axis, size in enumerate(v.shape) if size >= 2]
+    axes: list[tuple[int, ...]] = [
+        *((axis,) for axis in long_axes),
+        *itertools.combinations(long_axes, 2),
+        *([tuple(long_axes)] if len(long_axes) > 2 else [])]
     for axis in axes:
         flipped_n, flipped_bar = np.flip(v.n, axis), np.flip(v.bar, axis)
         both = v.usable & np.flip(v.usable, axis)
@@ -554,8 +560,9 @@ def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
                                              both):
             continue
         k = int(both.sum())
-        along = (f"along axis {axis[0]}" if len(axis) == 1 else "along every axis (rotated "
-                 "by 180 degrees)")
+        along = (f"along axis {axis[0]}" if len(axis) == 1
+                 else f"along axes {axis[0]} and {axis[1]} (rotated by 180 degrees)"
+                 if len(axis) == 2 else "along every axis (rotated by 180 degrees)")
         return Diagnosis(
             v.name, "reversed",
             f"analytic = numeric reversed {along} in {_all(k, v)}: element i holds the value "
@@ -670,11 +677,15 @@ def _offset(v: _View, ctx: _Context) -> Diagnosis | None:
     why = ("a term missing from, or added to, these elements only, like the one-hot targets a "
            "softmax cross-entropy backward subtracts (p - y)" if per_row
            else "a constant term missing from, or added to, these elements")
-    listed = "" if per_row or structure == "every element" else f" ({shown})"
+    everywhere = structure == "every element"
+    listed = "" if per_row or everywhere else f" ({shown})"
+    rest = "" if everywhere else ", and 0 everywhere else"
+    if everywhere:
+        why = "a constant term added to, or missing from, every element of the gradient"
     return Diagnosis(
         v.name, "offset",
-        f"analytic - numeric = {_g(constant)}{named} at {structure}{listed}, and 0 everywhere "
-        f"else: {why}", constant=constant, where=structure, elements=indices, count=k)
+        f"analytic - numeric = {_g(constant)}{named} at {structure}{listed}{rest}: {why}",
+        constant=constant, where=structure, elements=indices, count=k)
 
 
 def _value_term(v: _View, ctx: _Context) -> Diagnosis | None:

@@ -111,6 +111,9 @@ def test_reversed_kernel_and_weight_decay_term() -> None:
     kernel = RNG.standard_normal(5)
     d = only(report(tensor("w", kernel[::-1], kernel), input_name=None))
     assert (d.kind, d.where) == ("reversed", "along axis 0")
+    conv_w = RNG.standard_normal((2, 3, 3, 3))  # (filters, channels, kh, kw)
+    d = only(report(tensor("w", conv_w[:, :, ::-1, ::-1], conv_w), input_name=None))
+    assert (d.kind, d.where) == ("reversed", "along axes 2 and 3 (rotated by 180 degrees)")
     palindrome = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
     wrong = palindrome.copy()
     wrong[2] = 5.0
@@ -175,6 +178,13 @@ def test_offset_on_one_column() -> None:
     a[:, 2] -= 0.3
     d = only(report(tensor("W", a, DW), input_name=None))
     assert d.kind == "offset" and d.where == "every element of column 2"
+    assert "and 0 everywhere else" in d.text
+
+
+def test_offset_on_every_element_says_so_once() -> None:
+    d = only(report(tensor("W", DW + 0.5, DW), input_name=None))
+    assert (d.kind, d.where, d.constant) == ("offset", "every element", pytest.approx(0.5))
+    assert "everywhere else" not in d.text and "every element of the gradient" in d.text
 
 
 def test_swapped_pair() -> None:
@@ -211,8 +221,20 @@ def test_kink_convention_under_hull() -> None:
     d = only(report(tensor("x", analytic, numeric, kink=on, value=x), kinks="hull"))
     assert d.kind == "kink_convention" and "where x = 0" in d.text
     assert d.elements == [tuple(int(i) for i in ix) for ix in np.argwhere(on)][:50]
+    assert d.text.startswith(f"all {int(on.sum())} mismatches sit on kinks")
     strict = only(report(tensor("x", analytic, numeric, kink=on, value=x), kinks="strict"))
-    assert strict.kind == "at_kinks"
+    assert strict.kind == "at_kinks" and "points under kinks='strict'" in strict.text
+
+
+def test_one_mismatch_on_a_kink_reads_as_one() -> None:
+    x = X.copy()
+    x.flat[4] = 0.0
+    on = x == 0
+    numeric = np.where(x > 0, G, 0.0) + np.where(on, G / 2, 0.0)
+    analytic = np.where(x > 0, G, 0.0) + np.where(on, 2 * G, 0.0)
+    d = only(report(tensor("x", analytic, numeric, kink=on, value=x), kinks="hull"))
+    assert d.kind == "kink_convention"
+    assert d.text.startswith("the one mismatch sits on a kink (x["), d.text
 
 
 def test_isolated_lists_the_elements() -> None:
