@@ -103,16 +103,20 @@ def jitter_offsets(steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, ...],
-               analytic: np.ndarray | None = None) -> list[np.ndarray]:
+               analytic: np.ndarray | None = None, slope_sign: np.ndarray | None = None
+               ) -> list[np.ndarray]:
     """Groups (positions into ``values``) of exactly equal values, two or more each: over
     the whole tensor, then within each index of axis 0, of axes 0 and 1, and so on; with
-    ``analytic``, the same again split by equal analytic value.
+    ``analytic``, the same again split by equal analytic value; with ``slope_sign`` (the
+    sign of each element's measured slope), split by that too.
 
     A tie set (the elements tied for one maximum: one row, one pooling window) lies inside
     one group at every level where it is not cut apart. The finer levels keep ties of
     different rows from cancelling each other out along one direction; the analytic split
     finds the windows of a max-pool, whose tied elements a "counted for all" bug gives
-    one value each, however the windows lie in the index grid.
+    one value each, however the windows lie in the index grid; the slope split keeps apart
+    windows whose upstream gradients have opposite signs, which a bug that drops tied
+    windows (analytic 0 in all of them) would let cancel.
 
     >>> [g.tolist() for g in tie_groups(np.array([2.0, 2.0, 2.0, 2.0]), np.arange(4), (2, 2))]
     [[0, 1, 2, 3], [0, 1], [2, 3]]
@@ -125,8 +129,11 @@ def tie_groups(values: np.ndarray, flat_indices: np.ndarray, shape: tuple[int, .
              else np.zeros((len(values), 0)))
     groups: list[np.ndarray] = []
     seen: set[bytes] = set()
-    splits = [values[:, None]] + ([] if analytic is None
-                                  else [np.column_stack([values, analytic])])
+    splits = [values[:, None]]
+    if analytic is not None:
+        splits.append(np.column_stack([values, analytic]))
+    if slope_sign is not None:
+        splits.append(np.column_stack([values, slope_sign]))
     for by_value in splits:
         for level in range(max(len(shape), 1)):
             keys = np.column_stack([by_value, index[:, :level]]) if level else by_value
@@ -197,7 +204,7 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
     candidates = np.flatnonzero(m.kink & ((m.status == OK) | (m.status == HULL)))
     values = base_flat[m.flat_indices[candidates]].astype(np.float64)
     for members_at in tie_groups(values, m.flat_indices[candidates], calls.arrays[name].shape,
-                                 m.analytic[candidates]):
+                                 m.analytic[candidates], _slope_sign(m, candidates)):
         group = candidates[members_at]
         if np.all(m.tied[group]):
             continue
@@ -240,6 +247,15 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
                 f"{name}: {len(group)} elements tied at {value:g} (first {where}) add up to "
                 f"{total:.6g} against a slope of {slope:.6g} at the point only; moved "
                 "along the tie they agree, so it is an artifact of the point, not a bug.")
+
+
+def _slope_sign(m: Measured, positions: np.ndarray) -> np.ndarray:
+    """-1, 0 or 1: the sign of d+ + d- at each position, 0 within a thousandth of the
+    largest; the elements of one tie set share their one-sided slopes."""
+    slope = (m.forward + m.backward)[positions]
+    finite = np.isfinite(slope)
+    largest = float(np.max(np.abs(slope[finite]))) if finite.any() else 0.0
+    return np.where(finite & (np.abs(slope) > 1e-3 * largest), np.sign(slope), 0.0)
 
 
 # measured noise counts this many times in a tie's error bar: a bug must clear it well

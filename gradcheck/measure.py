@@ -18,6 +18,7 @@ a kink (the second look tells a jump from curvature).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import NamedTuple
 
@@ -33,6 +34,13 @@ OK, HULL, PENDING, SKIPPED, BAD, UNVERIFIED = range(6)
 GAP_FACTOR = 2.0  # the measured error bar is this many times the h vs h/2 gap
 ROUGHNESS_FACTOR = 4.0  # a wrong element clears this many times the measured roughness
 MODEL_ROUNDINGS = 8.0  # ... and this many roundings of |L| at the coarsest precision
+# One rounding of |L| at the coarsest precision is a bound, often far above the noise the
+# loss really shows (a float16 layer's loss summed in float64 moves only by the rounding of
+# the outputs a coordinate touches). Where a tensor has this many coordinates, agreement is
+# granted within NOISE_MARGIN x the largest second difference seen across them (noise plus
+# curvature: never below the noise) instead, when that is smaller.
+NOISE_SAMPLES = 8
+NOISE_MARGIN = 2.0
 
 
 @dataclass
@@ -113,11 +121,12 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     first = differences(calls, name, flat_indices, steps, loss_at_point, setting)
     numeric, forward, backward = first.numeric.copy(), first.forward.copy(), first.backward.copy()
     finite = np.isfinite(numeric)
+    agreement_floor = _agreement_floor(first, finite)
     # what the default atols are relative to (tolerances.Tolerance._atol)
     atol_scale = max(gradient_scale(numeric, analytic), abs(loss_at_point))
     with np.errstate(invalid="ignore"):
         mismatch = np.abs(analytic - numeric)
-        agree = mismatch <= tol.detect(numeric, atol_scale) + first.model_floor
+        agree = mismatch <= tol.detect(numeric, atol_scale) + agreement_floor(first)
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
@@ -166,7 +175,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         with np.errstate(invalid="ignore"):
             off = np.abs(a - half.numeric)
             fine = off <= (tol.detect(half.numeric, atol_scale)
-                           + np.maximum(measured_bar, half.model_floor))
+                           + np.maximum(measured_bar, agreement_floor(half)))
             wrong = off > tol.detect(half.numeric, atol_scale) + safe_bar
         take_half = rough | smooth  # a kink on the point keeps the first look's numbers
         for column, new in ((numeric, half.numeric), (forward, half.forward),
@@ -200,6 +209,18 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     return Measured(flat_indices, analytic, numeric, forward, backward, allowed, bar,
                     rough_bar, kink, status, error, np.zeros(count, dtype=bool),
                     np.zeros(count, dtype=bool))
+
+
+def _agreement_floor(first: Differences, finite: np.ndarray
+                     ) -> Callable[[Differences], np.ndarray]:
+    """The rounding a numeric value may differ by and still agree, for stencils of this
+    tensor: one rounding of |L| at the coarsest precision (``model_floor``), capped by the
+    noise the first look's second differences show when there are enough of them."""
+    spread = np.abs(first.forward - first.backward)[finite] * first.steps[finite]
+    if len(spread) < NOISE_SAMPLES:
+        return lambda d: d.model_floor
+    observed = NOISE_MARGIN * float(np.max(spread))  # in loss units: noise does not shrink
+    return lambda d: np.minimum(d.model_floor, observed / d.steps)
 
 
 def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_point: float

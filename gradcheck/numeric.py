@@ -47,13 +47,16 @@ class Stencil(NamedTuple):
     step_minus: np.ndarray
 
     def central(self) -> np.ndarray:
-        """The central difference (L+ - L-) / (h+ + h-)."""
-        return (self.loss_plus - self.loss_minus) / (self.step_plus + self.step_minus)
+        """The central difference (L+ - L-) / (h+ + h-); nan where a loss was not finite
+        (the engine reports those, numpy need not warn)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return (self.loss_plus - self.loss_minus) / (self.step_plus + self.step_minus)
 
     def one_sided(self, loss_at_point: float) -> tuple[np.ndarray, np.ndarray]:
         """The forward and backward differences (d+, d-) from the same evaluations."""
-        forward = (self.loss_plus - loss_at_point) / self.step_plus
-        backward = (loss_at_point - self.loss_minus) / self.step_minus
+        with np.errstate(invalid="ignore", over="ignore"):
+            forward = (self.loss_plus - loss_at_point) / self.step_plus
+            backward = (loss_at_point - self.loss_minus) / self.step_minus
         return forward, backward
 
 

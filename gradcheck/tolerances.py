@@ -33,7 +33,7 @@ VERIFY_TOLERANCES: dict[np.dtype, tuple[float, float]] = {
 DETECT_TOLERANCES: dict[np.dtype, tuple[float, float]] = {
     np.dtype(np.float64): (1e-7, 1e-10),
     np.dtype(np.float32): (1e-3, 1e-5),
-    np.dtype(np.float16): (3e-2, 1e-3),
+    np.dtype(np.float16): (1e-2, 1e-3),
 }
 # Kink coordinates (hull, strict) are judged a little more leniently than smooth ones: the
 # one-sided differences straddle a jump.

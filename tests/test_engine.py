@@ -556,12 +556,15 @@ def test_relu_at_zero_is_still_a_kink_after_the_second_look() -> None:
 
 def test_zero_gradients_everywhere_are_verified_not_unverified() -> None:
     """A dead unit, a softmax over one class: every gradient exactly 0 and a loss of order
-    1. The default atol then stays absolute (no gradient sets a scale), and the loss's
-    rounding (~1e-11) is far inside it: ok, not UNVERIFIED."""
+    1. The loss sets the default atol's scale (no gradient does), and the loss's rounding
+    (~1e-11) is far inside it: ok, not UNVERIFIED. A loss of exactly 0 with exact zero
+    gradients is ok too: nothing to be unsure of."""
     w = {"w": np.array([-1.0, 0.5])}
     report = gc.check_params(lambda: 0.5 + float(np.maximum(w["w"][0], 0.0)) * 0.0,
                              lambda: {"w": np.zeros(2)}, w)
     assert report.ok, str(report)
+    flat = gc.check_params(lambda: 0.0 * float(np.sum(w["w"])), lambda: {"w": np.zeros(2)}, w)
+    assert flat.ok, str(flat)
 
 
 def test_a_tiny_one_sided_gradient_next_to_an_order_one_loss_is_verified() -> None:
