@@ -137,6 +137,19 @@ class Upstream:
         return float(g) if g.ndim == 0 else g
 
 
+def drawn_upstream(y: np.ndarray, upstream: object, seed: int | None, what: str) -> Any:
+    """The upstream gradient g of one pass through ``what`` (whose output is ``y``), as
+    check_layer draws it for the same seed: ``upstream`` (refused unless finite and shaped
+    like ``y``), or the first standard normal draw of ``Options(seed=seed).rng()``; rounded
+    to ``y``'s dtype (a float for a 0-d output). The diagnostics use it, so one seed gives
+    one g there and in check_layer.
+    """
+    g = Upstream(None if upstream is None else upstream_array(upstream, what),
+                 f"{what}'s output")
+    g.fit(y, Options(seed=seed).rng())
+    return g.for_backward(y)
+
+
 class LayerObjective:
     """L = sum(g * layer.forward(x)) over x and the layer's params, for a fixed random g."""
 

@@ -49,13 +49,20 @@ from gradcheck.options import (
     Subject,
     front_door,
 )
-from gradcheck.report import FAILED, KinkTally, Mismatch, Problem, Report, TensorResult
+from gradcheck.report import (
+    FAILED,
+    WORST_SHOWN,
+    KinkTally,
+    Mismatch,
+    Problem,
+    Report,
+    TensorResult,
+)
 from gradcheck.report import OK as TENSOR_OK
 from gradcheck.report import UNVERIFIED as TENSOR_UNVERIFIED
 from gradcheck.tolerances import Tolerance, precision_dtype, relative_error, tolerance_for
 
 AUTO_FULL_MAX = 4096  # "auto": tensors up to this many elements are measured in full
-WORST_KEPT = 5
 # Two evaluations at the same point may differ by this much (relative) and still count as
 # the same: summation order inside BLAS can move the last bits between calls.
 REPEAT_RTOL = 8 * float(np.finfo(np.float64).eps)
@@ -287,7 +294,7 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
     # relative to |numeric|, of the error that counts (the distance to the hull at a kink)
     rel = relative_error(m.numeric[compared] + errors, m.numeric[compared])
     worst = []
-    order = np.argsort(-np.nan_to_num(m.error[bad], nan=np.inf), kind="stable")[:WORST_KEPT]
+    order = np.argsort(-np.nan_to_num(m.error[bad], nan=np.inf), kind="stable")[:WORST_SHOWN]
     for position in np.flatnonzero(bad)[order]:
         note = ("tied: counted together" if m.tied[position]
                 else "at a jittered point" if m.jittered[position] else "")

@@ -9,7 +9,9 @@ import numpy as np
 
 from gradcheck.diagnosis import Diagnosis
 from gradcheck.errors import GradientMismatch
+from gradcheck.text import general, sci, strict_json, table
 
+#: How many of a tensor's wrong elements a result keeps (worst first) and its text lists.
 WORST_SHOWN = 5
 ARRAY_FIELDS = ("analytic", "numeric", "error_bar", "kink", "failed", "value")
 
@@ -151,14 +153,14 @@ class Report:
         """
         tensors = []
         for t in self.tensors:
-            entry = _strict_json({k: v for k, v in asdict(t).items()
-                                  if not isinstance(v, np.ndarray)})
+            entry = strict_json({k: v for k, v in asdict(t).items()
+                                 if not isinstance(v, np.ndarray)})
             entry["shape"] = list(t.shape)
             entry["ok"] = t.ok
             for w in entry["worst"]:
                 w["index"] = list(w["index"])
             if arrays:
-                entry.update({name: _strict_json(getattr(t, name).tolist())
+                entry.update({name: strict_json(getattr(t, name).tolist())
                               for name in ARRAY_FIELDS})
             tensors.append(entry)
         return {
@@ -192,30 +194,6 @@ class Report:
         return render(self)
 
 
-def _strict_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict_json(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
-
-
-def _num(value: float) -> str:
-    return f"{value:.1e}" if np.isfinite(value) else str(value)
-
-
-def _value(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
-
-
 def render(report: Report) -> str:
     """The table a person reads in a failing pytest run."""
     failed = [t for t in report.tensors if t.status == FAILED]
@@ -229,8 +207,8 @@ def render(report: Report) -> str:
                    "bar is too wide to tell right from wrong (reason below)")
     elif worst:  # first: pytest's short summary shows only the start of the headline
         t, m = max(worst, key=lambda pair: pair[1].abs_err)
-        verdict = (f"FAILED {t.element(m.index)}: analytic {_value(m.analytic)} vs numeric "
-                   f"{_value(m.numeric)}; {len(failed)} of {n} tensors failed")
+        verdict = (f"FAILED {t.element(m.index)}: analytic {general(m.analytic)} vs numeric "
+                   f"{general(m.numeric)}; {len(failed)} of {n} tensors failed")
     elif failed:
         verdict = f"{len(failed)} of {n} tensors FAILED"
     else:
@@ -244,18 +222,18 @@ def render(report: Report) -> str:
         bound = ">=" if t.mismatched_is_lower_bound else ""
         by_element = t.measured > 0  # else verified by random directions only
         rows.append([t.name, str(t.shape), t.dtype, t.mode, t.status,
-                     _num(t.max_abs_err) if by_element else "-",
-                     _num(t.max_rel_err) if by_element else "-",
+                     sci(t.max_abs_err) if by_element else "-",
+                     sci(t.max_rel_err) if by_element else "-",
                      f"{bound}{t.mismatched} / {t.checked}", str(t.kinks.met)])
-    lines += _table(rows)
+    lines += table(rows)
     for t in failed:
         lines.append("")
         rows = [[f"{t.name}: worst elements", "analytic", "numeric", "abs err", "rel err", ""]]
         for m in t.worst[:WORST_SHOWN]:
             rel = m.abs_err / abs(m.numeric) if m.numeric else float("inf")
-            rows.append([f"  {t.element(m.index)}", _value(m.analytic), _value(m.numeric),
-                         _num(m.abs_err), _num(rel), m.note])
-        lines += _table(rows)
+            rows.append([f"  {t.element(m.index)}", general(m.analytic), general(m.numeric),
+                         sci(m.abs_err), sci(rel), m.note])
+        lines += table(rows)
     if report.diagnoses:
         lines += ["", "likely cause:"] + [f"  - {d.tensor} ({d.kind}): {d.text}"
                                           for d in report.diagnoses]
@@ -299,6 +277,7 @@ def _tolerance_lines(tensors: list[TensorResult]) -> list[str]:
     lines = []
     for (dtype, step, rtol, atol, source), names in seen.items():
         which = "" if len(seen) == 1 else f" [{', '.join(names)}]"
-        lines.append(f"steps: h = {step:.1e} * max(1, |v|) ({dtype}); pass if |a-n| <= atol + "
-                     f"rtol*|n| + rounding noise: rtol {rtol:g}, atol {atol:g} ({source}){which}")
+        lines.append(f"steps: h = {sci(step)} * max(1, |v|) ({dtype}); pass if |a-n| <= atol + "
+                     f"rtol*|n| + rounding noise: rtol {general(rtol)}, atol {general(atol)} "
+                     f"({source}){which}")
     return lines

@@ -34,7 +34,8 @@ def sci(value: float) -> str:
 
 def general(value: float) -> str:
     """A gradient value in six significant digits, the way a person compares two of them:
-    ``-2.36318``, ``1.5e-07``.
+    ``-2.36318``, ``1.5e-07``; also a setting a person chose (a tolerance, a threshold:
+    ``1e-05``, ``100``).
 
     >>> general(-2.363184), general(1.5e-07), general(3.0), general(float("inf"))
     ('-2.36318', '1.5e-07', '3', 'inf')

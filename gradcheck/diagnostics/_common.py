@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.adapters import drawn_upstream
 from gradcheck.errors import GradcheckUsageError
 
 
@@ -114,10 +115,9 @@ class Trace:
 def make_upstream(y: Any, upstream: Any, seed: int) -> tuple[Any, str]:
     """The gradient fed to the last layer's backward, and a description for the report.
 
-    A second home of the random upstream gradient: ``adapters.LayerObjective`` draws its own
-    for ``check_layer``, with its own shape check. Today both take the first standard normal
-    draw of ``default_rng(seed)`` rounded to the output dtype, so one seed gives one g, but
-    nothing keeps the two in step; one helper for both belongs with the adapters' rework.
+    A scalar output is a loss head: ``backward(1.0)`` unless ``upstream`` gives the scalar.
+    Otherwise the upstream is drawn as check_layer draws its own
+    (:func:`gradcheck.adapters.drawn_upstream`): the same seed gives the same g.
     """
     if np.ndim(y) == 0:
         if upstream is None:
@@ -128,16 +128,8 @@ def make_upstream(y: Any, upstream: Any, seed: int) -> tuple[Any, str]:
                 f"a scalar; got shape {np.shape(upstream)}"
             )
         return float(upstream), f"loss head (backward({float(upstream)!r}))"
-    y_arr = np.asarray(y)
-    if upstream is None:
-        g = np.random.default_rng(seed).standard_normal(y_arr.shape)
-        return g.astype(y_arr.dtype, copy=False), f"random normal (seed {seed})"
-    g = np.asarray(upstream)
-    if g.shape != y_arr.shape:
-        raise GradcheckUsageError(
-            f"upstream: shape {g.shape} does not match the network output shape {y_arr.shape}"
-        )
-    return np.array(g, dtype=y_arr.dtype), "given"
+    g = drawn_upstream(np.asarray(y), upstream, seed, "the network")
+    return g, "given" if upstream is not None else f"random normal (seed {seed})"
 
 
 def as_batch(x: Any) -> np.ndarray:

@@ -9,7 +9,7 @@ that follow the same convention).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,13 +38,7 @@ class ReluZeros:
     size: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "layer": self.layer,
-            "dtype": self.dtype,
-            "zeros": self.zeros,
-            "size": self.size,
-        }
+        return strict_json(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -67,17 +61,8 @@ class ParamDifference:
     norm1: float
 
     def to_dict(self) -> dict[str, Any]:
-        return strict_json({
-            "name": self.name,
-            "shape": self.shape,
-            "dtype": self.dtype,
-            "grad_dtype": self.grad_dtype,
-            "max_abs_diff": self.max_abs_diff,
-            "rel_diff": self.rel_diff,
-            "differing": self.differing,
-            "norm0": self.norm0,
-            "norm1": self.norm1,
-        })
+        """JSON-ready dict of the fields; non-finite numbers appear as "inf" / "nan"."""
+        return strict_json(asdict(self))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from gradcheck.diagnostics._common import (
     run,
 )
 from gradcheck.errors import GradcheckUsageError
-from gradcheck.text import sci, strict_json, table
+from gradcheck.text import general, sci, strict_json, table
 
 VANISHING_BELOW = 1e-2
 EXPLODING_ABOVE = 1e2
@@ -167,8 +167,8 @@ class FlowReport:
         if pr is not None:
             lines.append(f"first/last parameter-gradient norm: {sci(pr)}")
         lines.append(
-            f"thresholds: vanishing below {self.vanishing_below:g}, "
-            f"exploding above {self.exploding_above:g}"
+            f"thresholds: vanishing below {general(self.vanishing_below)}, "
+            f"exploding above {general(self.exploding_above)}"
         )
         return "\n".join(lines)
 
