@@ -25,6 +25,8 @@ GradsFn = Callable[[], Mapping[str, Any]]
 ProgressFn = Callable[[int, int], None]
 
 PROGRESS_INTERVAL = 0.5  # seconds between progress callbacks
+COMPARE_CHUNK = 1 << 16  # elements compared per numpy call
+UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}  # bit patterns by itemsize
 
 
 def check_callable(fn: object, label: str, n_args: int, hint: str) -> None:
@@ -111,10 +113,28 @@ def loss_precision(value: object) -> float:
     return float(np.finfo(np.float64).eps)
 
 
-def check_grads(grads: object, arrays: dict[str, np.ndarray], label: str
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when ``a`` and ``b`` hold the same values bit for bit (a NaN equals itself),
+    compared chunk by chunk: no temporary of their size.
+
+    >>> same_bits(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]))
+    True
+    """
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if not (a.flags.c_contiguous and b.flags.c_contiguous) or a.dtype.itemsize not in UINTS:
+        return bool(np.array_equal(a, b, equal_nan=True))  # longdouble: padding bytes
+    bits_a = a.reshape(-1).view(UINTS[a.dtype.itemsize])
+    bits_b = b.reshape(-1).view(UINTS[b.dtype.itemsize])
+    return all(np.array_equal(bits_a[lo:lo + COMPARE_CHUNK], bits_b[lo:lo + COMPARE_CHUNK])
+               for lo in range(0, bits_a.size, COMPARE_CHUNK))
+
+
+def check_grads(grads: object, arrays: dict[str, np.ndarray], label: str, copy: bool = True
                 ) -> dict[str, np.ndarray]:
-    """The gradient dict as float64 copies keyed and shaped like params, or a
-    GradientShapeError that says what differs."""
+    """The gradient dict as float64 arrays keyed and shaped like params (copies, unless
+    ``copy`` is False: then the user's own arrays where they are float64 already, for a
+    look that keeps nothing), or a GradientShapeError that says what differs."""
     if not isinstance(grads, Mapping):
         raise GradientShapeError(f"{label} must return a dict of arrays keyed like params, got "
                                  f"{type(grads).__name__}")
@@ -142,7 +162,8 @@ def check_grads(grads: object, arrays: dict[str, np.ndarray], label: str
                 or np.issubdtype(gradient.dtype, np.integer)):
             raise GradientShapeError(f"{label}[{name!r}] has dtype {gradient.dtype}: "
                                      "return a real float array")
-        checked[name] = np.array(gradient, dtype=np.float64)  # a copy: user buffers get reused
+        # a copy: user buffers get reused by the next backward
+        checked[name] = np.array(gradient, dtype=np.float64, copy=copy or None)
     return checked
 
 
@@ -174,14 +195,16 @@ class Calls:
         self.n_loss += 1
         return self._evaluate()
 
-    def grads(self) -> dict[str, np.ndarray]:
+    def grads(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """The gradient at the current params, validated; as copies unless ``copy`` is
+        False (a second look that is compared and dropped: no memory of the params' size)."""
         self.n_grads += 1
-        return check_grads(self._grads(), self.arrays, self.grads_label)
+        return check_grads(self._grads(), self.arrays, self.grads_label, copy)
 
     def changed(self) -> list[str]:
         """Names of params that differ from their saved copies."""
         return [name for name, array in self.arrays.items()
-                if not np.array_equal(array, self.originals[name], equal_nan=True)]
+                if not same_bits(array, self.originals[name])]
 
     def restore(self) -> None:
         for name, array in self.arrays.items():

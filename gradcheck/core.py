@@ -23,7 +23,14 @@ from concurrent.futures import Executor
 
 import numpy as np
 
-from gradcheck.calls import Calls, GradsFn, LossFn, check_callable, check_params_argument
+from gradcheck.calls import (
+    Calls,
+    GradsFn,
+    LossFn,
+    check_callable,
+    check_params_argument,
+    same_bits,
+)
 from gradcheck.fast import check_fast
 from gradcheck.kinks import check_ties, settle_by_jitter
 from gradcheck.measure import (
@@ -60,7 +67,14 @@ from gradcheck.report import (
 )
 from gradcheck.report import OK as TENSOR_OK
 from gradcheck.report import UNVERIFIED as TENSOR_UNVERIFIED
-from gradcheck.tolerances import Tolerance, precision_dtype, relative_error, tolerance_for
+from gradcheck.text import flat_element
+from gradcheck.tolerances import (
+    Tolerance,
+    gradient_scale,
+    precision_dtype,
+    relative_error,
+    tolerance_for,
+)
 
 AUTO_FULL_MAX = 4096  # "auto": tensors up to this many elements are measured in full
 # Two evaluations at the same point may differ by this much (relative) and still count as
@@ -158,11 +172,13 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
     analytic = calls.grads()
     if calls.changed_in_place(calls.grads_label, problems):
         return [], problems, warnings
-    _compare_repeated_grads(analytic, calls.grads(), calls.grads_label, problems)
+    _compare_repeated_grads(analytic, calls.grads(copy=False), calls.grads_label, problems)
     for name, gradient in analytic.items():
+        if np.isfinite(gradient).all():
+            continue
         bad = ~np.isfinite(gradient)
         if np.any(bad):
-            first = _element(name, int(np.flatnonzero(bad.reshape(-1))[0]), gradient.shape)
+            first = flat_element(name, int(np.flatnonzero(bad.reshape(-1))[0]), gradient.shape)
             problems.append(Problem("non_finite_grad", f"{calls.grads_label}[{name!r}] has "
                                     f"{int(bad.sum())} non-finite value(s) (first at {first})",
                                     name))
@@ -177,19 +193,25 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
     settings = {name: _setting(calls, array, analytic[name], options)
                 for name, array in calls.arrays.items()}
     for name, array in calls.arrays.items():
-        flat_analytic = analytic[name].reshape(-1)
         if plan[name] == "full":
-            results[name] = measure(calls, name, np.arange(array.size), flat_analytic, loss0,
-                                    settings[name])
+            results[name] = measure(calls, name, np.arange(array.size),
+                                    analytic[name].reshape(-1), loss0, settings[name])
             if options.kinks in ("subgradient", "hull"):
                 check_ties(calls, name, results[name], loss0, settings[name], rng, warnings)
-        else:
-            fast = check_fast(calls, name, flat_analytic, loss0, settings[name], rng)
-            results[name], notes[name], lower_bound[name] = fast.measured, fast.note, fast.stopped
-            reasons[name] = fast.unverified_reason
-        if options.mode == "auto" and plan[name] == "fast":
-            notes[name] = (f"auto picked fast ({array.size} elements > {AUTO_FULL_MAX}); "
-                           + notes[name])
+    fast_names = [name for name in calls.arrays if plan[name] == "fast"]
+    if fast_names:
+        fast = check_fast(calls, {name: analytic[name].reshape(-1) for name in fast_names},
+                          loss0, settings, rng, gradient_scale(*analytic.values()))
+        for name, found in fast.items():
+            results[name], notes[name], lower_bound[name] = (found.measured, found.note,
+                                                             found.stopped)
+            reasons[name] = found.unverified_reason
+            if options.kinks in ("subgradient", "hull"):  # ties among the located elements
+                check_ties(calls, name, results[name], loss0, settings[name], rng, warnings)
+            if options.mode == "auto":
+                notes[name] = (f"auto picked fast ({calls.arrays[name].size} elements > "
+                               f"{AUTO_FULL_MAX}); " + notes[name])
+    for name in calls.arrays:
         _non_finite_losses(name, results[name], problems)
 
     if options.kinks == "subgradient":
@@ -258,6 +280,8 @@ def _compare_repeated_grads(first: dict[str, np.ndarray], second: dict[str, np.n
                             label: str, problems: list[Problem]) -> None:
     for name in first:
         a, b = first[name], second[name]
+        if same_bits(a, b):
+            continue
         scale = max(float(np.max(np.abs(a), initial=0.0)), np.finfo(np.float64).tiny)
         with np.errstate(invalid="ignore"):
             change = float(np.max(np.abs(a - b), initial=0.0))
@@ -328,18 +352,26 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
 
 
 def _full_arrays(array: np.ndarray, analytic: np.ndarray, m: Measured) -> dict[str, np.ndarray]:
-    """The measured numbers spread over the tensor's shape (nan where not measured)."""
+    """The measured numbers spread over the tensor's shape (nan where not measured).
+
+    Nothing of the tensor's size is allocated that is not needed: the analytic gradient
+    is the engine's own copy, the value its saved copy (when float64), and a tensor
+    verified by random directions alone (fast mode) gets read-only broadcast fills."""
     def spread(values: np.ndarray, fill: float | bool, dtype: type) -> np.ndarray:
+        if not len(m.flat_indices):
+            return np.broadcast_to(np.array(fill, dtype=dtype), array.shape)
         out: np.ndarray = np.full(array.size, fill, dtype=dtype)
         out[m.flat_indices] = values
         return out.reshape(array.shape)
 
-    return {"analytic": np.array(analytic, dtype=np.float64),  # the user's, at the point
+    value = array.view() if array.dtype == np.float64 else array.astype(np.float64)
+    value.flags.writeable = False
+    return {"analytic": analytic,  # the user's, at the point (a float64 copy)
             "numeric": spread(m.numeric, np.nan, np.float64),
             "error_bar": spread(m.allowed, np.nan, np.float64),
             "kink": spread(m.kink, False, bool),
             "failed": spread(m.status == BAD, False, bool),
-            "value": array.astype(np.float64)}
+            "value": value}
 
 
 def _unverified_reason(m: Measured, unverified: np.ndarray, tolerance: Tolerance,
@@ -367,9 +399,3 @@ def _unverified_reason(m: Measured, unverified: np.ndarray, tolerance: Tolerance
 
 def _unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
-
-
-def _element(name: str, flat_index: int, shape: tuple[int, ...]) -> str:
-    index = _unravel(flat_index, shape)
-    return f"{name}[{', '.join(map(str, index))}]" if index else name
-

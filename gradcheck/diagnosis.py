@@ -134,6 +134,8 @@ def diagnose(report: Report) -> list[Diagnosis]:
     try:
         if any(getattr(p, "kind", "") in UNRELIABLE for p in report.problems):
             return []  # the numeric gradient itself cannot be trusted
+        if all(getattr(t, "ok", False) for t in report.tensors):
+            return []  # nothing failed: nothing to name (and no arrays to read)
         views = [v for v in (_View.of(t) for t in report.tensors) if v is not None]
         context = _Context.of(report, views)
     except Exception:  # malformed report: nothing to say, and nothing to break

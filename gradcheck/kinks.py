@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from gradcheck.numeric import relative_step, step_sizes
+from gradcheck.text import flat_element
 
 if TYPE_CHECKING:
     from gradcheck.calls import Calls
@@ -230,7 +231,7 @@ def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
         for sign in (1.0, -1.0):
             persists = persists and _tie_mismatch_at(calls, name, members, value + sign * shift,
                                                      h / 2, loss_at_point, setting)
-        where = _element(name, int(members[0]), calls.arrays[name].shape)
+        where = flat_element(name, int(members[0]), calls.arrays[name].shape)
         slope = here.central_half
         if persists:
             m.status[group] = BAD
@@ -407,7 +408,7 @@ def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.nd
 
     if len(outside):
         unverified = int(np.sum(m.status[outside] == UNVERIFIED))
-        first = _element(name, int(m.flat_indices[outside[0]]), shape)
+        first = flat_element(name, int(m.flat_indices[outside[0]]), shape)
         warnings.append(
             f"{name}: {len(outside)} kink coordinate(s) (first {first}) "
             "have an analytic value outside the one-sided derivatives at the given point; "
@@ -418,16 +419,10 @@ def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.nd
             "kinks='hull'.")
     hidden = failing[m.jittered[failing]]
     if len(hidden):
-        first = _element(name, int(m.flat_indices[hidden[0]]), shape)
+        first = flat_element(name, int(m.flat_indices[hidden[0]]), shape)
         warnings.append(
             f"{name}: {len(hidden)} element(s) (first {first}) disagree "
             "with the loss at the given point but agree at a jittered point nearby: kinks "
             "the loss does not show (ReLU -> negate -> ReLU at 0 is flat on both sides, yet "
             "ReLU'(0) > 0 gives a nonzero chain rule). Verified nearby, not at the point; "
             "re-run with kinks='hull' to hold the point itself to account.")
-
-
-def _element(name: str, flat_index: int, shape: tuple[int, ...]) -> str:
-    """``W[1, 0]``: an element named the way the user indexes it."""
-    index = tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()
-    return f"{name}[{', '.join(map(str, index))}]" if index else name

@@ -9,7 +9,7 @@ import numpy as np
 
 from gradcheck.diagnosis import Diagnosis
 from gradcheck.errors import GradientMismatch
-from gradcheck.text import general, sci, strict_json, table
+from gradcheck.text import element, general, sci, strict_json, table
 
 #: How many of a tensor's wrong elements a result keeps (worst first) and its text lists.
 WORST_SHOWN = 5
@@ -100,7 +100,7 @@ class TensorResult:
 
     def element(self, index: tuple[int, ...]) -> str:
         """``W[1, 0]``: an element named the way the user indexes it."""
-        return f"{self.name}[{', '.join(str(i) for i in index)}]" if index else self.name
+        return element(self.name, index)
 
 
 @dataclass

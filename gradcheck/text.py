@@ -43,6 +43,26 @@ def general(value: float) -> str:
     return f"{float(value):.6g}"
 
 
+def element(name: str, index: Sequence[int]) -> str:
+    """An element named the way the user indexes it: ``W[1, 0]``; a 0-d tensor by its name.
+
+    >>> element("W", (1, 0)), element("scale", ())
+    ('W[1, 0]', 'scale')
+    """
+    return f"{name}[{', '.join(str(int(i)) for i in index)}]" if len(index) else name
+
+
+def flat_element(name: str, flat_index: int, shape: Sequence[int]) -> str:
+    """The element at a flat (C-order) index of a tensor of ``shape``, named as by
+    :func:`element`.
+
+    >>> flat_element("W", 5, (2, 3))
+    'W[1, 2]'
+    """
+    index = np.unravel_index(flat_index, tuple(shape)) if len(shape) else ()
+    return element(name, [int(i) for i in index])
+
+
 def table(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) -> list[str]:
     """Lay out ``rows`` (the first is the header) as aligned text lines: columns two spaces
     apart, padded to their widest cell, left-aligned except the column indices in ``right``;

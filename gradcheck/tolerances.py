@@ -97,11 +97,16 @@ class Tolerance:
         """Mismatch allowed at a kink (to the hull, or in strict mode), before rounding."""
         return self._atol(self.kink_atol, scale) + self.kink_rtol * np.abs(numeric)
 
+    def verify_atol(self, atol_scale: float) -> float:
+        """The verification atol, relative to ``atol_scale`` (the larger of |L| and the
+        largest |gradient|) when it is a default."""
+        return self._atol(self.atol, atol_scale)
+
     def verify(self, numeric: np.ndarray, scale: float, atol_scale: float) -> np.ndarray:
         """The largest numeric error bar at which an element can be vouched for; ``scale``
         is the largest |gradient| of the check, ``atol_scale`` the larger of it and |L|."""
         magnitude = np.maximum(np.abs(numeric), SCALE_FLOOR * scale)
-        return self._atol(self.atol, atol_scale) + self.rtol * magnitude
+        return self.verify_atol(atol_scale) + self.rtol * magnitude
 
 
 def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None) -> Tolerance:
@@ -129,8 +134,16 @@ def gradient_scale(*arrays: np.ndarray) -> float:
     >>> gradient_scale(np.array([1e-12, -3e-12]), np.array([np.nan, 2e-12]))
     3e-12
     """
-    return max((float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0)) for a in arrays),
-               default=0.0)
+    return max((_largest_finite(a) for a in arrays), default=0.0)
+
+
+def _largest_finite(a: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    low, high = float(np.min(a)), float(np.max(a))  # no temporary of a's size
+    if np.isfinite(low) and np.isfinite(high):
+        return max(-low, high)
+    return float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
 
 
 def rounding_floor(loss_eps: float, loss_scale: np.ndarray | float, steps: np.ndarray

@@ -316,13 +316,35 @@ class BigDense:
         return g @ self.params["W"].T
 
 
-def test_fast_mode_verifies_a_right_layer_with_four_evaluations_per_tensor() -> None:
-    """One random direction per tensor, two step sizes: 4 loss evaluations each, plus
-    three at the point (once, the determinism repeat, and after the scan)."""
+def test_fast_mode_verifies_a_right_linear_layer_with_one_direction_and_two_evaluations() -> None:
+    """One random direction through x, W and b together; the loss is linear along it, so
+    step d alone settles it (2 loss evaluations), plus three at the point (once, the
+    determinism repeat, and after the scan)."""
     x = RNG.standard_normal((8, 300))
     report = gc.check_layer(BigDense(300, 200), x, mode="fast")
     assert report.ok, str(report)
-    assert report.evaluations == {"loss": 3 + 4 * 3, "grads": 2}
+    assert [t.mode for t in report.tensors] == ["fast"] * 3
+    assert report.evaluations == {"loss": 3 + 2, "grads": 2}
+
+
+class BigTanh(BigDense):
+    """y = tanh(x W + b): curved along every direction."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = np.tanh(super().forward(x))
+        return self.y
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return super().backward(g * (1 - self.y ** 2))
+
+
+def test_fast_mode_verifies_a_right_curved_layer_with_one_direction_and_two_steps() -> None:
+    """Curved along the direction: steps d and d/2 measure the truncation (4 loss
+    evaluations for all three tensors together)."""
+    x = RNG.standard_normal((8, 300))
+    report = gc.check_layer(BigTanh(300, 200), x, mode="fast")
+    assert report.ok, str(report)
+    assert report.evaluations == {"loss": 3 + 4, "grads": 2}
 
 
 def test_fast_mode_localizes_one_wrong_element_in_log_n_evaluations() -> None:
