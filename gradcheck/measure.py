@@ -130,9 +130,11 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
-        # a one-sided spread must clear this to be a jump: kinks are looked for at the
-        # detection tolerance (a jump smaller than the verification atol is still a kink)
-        jump_floor = tol.detect(np.zeros(1), atol_scale) + first.allowance / 8
+        # a one-sided spread must clear this to be a jump: the detection tolerance of the
+        # slopes themselves (a smaller jump cannot move any convention's value out of
+        # tolerance, and a linear piece's rounding would pass for one) and the rounding
+        jump_floor = tol.detect(np.abs(forward) + np.abs(backward), atol_scale) \
+            + first.allowance / 8
         # an agreeing element flagged as a kink may only be curved (x^2 at 0, a float32
         # step across a minimum): at h/2 the spread of a curve halves, a jump's stays
         curved = np.flatnonzero(agree & kink)

@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import DTypeLike, NDArray
 
+from gradcheck.errors import GradcheckUsageError
+
 __all__ = [
     "WEIGHT_SCALES",
     "batch_shapes",
@@ -49,7 +51,8 @@ WEIGHT_SCALES: dict[str, float] = {"normal": 1.0, "tiny": 1e-3, "large": 1e2}
 def _width(dtype: DTypeLike) -> int:
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.floating):
-        raise ValueError(f"dtype must be a float dtype, got {dt}")
+        raise GradcheckUsageError(f"dtype must be a float dtype (float16, float32, float64), "
+                                  f"got {dt}")
     return 8 * dt.itemsize
 
 
@@ -192,7 +195,7 @@ def relu_conventions(valid: bool = True) -> st.SearchStrategy[float]:
 def labels(batch: int, n_classes: int) -> st.SearchStrategy[NDArray[np.int64]]:
     """Integer class labels of shape ``(batch,)`` in ``[0, n_classes)``, for a softmax head."""
     if n_classes < 1:
-        raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        raise GradcheckUsageError(f"n_classes must be >= 1, got {n_classes}")
     return hnp.arrays(np.int64, (batch,), elements=st.integers(0, n_classes - 1))
 
 
