@@ -185,6 +185,11 @@ class Calls:
         self.planned = 0  # coordinates the scans will cover, for progress
         self._last_progress = 0.0
         self._payload: bytes | None = None
+        self.unrepeatable: list[str] = []  # evaluations that came out differently when repeated
+
+    def note_unrepeatable(self, what: str) -> None:
+        """Record that an evaluation repeated at the same point answered differently."""
+        self.unrepeatable.append(what)
 
     def _evaluate(self) -> float:
         value = self._loss()

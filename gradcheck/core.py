@@ -216,7 +216,7 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
 
     if options.kinks == "subgradient":
         settle_by_jitter(calls, results, settings, rng, warnings)
-    if _state_changed(calls, loss0, problems):
+    if _unrepeatable(calls, problems) or _state_changed(calls, loss0, problems):
         return [], problems, []  # no verdict, and no kink, can be read off a moving target
     vouch(results, settings, loss0)
 
@@ -250,6 +250,22 @@ def _pick_mode(mode: str, size: int) -> str:
     if mode == "auto":
         return "full" if size <= AUTO_FULL_MAX else "fast"
     return mode
+
+
+def _unrepeatable(calls: Calls, problems: list[Problem]) -> bool:
+    """A look the engine repeated (a central difference that stood out from the others at
+    its coordinate) that answered differently: the loss is not deterministic, however
+    often it agrees at the given point."""
+    if not calls.unrepeatable:
+        return False
+    problems.append(Problem(
+        "nondeterministic",
+        f"{calls.loss_label} is not deterministic: evaluated twice at the same perturbed "
+        f"point, it answered differently ({'; '.join(calls.unrepeatable[:3])}); it agreed "
+        "with itself at the given point, so it changes only now and then (random masks, "
+        "sampling, a cache, state kept between calls?). A gradient cannot be checked "
+        "against it: fix the randomness (seed it inside the call) and check again."))
+    return True
 
 
 def _state_changed(calls: Calls, loss0: float, problems: list[Problem]) -> bool:

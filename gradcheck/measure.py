@@ -27,6 +27,7 @@ import numpy as np
 from gradcheck.calls import Calls
 from gradcheck.kinks import distance_to_hull, is_jump, kink_mask, roughness
 from gradcheck.numeric import step_sizes
+from gradcheck.text import flat_element
 from gradcheck.tolerances import Tolerance, gradient_scale, rounding_allowance, rounding_floor
 
 # Per-coordinate verdicts.
@@ -41,6 +42,14 @@ MODEL_ROUNDINGS = 8.0  # ... and this many roundings of |L| at the coarsest prec
 # curvature: never below the noise) instead, when that is smaller.
 NOISE_SAMPLES = 8
 NOISE_MARGIN = 2.0
+# A third look (h/4) at a rough element reads the loss as smooth there when its gap to the
+# h/2 look is this many times smaller than the gap between h and h/2 (truncation: 4x).
+THIRD_LOOK_SHRINK = 2.5
+# ... and takes the h look for an outlier (to be repeated) when it is this many times
+# smaller: far beyond what truncation does.
+OUTLIER_SHRINK = 16.0
+# A repeated look at the same point may move by this many roundings of the loss values.
+REPEAT_FLOORS = 16.0
 
 
 @dataclass
@@ -165,32 +174,43 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         jump = is_jump(np.abs(forward - backward)[suspects],
                        np.abs(half.forward - half.backward), gap, jump_floor[suspects])
         smooth = ~rough & ~jump
-        measured_bar = np.maximum(GAP_FACTOR * gap, half.floor)
-        # the error of the h/2 value itself: gap/3 where truncation is O(h^2) (Richardson)
-        own_error = np.maximum(gap / 3, half.floor)
-        # what a bug must clear: the measured bar, the loss's roughness at this scale (the
-        # part of the second differences that does not scale as h^2), and a few roundings
-        # at the coarsest precision in play; measured, not a dtype's eps times |L|
-        rough_noise = roughness((forward - backward)[suspects], half.forward - half.backward)
-        safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * rough_noise,
-                                      MODEL_ROUNDINGS * half.model_floor])
-        with np.errstate(invalid="ignore"):
-            off = np.abs(a - half.numeric)
-            fine = off <= (tol.detect(half.numeric, atol_scale)
-                           + np.maximum(measured_bar, agreement_floor(half)))
-            wrong = off > tol.detect(half.numeric, atol_scale) + safe_bar
+        verdict = _judge_smooth(a, numeric[suspects], (forward - backward)[suspects], half, tol,
+                                atol_scale, agreement_floor)
         take_half = rough | smooth  # a kink on the point keeps the first look's numbers
         for column, new in ((numeric, half.numeric), (forward, half.forward),
                             (backward, half.backward)):
             column[suspects[take_half]] = new[take_half]
-        bar[suspects] = np.where(smooth, own_error, bar[suspects])
-        allowed[suspects] = np.where(smooth, tol.detect(half.numeric, atol_scale) + measured_bar,
+        bar[suspects] = np.where(smooth, verdict.own_error, bar[suspects])
+        allowed[suspects] = np.where(smooth, verdict.allowed,
                                      np.where(rough, generous_half, generous[suspects]))
         generous[suspects[rough]] = generous_half[rough]
-        rough_bar[suspects] = smooth & (gap / 3 >= half.floor)
-        agree[suspects] = smooth & fine
-        unverified[suspects] = smooth & ~fine & ~wrong
+        rough_bar[suspects] = smooth & verdict.rough_bar
+        agree[suspects] = smooth & verdict.fine
+        unverified[suspects] = smooth & ~verdict.fine & ~verdict.wrong
         kink[suspects] = rough | jump
+        # Rough: the two looks differ by more than the tolerance. A kink inside the stencil
+        # does that, but so do strong curvature (a gradient tiny next to it: near an
+        # optimum, log or exp far from 1) and a loss that glitches on one call; a third
+        # look tells them apart (:func:`_third_look`). Only where rounding at h/4 stays
+        # within what could be vouched for: else agreement within it would be no evidence.
+        limit = tol.verify(np.nan_to_num(half.numeric), gradient_scale(numeric, analytic),
+                           atol_scale)
+        third = suspects[rough & (2 * agreement_floor(half) <= limit)]
+        if len(third):
+            stencils = _Stencils(calls, name, flat_indices, steps, loss_at_point, setting)
+            third, look, earlier = _third_look(stencils, third, first.numeric[third],
+                                               numeric[third])
+            late = _judge_smooth(analytic[third], earlier, (forward - backward)[third],
+                                 look, tol, atol_scale, agreement_floor)
+            for column, new in ((numeric, look.numeric), (forward, look.forward),
+                                (backward, look.backward)):
+                column[third] = new
+            bar[third] = late.own_error
+            allowed[third] = late.allowed
+            rough_bar[third] = late.rough_bar
+            agree[third] = late.fine
+            unverified[third] = ~late.fine & ~late.wrong
+            kink[third] = False
 
     error = np.abs(analytic - numeric)
     status = np.where(agree, OK, np.where(unverified, UNVERIFIED, BAD))
@@ -213,6 +233,103 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
                     np.zeros(count, dtype=bool))
 
 
+class SmoothVerdict(NamedTuple):
+    """A smooth element judged by two looks (the earlier one at twice the step)."""
+
+    fine: np.ndarray  # agrees within the error bar the two looks measured
+    wrong: np.ndarray  # off by more than any error the numbers could carry
+    own_error: np.ndarray  # the error of the later look's value
+    allowed: np.ndarray  # the largest |a - n| accepted there
+    rough_bar: np.ndarray  # the bar is set by the gap between the looks, not by rounding
+
+
+def _judge_smooth(analytic: np.ndarray, earlier: np.ndarray, earlier_spread: np.ndarray,
+                  look: Differences, tol: Tolerance, atol_scale: float,
+                  agreement_floor: Callable[[Differences], np.ndarray]) -> SmoothVerdict:
+    """Judge elements where the loss is smooth, from the central differences at a step
+    (``earlier``, with its one-sided spread d+ - d-) and at half that step (``look``)."""
+    gap = np.abs(look.numeric - earlier)
+    measured_bar = np.maximum(GAP_FACTOR * gap, look.floor)
+    # the error of the later value itself: gap/3 where truncation is O(h^2) (Richardson)
+    own_error = np.maximum(gap / 3, look.floor)
+    # what a bug must clear: the measured bar, the loss's roughness at this scale (the part
+    # of the second differences that does not scale as h^2), and a few roundings at the
+    # coarsest precision in play; measured, not a dtype's eps times |L|
+    rough_noise = roughness(earlier_spread, look.forward - look.backward)
+    safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * rough_noise,
+                                  MODEL_ROUNDINGS * look.model_floor])
+    detect = tol.detect(look.numeric, atol_scale)
+    with np.errstate(invalid="ignore"):
+        off = np.abs(analytic - look.numeric)
+        fine = off <= detect + np.maximum(measured_bar, agreement_floor(look))
+        wrong = off > detect + safe_bar
+    return SmoothVerdict(fine, wrong, own_error, detect + measured_bar, gap / 3 >= look.floor)
+
+
+def _subset(d: Differences, keep: np.ndarray) -> Differences:
+    return Differences(*(column[keep] for column in d))
+
+
+@dataclass(frozen=True)
+class _Stencils:
+    """Where the looks at one tensor's coordinates are taken: the listed coordinates, their
+    first steps, the point's loss."""
+
+    calls: Calls
+    name: str
+    flat_indices: np.ndarray
+    steps: np.ndarray
+    loss_at_point: float
+    setting: Setting
+
+    def look(self, positions: np.ndarray, fraction: float) -> Differences:
+        """The differences at ``positions`` with ``fraction`` of their first steps."""
+        return differences(self.calls, self.name, self.flat_indices[positions],
+                           fraction * self.steps[positions], self.loss_at_point, self.setting)
+
+
+def _third_look(stencils: _Stencils, positions: np.ndarray, at_h: np.ndarray,
+                at_half: np.ndarray) -> tuple[np.ndarray, Differences, np.ndarray]:
+    """Rough elements (their central differences at h and h/2 disagree beyond the
+    tolerance) looked at again at h/4. Returns the positions the three looks read as
+    smooth, with their latest estimate and the one before it, from which its error is
+    measured (:func:`_judge_smooth`).
+
+    - curvature shrinks the gap 4x per halving: smooth; the estimates are Richardson's
+      (4 c(h/2) - c(h)) / 3 and (4 c(h/4) - c(h/2)) / 3, free of the h^2 term;
+    - the h look an outlier (a kink between h/2 and h, or a glitch), h/2 and h/4 agree:
+      smooth from h/2 on;
+    - a kink inside the stencil (closer than h/2) moves every look, and the gap grows as
+      the step shrinks: a kink, as before;
+    - the h/2 look an outlier while h and h/4 agree: no kink does that.
+    An outlying look is taken again at the same point: a loss that answers differently
+    there is named (``Calls.note_unrepeatable``), never read as a kink.
+    """
+    look = stencils.look(positions, 0.25)
+    gap = np.abs(at_half - at_h)
+    with np.errstate(invalid="ignore"):
+        settled = np.abs(look.numeric - at_half) <= gap / THIRD_LOOK_SHRINK
+        first_outlier = settled & (np.abs(look.numeric - at_half) <= gap / OUTLIER_SHRINK)
+        middle_outlier = ~settled & (np.abs(look.numeric - at_h) <= gap / THIRD_LOOK_SHRINK)
+    for fraction, outlier, seen in ((1.0, first_outlier, at_h), (0.5, middle_outlier, at_half)):
+        if outlier.any():
+            again = stencils.look(positions[outlier], fraction)
+            moved = np.abs(again.numeric - seen[outlier]) > REPEAT_FLOORS * again.floor
+            shape = stencils.calls.arrays[stencils.name].shape
+            for k in np.flatnonzero(moved):
+                where = flat_element(stencils.name,
+                                     int(stencils.flat_indices[positions[outlier][k]]), shape)
+                stencils.calls.note_unrepeatable(
+                    f"{where}: the same central difference came out {seen[outlier][k]:.17g} "
+                    f"and then {again.numeric[k]:.17g}")
+    # curvature: extrapolate; an outlier at h: the h/2 and h/4 looks as they are
+    curved = settled & ~first_outlier
+    latest = np.where(curved, (4 * look.numeric - at_half) / 3, look.numeric)
+    earlier = np.where(curved, (4 * at_half - at_h) / 3, at_half)
+    return (positions[settled], _subset(look._replace(numeric=latest), settled),
+            earlier[settled])
+
+
 def _agreement_floor(first: Differences, finite: np.ndarray
                      ) -> Callable[[Differences], np.ndarray]:
     """The rounding a numeric value may differ by and still agree, for stencils of this
@@ -230,8 +347,14 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_po
     """Agreeing elements whose numeric error bar exceeds the verification tolerance become
     unverified: the numbers agree with the analytic value, but are too coarse to vouch for
     it. An element smaller than a tenth of the largest gradient in the whole check is held
-    to that tenth (its absolute error is what matters next to the others)."""
-    scale = gradient_scale(*(a for m in results.values() for a in (m.numeric, m.analytic)))
+    to that tenth (its absolute error is what matters next to the others). The slopes
+    measured a step away count among the gradients: at a minimum of a steep bowl (1e13 x^2
+    at 0) the gradient is 0, and the rounding of the loss values a step away is measured
+    against how fast the loss moves there, not against 0 (off the kinks only: a jump's
+    slopes are no scale of the gradient)."""
+    scale = gradient_scale(*(a for m in results.values()
+                             for a in (m.numeric, m.analytic, m.forward[~m.kink],
+                                       m.backward[~m.kink])))
     for name, m in results.items():
         limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale,
                                                 max(scale, abs(loss_at_point)))

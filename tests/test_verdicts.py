@@ -745,3 +745,77 @@ def test_a_wrong_element_of_a_linear_layer_is_never_read_as_a_kink(kinks: str, s
     w = next(t for t in report.tensors if t.name == "W")
     assert w.status == "FAILED" and w.worst[0].index == (3, 0), str(report)
     assert w.kinks.met == 0 and not w.kink.any(), str(report)
+
+
+# ------------------------------------------------------------------ rough is not a kink
+
+
+def _steep_cases() -> dict[str, tuple]:
+    """(loss, right gradient, point): smooth losses whose truncation at the default step
+    exceeds the tolerance (a gradient tiny next to the curvature, log far below 1, exp
+    far above it)."""
+    p = np.random.default_rng(3).uniform(5e-4, 2e-3, 6)
+    return {
+        "cubic_near_0": (lambda v: float(np.sum(v**2 + v**3)), lambda v: 2 * v + 3 * v**2,
+                         1e-7 * np.array([1.0, -2.0, 3.0, 0.5])),
+        "neg_log_small_p": (lambda v: float(-np.sum(np.log(v))), lambda v: -1 / v, p),
+        "exp_at_400": (lambda v: float(np.sum(np.exp(v))), np.exp,
+                       400 + np.random.default_rng(4).uniform(0, 1, 5)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_steep_cases()))
+@pytest.mark.parametrize("factor", [-1.0, 1.0005, 2.0])
+def test_a_wrong_gradient_of_a_steep_smooth_loss_is_not_excused_as_a_kink(name: str,
+                                                                         factor: float) -> None:
+    """The h and h/2 looks disagree by more than the tolerance (truncation), which once
+    read as a kink and let the one-sided range accept anything inside it. A third look at
+    h/4 sees the gap shrink 4x: curvature, judged by Richardson's extrapolation."""
+    f, grad, x = _steep_cases()[name]
+    report = gc.check_function(f, lambda v: factor * grad(v), x)
+    assert report.status == "FAILED", str(report)
+    assert report.tensors[0].kinks.met == 0, str(report)
+
+
+@pytest.mark.parametrize("name", sorted(_steep_cases()))
+def test_the_right_gradient_of_a_steep_smooth_loss_is_never_failed(name: str) -> None:
+    f, grad, x = _steep_cases()[name]
+    report = gc.check_function(f, grad, x)
+    assert report.status != "FAILED", str(report)
+    assert report.tensors[0].kinks.met == 0, str(report)
+
+
+def test_a_steep_bowl_at_its_minimum_is_verified() -> None:
+    """1e13 x^2 at 0: the gradient is 0 and the loss a step away is 367; its rounding is
+    measured against the slope there (1e8), not against 0."""
+    report = gc.check_function(lambda v: 1e13 * float(np.sum(v**2)), lambda v: 2e13 * v,
+                               np.zeros(3))
+    assert report.ok, str(report)
+
+
+class Glitching:
+    """sum(sin(v) v) + (sum v)^2, plus 0.01 on 3% of the calls (a flaky cache, an unseeded
+    dropout at a small rate); the base point happens to answer the same each time."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, v: np.ndarray) -> float:
+        return float(np.sum(np.sin(v) * v) + np.sum(v) ** 2) + 1e-2 * (self.rng.random() < 0.03)
+
+
+def test_a_loss_that_glitches_now_and_then_is_named_not_read_as_a_kink() -> None:
+    """Trial 28 of a randomized search: the glitch hits the h/2 look of the one wrong
+    element (off by +20), which once made it a kink settled by the hull. The engine repeats
+    the look that stands out; the loss answers differently: nondeterministic."""
+    x = np.random.default_rng(28).standard_normal(12)
+
+    def wrong(v: np.ndarray) -> np.ndarray:
+        d = np.sin(v) + v * np.cos(v) + 2 * np.sum(v)
+        d[8] += 20.0
+        return d
+
+    report = gc.check_function(Glitching(10_028), wrong, x, seed=0)
+    assert not report.ok
+    assert [p.kind for p in report.problems] == ["nondeterministic"], str(report)
+    assert "answered differently" in str(report)
