@@ -196,8 +196,6 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
         if plan[name] == "full":
             results[name] = measure(calls, name, np.arange(array.size),
                                     analytic[name].reshape(-1), loss0, settings[name])
-            if options.kinks in ("subgradient", "hull"):
-                check_ties(calls, name, results[name], loss0, settings[name], rng, warnings)
     fast_names = [name for name in calls.arrays if plan[name] == "fast"]
     if fast_names:
         fast = check_fast(calls, {name: analytic[name].reshape(-1) for name in fast_names},
@@ -206,13 +204,13 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
             results[name], notes[name], lower_bound[name] = (found.measured, found.note,
                                                              found.stopped)
             reasons[name] = found.unverified_reason
-            if options.kinks in ("subgradient", "hull"):  # ties among the located elements
-                check_ties(calls, name, results[name], loss0, settings[name], rng, warnings)
             if options.mode == "auto":
                 notes[name] = (f"auto picked fast ({calls.arrays[name].size} elements > "
                                f"{AUTO_FULL_MAX}); " + notes[name])
     for name in calls.arrays:
         _non_finite_losses(name, results[name], problems)
+    if options.kinks in ("subgradient", "hull"):  # across every tensor, located elements too
+        check_ties(calls, results, settings, loss0, rng, warnings)
 
     if options.kinks == "subgradient":
         settle_by_jitter(calls, results, settings, rng, warnings)

@@ -18,6 +18,7 @@ Two re-checks settle what one coordinate at a time cannot:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -162,27 +163,168 @@ class TieSlopes(NamedTuple):
         return abs(self.central - self.central_half)
 
 
-def _slopes_along(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
+@dataclass(frozen=True)
+class TieDirection:
+    """Kink coordinates moved together, each by ``orientation`` times one offset, so that
+    a tie among them (two maxima, |x| = |y|, x + c = y + d) stays a tie: along it the loss
+    is smooth even where every coordinate alone crosses a kink. Members may lie in
+    different tensors (np.maximum(a, b), max(x, threshold))."""
+
+    names: tuple[str, ...]  # each member's tensor
+    positions: np.ndarray  # each member's position in its tensor's Measured
+    flat: np.ndarray  # each member's flat index in its tensor
+    orientation: np.ndarray  # +1 or -1 per member
+    base: np.ndarray  # the members' values at the point (float64)
+
+    def segments(self) -> dict[str, np.ndarray]:
+        """Members per tensor: name -> their indices into this direction's arrays."""
+        names = np.array(self.names)
+        return {name: np.flatnonzero(names == name) for name in dict.fromkeys(self.names)}
+
+    def first(self, calls: Calls) -> str:
+        return flat_element(self.names[0], int(self.flat[0]), calls.arrays[self.names[0]].shape)
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The kink coordinates of every tensor, where ties can hide: their slopes on either
+    side, their analytic values, and where they live."""
+
+    names: tuple[str, ...]
+    positions: np.ndarray
+    flat: np.ndarray
+    value: np.ndarray
+    analytic: np.ndarray
+    forward: np.ndarray
+    backward: np.ndarray
+
+    @staticmethod
+    def of(calls: Calls, results: dict[str, Measured]) -> _Pool:
+        from gradcheck.measure import HULL, OK, PENDING
+
+        names: list[str] = []
+        parts = []
+        for name, m in results.items():
+            positions = np.flatnonzero(m.kink & np.isin(m.status, (OK, HULL, PENDING))
+                                       & ~m.tied)
+            names += [name] * len(positions)
+            flat = m.flat_indices[positions]
+            parts.append((positions, flat,
+                          calls.originals[name].reshape(-1)[flat].astype(np.float64),
+                          m.analytic[positions], m.forward[positions], m.backward[positions]))
+        columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
+                   for k in range(6)]
+        return _Pool(tuple(names), columns[0].astype(np.intp), columns[1].astype(np.intp),
+                     *columns[2:])
+
+    def direction(self, members: np.ndarray, orientation: np.ndarray) -> TieDirection:
+        return TieDirection(tuple(self.names[i] for i in members), self.positions[members],
+                            self.flat[members], orientation, self.value[members])
+
+
+def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
+    """Directions to test, most suspect first, at most MAX_TIE_GROUPS:
+
+    - equal values within one tensor (:func:`tie_groups`), moved up together;
+    - across every tensor, coordinates whose one-sided slopes jump by the same amount
+      (tied elements share the piece that takes over): each moved the way its larger slope
+      points (|x| tied at +2 and -2 moves them apart), and all moved up (max(x, t) with
+      another row's gradient on t).
+    A direction is suspect by how far its analytic values, added up along it, lie from one
+    member's slope on its active side (a tie counted for every member: k - 1 slopes; a tie
+    dropped: one; a valid split: none).
+    """
+    found: dict[bytes, tuple[float, TieDirection]] = {}
+
+    def add(members: np.ndarray, orientation: np.ndarray) -> None:
+        if len(members) < 2:
+            return
+        key = members.tobytes() + orientation.astype(np.int8).tobytes()
+        if key in found:
+            return
+        jump = np.abs(pool.forward - pool.backward)[members]
+        active = np.where(orientation > 0, pool.forward[members], -pool.backward[members])
+        total = float(np.sum(pool.analytic[members] * orientation))
+        suspicion = abs(total - float(np.mean(active))) / (float(np.mean(jump)) or 1.0)
+        found[key] = (suspicion, pool.direction(members, orientation))
+
+    names = np.array(pool.names)
+    for name in dict.fromkeys(pool.names):
+        inside = np.flatnonzero(names == name)
+        for group in tie_groups(pool.value[inside], pool.flat[inside],
+                                calls.arrays[name].shape, pool.analytic[inside],
+                                _slope_sign(pool.forward[inside] + pool.backward[inside])):
+            add(inside[group], np.ones(len(group)))
+    for members in _equal_jumps(np.abs(pool.forward - pool.backward)):
+        larger_up = np.abs(pool.forward[members]) >= np.abs(pool.backward[members])
+        add(members, np.where(larger_up, 1.0, -1.0))
+        add(members, np.ones(len(members)))
+    ranked = sorted(found.values(), key=lambda item: -item[0])
+    return [direction for _, direction in ranked[:MAX_TIE_GROUPS]]
+
+
+def _equal_jumps(jump: np.ndarray) -> list[np.ndarray]:
+    """Clusters (positions) of equal jumps, within a thousandth: tied coordinates share
+    the piece that takes over, so they jump alike up to the numbers' rounding."""
+    order = np.argsort(jump, kind="stable")
+    clusters: list[np.ndarray] = []
+    start = 0
+    for k in range(1, len(order) + 1):
+        if k == len(order) or jump[order[k]] - jump[order[start]] > 1e-3 * jump[order[k]]:
+            if k - start >= 2:
+                clusters.append(order[start:k])
+            start = k
+    return clusters
+
+
+def _slope_sign(slope: np.ndarray) -> np.ndarray:
+    """-1, 0 or 1: the sign of d+ + d- at each coordinate, 0 within a thousandth of the
+    largest; the elements of one tie set share their one-sided slopes."""
+    finite = np.isfinite(slope)
+    largest = float(np.max(np.abs(slope[finite]))) if finite.any() else 0.0
+    return np.where(finite & (np.abs(slope) > 1e-3 * largest), np.sign(slope), 0.0)
+
+
+def _move(calls: Calls, direction: TieDirection, offset: float) -> float:
+    """Set every member to its base value plus its orientation times ``offset``; returns
+    the offset actually taken (read back: the members' dtype rounds it)."""
+    taken = []
+    for name, inside in direction.segments().items():
+        flat = calls.arrays[name].flat  # writes through, contiguous or not
+        flat[direction.flat[inside]] = (direction.base[inside]
+                                        + direction.orientation[inside] * offset)
+        stored = np.asarray(calls.arrays[name].flat[direction.flat[inside]], dtype=np.float64)
+        taken.append((stored - direction.base[inside]) * direction.orientation[inside])
+    return float(np.mean(np.concatenate(taken)))
+
+
+def _put_back(calls: Calls, direction: TieDirection) -> None:
+    for name, inside in direction.segments().items():
+        flat_indices = direction.flat[inside]
+        calls.arrays[name].flat[flat_indices] = calls.originals[name].reshape(-1)[flat_indices]
+
+
+def _slopes_along(calls: Calls, direction: TieDirection, offset: float, step: float,
                   here: float | None = None) -> TieSlopes:
-    """Loss at base +- step and base +- step/2 (and at base, unless given as ``here``) with
-    every member set to that value.
+    """The loss at the point moved by ``offset`` along the direction, and at step and
+    step/2 on either side of it (and there, unless given as ``here``).
 
     The error bar comes from what was measured, never from a dtype guess: the h vs h/2
     gap of the central differences, and the :func:`roughness` of the loss at that scale.
     """
-    flat = calls.arrays[name].flat  # writes through, contiguous or not
-    offsets = (step, -step, step / 2, -step / 2) + (() if here is not None else (0.0,))
+    moves = (offset + step, offset - step, offset + step / 2, offset - step / 2)
     losses, taken = [], []
     try:
-        for offset in offsets:
-            flat[members] = base + offset
-            taken.append(float(flat[members[0]]) - base)
+        for move in moves + (() if here is not None else (offset,)):
+            taken.append(_move(calls, direction, move))
             losses.append(calls.loss())
     finally:
-        flat[members] = calls.originals[name].reshape(-1)[members]
+        _put_back(calls, direction)
     at = losses[4] if here is None else here
+    centre = taken[4] if here is None else offset
     up, down, up_half, down_half = losses[:4]
-    h_up, h_down, h2_up, h2_down = taken[0], -taken[1], taken[2], -taken[3]
+    h_up, h_down = taken[0] - centre, centre - taken[1]
+    h2_up, h2_down = taken[2] - centre, centre - taken[3]
     central = (up - down) / (h_up + h_down)
     central_half = (up_half - down_half) / (h2_up + h2_down)
     d2 = (up - at) / h_up - (at - down) / h_down  # d+ - d- = h L'' + rounding / h
@@ -191,72 +333,121 @@ def _slopes_along(calls: Calls, name: str, members: np.ndarray, base: float, ste
                      max(abs(central - central_half), float(roughness(d2, d2_half))))
 
 
-def check_ties(calls: Calls, name: str, m: Measured, loss_at_point: float,
-               setting: Setting, rng: np.random.Generator, warnings: list[str]) -> None:
-    """Fail groups of tied kink elements whose gradients do not add up to the slope of
-    the loss when they move together (a tied maximum counted twice).
+def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, Setting],
+               loss_at_point: float, rng: np.random.Generator, warnings: list[str]) -> None:
+    """Fail tied kink coordinates whose gradients do not add up to the slope of the loss
+    when they move together (a tied maximum counted twice, or dropped).
 
-    Per group: 4 evaluations (h and h/2) to see that the direction is smooth; a mismatch
-    then costs one more look on each side of the point (2 x (5 + 1 gradient)).
+    Per direction (:func:`tie_directions`), 4 evaluations (h and h/2) at the point. Where
+    the direction is smooth there, a mismatch is a bug when it persists one step to each
+    side along the tie (an artifact of the point, relu(x) - relu(-x) at 0, vanishes): 2 x
+    (5 + 1 gradient). Where the direction itself crosses a kink (a tie with a constant:
+    zero padding, or a ReLU at 0 before the max), it is judged a little way off the point
+    on each side, where only the tie remains: 2 points per side, 5 + 1 gradient each.
     """
-    from gradcheck.measure import BAD, HULL, OK
+    from gradcheck.measure import BAD
 
-    base_flat = calls.originals[name].reshape(-1)
-    candidates = np.flatnonzero(m.kink & ((m.status == OK) | (m.status == HULL)))
-    values = base_flat[m.flat_indices[candidates]].astype(np.float64)
-    for members_at in tie_groups(values, m.flat_indices[candidates], calls.arrays[name].shape,
-                                 m.analytic[candidates], _slope_sign(m, candidates)):
-        group = candidates[members_at]
-        if np.all(m.tied[group]):
+    pool = _Pool.of(calls, results)
+    if len(pool.positions) < 2:
+        return
+    for direction in tie_directions(pool, calls):
+        if any(results[n].tied[p] for n, p in zip(direction.names, direction.positions,
+                                                  strict=True)):
             continue
-        members = m.flat_indices[group]
-        value = float(base_flat[members[0]])
-        h = float(step_sizes(np.array([value]), eps=max(
-            float(np.finfo(base_flat.dtype).eps), setting.loss_eps))[0])
-        here = _slopes_along(calls, name, members, value, h, loss_at_point)
+        setting = max((settings[n] for n in set(direction.names)),
+                      key=lambda s: s.model_eps)
+        # a power of 2 (and the moves below, of few bits): members tied in exact
+        # arithmetic only (x + c = y + d) stay tied when moved, where rounding would part them
+        h = 2.0 ** np.floor(np.log2(float(np.max(step_sizes(direction.base, eps=max(
+            setting.model_eps, *(float(np.finfo(calls.arrays[n].dtype).eps)
+                                 for n in set(direction.names))))))))
+        analytic = np.array([results[n].analytic[p] for n, p in zip(
+            direction.names, direction.positions, strict=True)])
+        total = float(np.sum(analytic * direction.orientation))
+        here = _slopes_along(calls, direction, 0.0, h, loss_at_point)
         bound = _tie_bound(here, loss_at_point, h / 2, setting)
-        if is_jump(np.array([here.spread]), np.array([here.spread_half]),
-                   np.array([here.gap]), np.array([bound / 8]))[0] or here.gap > 2 * bound:
-            continue  # the group's own move crosses a kink: nothing to conclude here
-        total = float(np.sum(m.analytic[group]))
-        if abs(total - here.central_half) <= bound:
+        if not _smooth(here, bound):
+            # the direction crosses a kink at the point: off it, on either side, only the
+            # tie is left (its members stay equal), and the chain rule must hold there
+            verdict = "inconclusive"
+            for side in (1.0, -1.0):
+                found = _tie_verdict_off_the_point(calls, direction, side, h, loss_at_point,
+                                                   setting)
+                if found == "bug":
+                    verdict = "bug"
+                    break
+            if verdict == "bug":
+                _fail_tie(results, direction, total, None, calls, warnings, BAD)
+            continue
+        slope = here.central_half
+        if abs(total - slope) <= bound:
             continue
         # moved along the tie by up to h/2 and measured with steps up to h/2 there, the
         # stencils stay inside the stretch just seen to be smooth (a far move could leave
         # the tie's piece: in float16 a step is a tenth of the value)
-        shift = float(rng.uniform(0.25, 0.5)) * h
+        shift = float(rng.choice([0.25, 0.375])) * h
         # a loop, not all(... for ...): a StopIteration raised by the user's code inside a
         # generator would come back as RuntimeError (PEP 479)
         persists = True
         for sign in (1.0, -1.0):
-            persists = persists and _tie_mismatch_at(calls, name, members, value + sign * shift,
-                                                     h / 2, loss_at_point, setting)
-        where = flat_element(name, int(members[0]), calls.arrays[name].shape)
-        slope = here.central_half
+            persists = persists and _tie_mismatch_at(calls, direction, sign * shift, h / 2,
+                                                     loss_at_point, setting) == "mismatch"
         if persists:
-            m.status[group] = BAD
-            m.tied[group] = True
-            m.error[group] = np.abs(m.analytic[group] - m.numeric[group])
-            warnings.append(
-                f"{name}: {len(group)} elements tied at {value:g} (first {where}) are a kink "
-                f"together: their gradients add up to {total:.6g}, but the loss moves at "
-                f"{slope:.6g} when they move together, here and on both sides along "
-                "the tie. A tied maximum must share its upstream gradient (give it to one "
-                "element, or split it), not give it to every tied element.")
+            _fail_tie(results, direction, total, slope, calls, warnings, BAD)
         else:
             warnings.append(
-                f"{name}: {len(group)} elements tied at {value:g} (first {where}) add up to "
-                f"{total:.6g} against a slope of {slope:.6g} at the point only; moved "
-                "along the tie they agree, so it is an artifact of the point, not a bug.")
+                f"{direction.names[0]}: {len(direction.flat)} elements tied (first "
+                f"{direction.first(calls)}) add up to {total:.6g} against a slope of "
+                f"{slope:.6g} at the point only; moved along the tie they agree, so it is "
+                "an artifact of the point, not a bug.")
 
 
-def _slope_sign(m: Measured, positions: np.ndarray) -> np.ndarray:
-    """-1, 0 or 1: the sign of d+ + d- at each position, 0 within a thousandth of the
-    largest; the elements of one tie set share their one-sided slopes."""
-    slope = (m.forward + m.backward)[positions]
-    finite = np.isfinite(slope)
-    largest = float(np.max(np.abs(slope[finite]))) if finite.any() else 0.0
-    return np.where(finite & (np.abs(slope) > 1e-3 * largest), np.sign(slope), 0.0)
+def _smooth(slopes: TieSlopes, bound: float) -> bool:
+    """The loss is smooth along the direction: no jump of the one-sided slopes, and the h
+    and h/2 estimates agree."""
+    jump = is_jump(np.array([slopes.spread]), np.array([slopes.spread_half]),
+                   np.array([slopes.gap]), np.array([bound / 8]))[0]
+    return not jump and slopes.gap <= 2 * bound
+
+
+def _tie_verdict_off_the_point(calls: Calls, direction: TieDirection, side: float, h: float,
+                               loss_at_point: float, setting: Setting) -> str:
+    """"bug" when, moved off the point along the direction by h and by 1.5 h on one side,
+    the loss is smooth along it at both places and the gradients there do not add up to
+    its slope; "fine" when they do at one of them; else "inconclusive"."""
+    verdicts = []
+    for distance in (1.0, 1.5):
+        verdicts.append(_tie_mismatch_at(calls, direction, side * distance * h, h / 4,
+                                         loss_at_point, setting, off_a_kink=True))
+        if verdicts[-1] != "mismatch":
+            break
+    if verdicts == ["mismatch", "mismatch"]:
+        return "bug"
+    return "fine" if "match" in verdicts else "inconclusive"
+
+
+def _fail_tie(results: dict[str, Measured], direction: TieDirection, total: float,
+              slope: float | None, calls: Calls, warnings: list[str], bad: int) -> None:
+    for name, inside in direction.segments().items():
+        m = results[name]
+        positions = direction.positions[inside]
+        m.status[positions] = bad
+        m.tied[positions] = True
+        m.error[positions] = np.abs(m.analytic[positions] - m.numeric[positions])
+    tensors = dict.fromkeys(direction.names)
+    across = "" if len(tensors) == 1 else f" (in {', '.join(tensors)})"
+    if slope is not None:
+        evidence = (f", but the loss moves at {slope:.6g} when they move together, here and "
+                    "on both sides along the tie")
+    else:  # the direction crosses a kink at the point
+        evidence = (" at the point, and a little way off it along the tie, where only the "
+                    "tie remains, they still do not add up to the loss's slope")
+    warnings.append(
+        f"{direction.names[0]}: {len(direction.flat)} elements tied at "
+        f"{direction.base[0]:g} (first {direction.first(calls)}){across} are a kink "
+        f"together: their gradients add up to {total:.6g}{evidence}. A tied maximum must "
+        "share its upstream gradient (give it to one element, or split it), not give it to "
+        "every tied element.")
 
 
 # measured noise counts this many times in a tie's error bar: a bug must clear it well
@@ -274,19 +465,25 @@ def _tie_bound(slopes: TieSlopes, loss_at_point: float, step: float, setting: Se
                  + TIE_NOISE_FACTOR * slopes.noise)
 
 
-def _tie_mismatch_at(calls: Calls, name: str, members: np.ndarray, base: float, step: float,
-                     loss_at_point: float, setting: Setting) -> bool:
-    """Does the group's mismatch persist at the point moved along the tie to ``base``?"""
-    flat = calls.arrays[name].flat
+def _tie_mismatch_at(calls: Calls, direction: TieDirection, offset: float, step: float,
+                     loss_at_point: float, setting: Setting, off_a_kink: bool = False) -> str:
+    """At the point moved by ``offset`` along the tie: "mismatch" when the gradients do not
+    add up to the loss's slope along it, "match" when they do. With ``off_a_kink`` (the
+    direction crossed a kink at the point), "rough" when the direction is not smooth there
+    either: nothing to conclude."""
     try:
-        flat[members] = base
-        gradient = calls.grads()[name].reshape(-1)
+        _move(calls, direction, offset)
+        gradient = calls.grads()
     finally:
         calls.restore()
-    slopes = _slopes_along(calls, name, members, base, step)
-    total = float(np.sum(gradient[members]))
-    return abs(total - slopes.central_half) > _tie_bound(slopes, loss_at_point, step / 2,
-                                                          setting)
+    slopes = _slopes_along(calls, direction, offset, step)
+    bound = _tie_bound(slopes, loss_at_point, step / 2, setting)
+    if off_a_kink and not _smooth(slopes, bound):
+        return "rough"
+    total = sum(float(np.sum(gradient[name].reshape(-1)[direction.flat[inside]]
+                             * direction.orientation[inside]))
+                for name, inside in direction.segments().items())
+    return "mismatch" if abs(total - slopes.central_half) > bound else "match"
 
 
 # ---------------------------------------------------------------------------- jitter

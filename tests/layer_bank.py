@@ -1657,6 +1657,12 @@ def maxpool2x2_window_eq_max_opposite_windows():
     return MaxPool2x2("all"), np.ones((1, 1, 2, 4))
 
 
+def _named(name, make, doc):
+    """``make`` under ``name``, with ``doc`` as its one-line docstring (a bank entry)."""
+    make.__name__, make.__doc__ = name, doc
+    return make
+
+
 def _tie_convention(name, layer_factory, x_factory, doc, **opts):
     def make():
         return layer_factory(), x_factory()
@@ -1695,6 +1701,169 @@ for _tie in ("first", "split"):
     _tie_convention(f"topk_pixels_{_tie}", lambda t=_tie: TopKSum(3, t),
                     lambda: topk_ge_kth_pixels()[1],
                     f"sum of the top 3 with four entries tied for 3 places, shared {_tie}.")
+
+
+# ---- ties the equal-value groups of one tensor cannot see: across tensors, in |x|, in x + c,
+# and ties whose common direction crosses another kink (zero padding, a ReLU at 0)
+
+
+class MaxWithThreshold(Layer):
+    """y = maximum(x, t) elementwise, t a parameter shaped like one row of x; a tie
+    (x == t) routes by ``tie``: "first" to x, "split" half each, "all" (the bug: ``>=`` on
+    both sides) to both."""
+
+    def __init__(self, t, tie="first"):
+        super().__init__()
+        self.params["t"] = np.array(t, dtype=np.float64)
+        self.tie = tie
+
+    def __repr__(self):
+        return f"MaxWithThreshold(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, self.params["t"])
+
+    def backward(self, g):
+        x, t = self.x, self.params["t"]
+        tie = x == t
+        to_x = {"first": 1.0, "split": 0.5, "all": 1.0}[self.tie]
+        to_t = {"first": 0.0, "split": 0.5, "all": 1.0}[self.tie]
+        gx = g * ((x > t) + to_x * tie)
+        self.grads = {"t": (g * ((t > x) + to_t * tie)).sum(axis=0)}
+        return gx
+
+
+class MaxAbs(Layer):
+    """y = max |x| over axis 1 (an inf-norm); a tie between +a and -a routes by ``tie``."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"MaxAbs(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        return np.abs(x).max(axis=1, keepdims=True)
+
+    def backward(self, g):
+        a = np.abs(self.x)
+        return _route(a, a.max(axis=1), self.tie) * np.sign(self.x) * g
+
+
+class MaxShifted(Layer):
+    """y = max over axis 1 of x + c, c a fixed positional offset: ties in x + c only."""
+
+    def __init__(self, c, tie="first"):
+        super().__init__()
+        self.c, self.tie = np.asarray(c, dtype=np.float64), tie
+
+    def __repr__(self):
+        return f"MaxShifted(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        return (x + self.c).max(axis=1, keepdims=True)
+
+    def backward(self, g):
+        z = self.x + self.c
+        return _route(z, z.max(axis=1), self.tie) * g
+
+
+class ZeroPaddedMaxPool(Layer):
+    """1-D max-pool (width 3, stride 3) of x padded with one zero on each side: on a black
+    image the padding ties with the image, so moving the tied pixels up is a kink too."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"ZeroPaddedMaxPool(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.windows = np.pad(x, ((0, 0), (1, 1))).reshape(len(x), -1, 3)
+        return self.windows.max(axis=2)
+
+    def backward(self, g):
+        w = self.windows
+        d = _route(w, w.max(axis=2), self.tie) * g[:, :, None]
+        return d.reshape(len(g), -1)[:, 1:-1]
+
+
+class ReLUThenMaxPool(Layer):
+    """ReLU (ReLU'(0) = 1) then a max over pairs: on a black image every pair ties at the
+    ReLU's kink."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"ReLUThenMaxPool(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        self.pairs = np.maximum(x, 0).reshape(len(x), -1, 2)
+        return self.pairs.max(axis=2)
+
+    def backward(self, g):
+        p = self.pairs
+        d = (_route(p, p.max(axis=2), self.tie) * g[:, :, None]).reshape(self.x.shape)
+        return d * (self.x >= 0)
+
+
+class SortDescending(Layer):
+    """y = each row sorted in descending order; backward routes each slot's gradient back
+    by position ("first": argsort order) or, the bug, by value: every tied copy gets every
+    tied slot's gradient."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"SortDescending(tie={self.tie!r})"
+
+    def forward(self, x):
+        self.x = x
+        self.order = np.argsort(-x, axis=1, kind="stable")
+        return np.take_along_axis(x, self.order, axis=1)
+
+    def backward(self, g):
+        if self.tie == "all":
+            y = np.take_along_axis(self.x, self.order, axis=1)
+            return np.stack([(self.x[r][:, None] == y[r][None, :]) @ g[r]
+                             for r in range(len(g))])
+        dx = np.zeros_like(g)
+        np.put_along_axis(dx, self.order, g, axis=1)
+        return dx
+
+
+HIDDEN_TIES = {
+    "maximum_with_threshold": (lambda tie: MaxWithThreshold([1.0, 0.0], tie),
+                               lambda: np.array([[1.0, 2.0], [0.0, 0.0], [2.0, -1.0]]),
+                               "maximum(x, t): x[0, 0] == t[0] and x[1, 1] == t[1]"),
+    "max_abs_plus_minus": (MaxAbs, lambda: np.array([[2.0, -2.0, 1.0], [0.5, -1.0, 1.0]]),
+                           "max |x| over rows [2, -2, 1] and [0.5, -1, 1]: +-a tied"),
+    "max_shifted": (lambda tie: MaxShifted([0.0, 1.0, 0.0], tie),
+                    lambda: np.array([[2.0, 1.0, 0.0], [3.0, 1.0, 3.0]]),
+                    "max of x + (0, 1, 0): 2 + 0 ties 1 + 1; 3 ties 3"),
+    "zero_padded_maxpool_black": (ZeroPaddedMaxPool, lambda: np.zeros((2, 4)),
+                                  "zero-padded max-pool (3, stride 3) of a black image"),
+    "relu_then_maxpool_black": (ReLUThenMaxPool, lambda: np.zeros((2, 4)),
+                                "ReLU then a max over pairs on a black image"),
+    "sort_descending": (SortDescending, lambda: np.array([[2.0, 2.0, 0.0], [1.0, 3.0, 1.0]]),
+                        "rows sorted descending, two of them tied"),
+}
+for _name, (_layer, _x, _doc) in HIDDEN_TIES.items():
+    _register(TIE_BUGS)(_named(f"{_name}_counted_for_all",
+                               lambda f=_layer, x=_x: (f("all"), x()),
+                               f"{_doc}; every tied element gets the upstream."))
+    _register(TIE_CONVENTIONS)(_named(f"{_name}_first", lambda f=_layer, x=_x: (f("first"), x()),
+                                      f"{_doc}; the tie routed to the first."))
 
 
 # ---- low precision: float16 / float32 / longdouble

@@ -123,6 +123,14 @@ def _has_harmful_tie(layer, x):
         return lb.has_tied_max(lb.pool_windows(x))
     if isinstance(layer, lb.TopKSum):
         return lb.top_k_boundary_tied(x, layer.k)
+    if isinstance(layer, lb.MaxAbs):
+        return lb.has_tied_max(np.abs(x), axis=1)
+    if isinstance(layer, lb.MaxShifted):
+        return lb.has_tied_max(x + layer.c, axis=1)
+    if isinstance(layer, lb.ZeroPaddedMaxPool | lb.ReLUThenMaxPool):
+        return not x.any()  # a black image: every window tied
+    if isinstance(layer, lb.MaxWithThreshold):
+        return bool(np.any(x == layer.params["t"]))
     return lb.has_tied_max(x, axis=1)
 
 
