@@ -208,7 +208,7 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
                 notes[name] = (f"auto picked fast ({calls.arrays[name].size} elements > "
                                f"{AUTO_FULL_MAX}); " + notes[name])
     for name in calls.arrays:
-        _non_finite_losses(name, results[name], problems)
+        _non_finite_losses(name, results[name], calls.originals[name], problems)
     if options.kinks in ("subgradient", "hull"):  # across every tensor, located elements too
         check_ties(calls, results, settings, loss0, rng, warnings)
 
@@ -308,8 +308,11 @@ def _compare_repeated_grads(first: dict[str, np.ndarray], second: dict[str, np.n
                 name))
 
 
-def _non_finite_losses(name: str, m: Measured, problems: list[Problem]) -> None:
-    bad = ~np.isfinite(m.numeric)
+def _non_finite_losses(name: str, m: Measured, values: np.ndarray, problems: list[Problem]
+                       ) -> None:
+    """A loss that was not finite a step away from a finite coordinate (a coordinate that is
+    itself NaN or inf cannot be moved: it is unverified, not a problem of the loss)."""
+    bad = ~np.isfinite(m.numeric) & np.isfinite(values.reshape(-1)[m.flat_indices])
     if np.any(bad):
         problems.append(Problem(
             "non_finite_loss",
@@ -361,7 +364,8 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
         step=max(float(np.finfo(array.dtype).eps), setting.loss_eps) ** (1 / 3),
         mismatched_is_lower_bound=lower_bound, measured=int(compared.sum()), status=status,
         unverified=int(unverified.sum()),
-        unverified_reason=fast_reason or _unverified_reason(m, unverified, tolerance, setting),
+        unverified_reason=fast_reason or _unverified_reason(name, array, m, unverified,
+                                                            tolerance, setting),
         **_full_arrays(array, analytic, m))
 
 
@@ -388,10 +392,16 @@ def _full_arrays(array: np.ndarray, analytic: np.ndarray, m: Measured) -> dict[s
             "value": value}
 
 
-def _unverified_reason(m: Measured, unverified: np.ndarray, tolerance: Tolerance,
-                       setting: Setting) -> str:
+def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: np.ndarray,
+                       tolerance: Tolerance, setting: Setting) -> str:
     if not unverified.any():
         return ""
+    stuck = unverified & ~np.isfinite(values.reshape(-1)[m.flat_indices])
+    if stuck.any():
+        first = flat_element(name, int(m.flat_indices[np.flatnonzero(stuck)[0]]), values.shape)
+        return (f"{int(stuck.sum())} element(s) are NaN or inf at the given point (first "
+                f"{first}): a coordinate that is not finite cannot be moved by a finite step; "
+                "give them finite values (the loss may ignore them) to check them")
     smooth = unverified & ~m.kink
     if not smooth.any():
         return ("kink coordinates outside the one-sided derivatives that no jittered point "

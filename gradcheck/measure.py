@@ -212,6 +212,8 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
             unverified[third] = ~late.fine & ~late.wrong
             kink[third] = False
 
+    # a coordinate that is NaN or inf at the point cannot be moved by a finite step
+    unverified |= ~np.isfinite(values)
     error = np.abs(analytic - numeric)
     status = np.where(agree, OK, np.where(unverified, UNVERIFIED, BAD))
     hull_gap = distance_to_hull(analytic, forward, backward)

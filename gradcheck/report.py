@@ -203,8 +203,8 @@ def render(report: Report) -> str:
     if report.ok:
         verdict = f"all {n} tensors ok"
     elif report.status == UNVERIFIED:
-        verdict = (f"UNVERIFIED {', '.join(t.name for t in unverified)}: the numeric error "
-                   "bar is too wide to tell right from wrong (reason below)")
+        verdict = (f"UNVERIFIED {', '.join(t.name for t in unverified)}: the finite "
+                   "differences cannot tell right from wrong there (reason below)")
     elif worst:  # first: pytest's short summary shows only the start of the headline
         t, m = max(worst, key=lambda pair: pair[1].abs_err)
         verdict = (f"FAILED {t.element(m.index)}: analytic {general(m.analytic)} vs numeric "

@@ -827,3 +827,30 @@ def test_a_loss_that_glitches_now_and_then_is_named_not_read_as_a_kink() -> None
     assert not report.ok
     assert [p.kind for p in report.problems] == ["nondeterministic"], str(report)
     assert "answered differently" in str(report)
+
+
+# ------------------------------------------------------------------ coordinates that are NaN
+
+
+MASK = np.array([[1, 1, 0], [1, 0, 0]], bool)
+PADDED = np.array([[0.5, -1.0, np.nan], [2.0, np.nan, np.nan]])
+
+
+def _masked_square(v: np.ndarray) -> float:
+    return float(np.sum(np.where(MASK, v, 0.0) ** 2))
+
+
+def test_nan_coordinates_the_loss_ignores_are_unverified_not_a_loss_problem() -> None:
+    """Padding stored as NaN: the loss is finite everywhere; the NaN coordinates cannot be
+    moved by a finite step, so they are unverified (the report says which and what to do),
+    and nothing blames the loss."""
+    report = gc.check_function(_masked_square, lambda v: np.where(MASK, 2 * v, 0.0), PADDED)
+    assert report.status == "UNVERIFIED" and not report.problems, str(report)
+    x = report.tensors[0]
+    assert x.unverified == 3 and "NaN or inf" in x.unverified_reason
+    assert "x[0, 2]" in x.unverified_reason
+
+
+def test_a_wrong_gradient_beside_nan_coordinates_still_fails() -> None:
+    report = gc.check_function(_masked_square, lambda v: np.where(MASK, 3 * v, 0.0), PADDED)
+    assert report.status == "FAILED", str(report)
