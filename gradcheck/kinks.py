@@ -89,15 +89,19 @@ def distance_to_hull(analytic: np.ndarray, forward: np.ndarray, backward: np.nda
     return np.maximum(0.0, np.maximum(low - analytic, analytic - high))
 
 
-def jitter_offsets(steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random moves of 16 to 32 steps, either sign, off a kink.
+def jitter_offsets(steps: np.ndarray, rng: np.random.Generator, attempt: int = 0
+                   ) -> np.ndarray:
+    """Random moves of 16 to 32 steps (twice that at each further ``attempt``), either
+    sign, off a kink.
 
     Far enough that a stencil of width h around the new point rarely reaches back to the
     kink (or to a neighbouring one formed by the same zero), close enough to test the same
-    piece of code.
+    piece of code. Kinks that one zero formed spread apart in proportion to the move (a
+    zero row through Dense + ReLU), so a move that left one too close is followed by a
+    longer one.
     """
     signs = rng.choice(np.array([-1.0, 1.0]), size=steps.shape)
-    return signs * rng.uniform(16.0, 32.0, size=steps.shape) * steps
+    return signs * rng.uniform(16.0, 32.0, size=steps.shape) * 2.0 ** attempt * steps
 
 
 # ---------------------------------------------------------------------------- ties
@@ -517,8 +521,8 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
         if not pending:
             break
         offsets = {name: jitter_offsets(step_sizes(
-            calls.originals[name].reshape(-1)[results[name].flat_indices[positions]]), rng)
-            for name, positions in pending.items()}
+            calls.originals[name].reshape(-1)[results[name].flat_indices[positions]]), rng,
+            _round) for name, positions in pending.items()}
         plus = _measure_jittered(calls, results, pending, offsets, settings, 1.0)
         minus = _measure_jittered(calls, results, pending, offsets, settings, -1.0)
         if plus is None or minus is None:

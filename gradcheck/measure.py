@@ -200,6 +200,15 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
             stencils = _Stencils(calls, name, flat_indices, steps, loss_at_point, setting)
             third, look, earlier = _third_look(stencils, third, first.numeric[third],
                                                numeric[third])
+            # Smooth from h/2 on means the one-sided spread d+ - d- (curvature: h L'')
+            # halves from h/2 to h/4. A kink on the point (a tie) keeps it; kinks within
+            # h/2 (several, as a zero row through Dense + ReLU spreads them) move it any
+            # which way. Those stay kinks.
+            spread_half = np.abs(forward - backward)[third]
+            spread_quarter = np.abs(look.forward - look.backward)
+            halves = (np.abs(spread_quarter - spread_half / 2)
+                      <= spread_half / 8 + 2 * look.floor + jump_floor[third] / 8)
+            third, look, earlier = third[halves], _subset(look, halves), earlier[halves]
             late = _judge_smooth(analytic[third], earlier, (forward - backward)[third],
                                  look, tol, atol_scale, agreement_floor)
             for column, new in ((numeric, look.numeric), (forward, look.forward),
