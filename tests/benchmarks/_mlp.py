@@ -162,6 +162,37 @@ def dense_1000() -> tuple[rn.Dense, np.ndarray]:
     return layer, x
 
 
+#: fast mode against torch's fast_mode: Dense(n_in, n_out) at batch 8, float64, x, W and b
+#: checked; label -> (n_in, n_out)
+FAST_SIZES: dict[str, tuple[int, int]] = {
+    "10k": (100, 100), "100k": (316, 316), "1M": (1000, 1000), "4M": (2000, 2000)}
+
+
+def fast_dense(n_in: int, n_out: int) -> tuple[rn.Dense, np.ndarray]:
+    """reference_nets.Dense(n_in, n_out), float64, a non-zero bias, and a batch-8 input."""
+    layer = rn.Dense(n_in, n_out, rng=0)
+    layer.params["b"][...] = np.random.default_rng(1).standard_normal(n_out) * 0.1
+    return layer, np.random.default_rng(2).standard_normal((8, n_in))
+
+
+def torch_dense_gradcheck_args(torch: Any, layer: rn.Dense, x: np.ndarray
+                               ) -> tuple[Any, tuple[Any, ...]]:
+    """``x @ W + b`` as a torch function of (x, W, b), float64, the same values, each
+    requiring grad: what ``torch.autograd.gradcheck(..., fast_mode=True)`` checks."""
+    inputs = tuple(torch.from_numpy(np.array(a)).requires_grad_()
+                   for a in (x, layer.params["W"], layer.params["b"]))
+
+    def dense(x: Any, w: Any, b: Any) -> Any:
+        return x @ w + b
+
+    return dense, inputs
+
+
+def checked_bytes(layer: rn.Dense, x: np.ndarray) -> int:
+    """The bytes of the tensors a check of the layer moves: x, W and b."""
+    return int(x.nbytes + sum(p.nbytes for p in layer.params.values()))
+
+
 def small_mlp() -> tuple[rn.Sequential, np.ndarray, np.ndarray]:
     """The full-mode MLP: Dense(20, 30) - ReLU - Dense(30, 10) + softmax CE, batch 4, f64."""
     widths, batch = SMALL_MLP

@@ -23,6 +23,7 @@ the target summary goes to stderr, and a disturbed row gets no verdict there eit
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -43,6 +44,9 @@ PAUSE = 0.25
 #: issue-14 targets: ratio -> largest value that meets it
 TARGETS = {"backward_over_floor": 1.15, "fwd_bwd_over_torch": 1.0,
            "full_over_loss_floor": 1.3,
+           # fast mode at 1M and 4M parameters: time over torch's fast_mode, and extra peak
+           # memory over the bytes of the checked tensors
+           "fast_over_torch": 1.0, "fast_extra_peak": 3.0,
            # speed-ups: the smallest value that meets it
            "waiting_pool_speedup": 1.8, "waiting_dask_speedup": 1.8, "blas_pool_speedup": 0.9}
 
@@ -69,7 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", action="append", default=None,
                         help="measure only this size (repeatable), e.g. mlp-784-256-256-10-b64")
     parser.add_argument("--no-torch", action="store_true", help="leave torch out")
-    parser.add_argument("--no-checker", action="store_true", help="leave the checker out")
+    parser.add_argument("--no-checker", action="store_true",
+                        help="leave the checker out (full and fast mode)")
     parser.add_argument("--no-parallel", action="store_true",
                         help="leave out the executor= figures (process pool, Dask)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
@@ -219,6 +224,43 @@ def checker_figures(args: argparse.Namespace, torch: Any) -> dict[str, Any]:
     return out
 
 
+def fast_rows(args: argparse.Namespace, torch: Any) -> list[dict[str, Any]]:
+    """Fast mode against torch's ``gradcheck(..., fast_mode=True)`` on Dense layers of 10k
+    to 4M parameters (x, W and b checked, float64, batch 8), in alternating blocks; the
+    extra peak memory of each, measured in a fresh process (``peak_memory.py``)."""
+    import subprocess
+
+    import _mlp
+
+    import gradcheck as gc
+
+    rows = []
+    for size, (n_in, n_out) in _mlp.FAST_SIZES.items():
+        layer, x = _mlp.fast_dense(n_in, n_out)
+        report = gc.check_layer(layer, x, mode="fast")
+        assert report.ok, str(report)
+        contenders: Contenders = {"gradcheck": (None, functools.partial(
+            gc.check_layer, layer, x, mode="fast"))}
+        if torch is not None:
+            dense, inputs = _mlp.torch_dense_gradcheck_args(torch, layer, x)
+            assert torch.autograd.gradcheck(dense, inputs, fast_mode=True)
+            contenders["torch"] = (None, functools.partial(torch.autograd.gradcheck, dense,
+                                                           inputs, fast_mode=True))
+        ms, others, disturbed = measure_calmly(contenders, args, 1, f"fast mode {size}")
+        row: dict[str, Any] = {"size": size, "parameters": n_in * n_out + n_out,
+                               "evaluations": dict(report.evaluations), **ms,
+                               "others_cpu_percent": others, "disturbed": disturbed}
+        for who in ("gradcheck", "torch") if torch is not None else ("gradcheck",):
+            out = subprocess.run([sys.executable, str(HERE / "peak_memory.py"), who, size],
+                                 capture_output=True, text=True, check=True).stdout
+            row[f"{who}_memory"] = json.loads(out)["extra_over_checked"]
+        if torch is not None:
+            row["gradcheck_over_torch"] = ms["gradcheck"] / ms["torch"]
+        rows.append(row)
+        print(f"  measured fast mode {size}", file=sys.stderr)
+    return rows
+
+
 def parallel_figures(args: argparse.Namespace) -> dict[str, Any]:
     """executor= with 2 workers against serial: a loss that waits 1 ms (process pool and
     Dask's client.get_executor() on a LocalCluster), a BLAS-bound loss (process pool)."""
@@ -271,8 +313,8 @@ def _others(percent: float | None, disturbed: bool) -> str:
     return f"{text} (disturbed)" if disturbed else text
 
 
-def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dict[str, Any],
-                info: dict[str, Any]) -> None:
+def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], fast: list[dict[str, Any]],
+                spread: dict[str, Any], info: dict[str, Any]) -> None:
     has_torch = any("torch" in r for r in rows)
     print("Reference ReLU MLP as trained (Dense(input_grad=False)-ReLU-Dense-ReLU-Dense + "
           "SoftmaxCrossEntropy), median ms per call; torch on the same weights and dtype.\n")
@@ -310,6 +352,24 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dic
                   f"({checker['torch_over_full']:.1f}x; others' CPU % "
                   f"{_others(checker['torch_others_cpu_percent'], checker['torch_disturbed'])})")
         print()
+    if fast:
+        print("Fast mode on Dense(n_in, n_out), batch 8, float64, x, W and b checked, against "
+              "torch.autograd.gradcheck(..., fast_mode=True) on the same function and values; "
+              "median ms per check; extra peak memory (resident, a fresh process each) as a "
+              "multiple of the bytes of x, W and b.\n")
+        print("| parameters | gradcheck ms | torch fast_mode ms | gradcheck / torch "
+              "| gradcheck loss evaluations | gradcheck extra peak | torch extra peak "
+              "| others' CPU % |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in fast:
+            has = "torch" in r
+            print(f"| {r['parameters']:,} | {r['gradcheck']:.1f} "
+                  f"| {r['torch']:.1f} | {r['gradcheck_over_torch']:.2f} " if has else
+                  f"| {r['parameters']:,} | {r['gradcheck']:.1f} | - | - ", end="")
+            torch_memory = f"{r['torch_memory']:.1f}x" if has else "-"
+            print(f"| {r['evaluations']['loss']} | {r['gradcheck_memory']:.1f}x "
+                  f"| {torch_memory} | {_others(r['others_cpu_percent'], r['disturbed'])} |")
+        print()
     if spread:
         ms = spread["ms"]
         others = _others(spread["others_cpu_percent"], spread["disturbed"])
@@ -333,8 +393,8 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dic
           f"others' CPU.")
 
 
-def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dict[str, Any]
-             ) -> list[str]:
+def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any], fast: list[dict[str, Any]],
+             spread: dict[str, Any]) -> list[str]:
     """One line per target and row: met / not met, or no verdict for a disturbed row."""
     lines = []
 
@@ -354,6 +414,12 @@ def verdicts(rows: list[dict[str, Any]], checker: dict[str, Any], spread: dict[s
     if checker:
         verdict("full mode MLP 20-30-10", "full_over_loss_floor",
                 checker["full_over_loss_floor"], checker["full_disturbed"])
+    for r in fast:
+        if r["size"] in ("1M", "4M") and "gradcheck_over_torch" in r:
+            verdict(f"fast mode {r['size']}", "fast_over_torch", r["gradcheck_over_torch"],
+                    r["disturbed"])
+        if r["size"] in ("1M", "4M"):
+            verdict(f"fast mode {r['size']}", "fast_extra_peak", r["gradcheck_memory"], False)
     if spread:
         for key in ("waiting_pool_speedup", "waiting_dask_speedup", "blas_pool_speedup"):
             if key in spread:
@@ -384,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     rows = backward_rows(args, torch)
     checker = {} if args.no_checker else checker_figures(args, torch)
+    fast = [] if args.no_checker else fast_rows(args, torch)
     spread = {} if args.no_parallel else parallel_figures(args)
     info = {
         "command": "python tests/benchmarks/bench_table.py" + "".join(
@@ -399,11 +466,12 @@ def main(argv: list[str] | None = None) -> int:
         "busy": args.busy,
         "distributed": spread.get("distributed", "not measured"),
     }
-    print_table(rows, checker, spread, info)
-    lines = verdicts(rows, checker, spread)
+    print_table(rows, checker, fast, spread, info)
+    lines = verdicts(rows, checker, fast, spread)
     print("\n".join(["", "targets (issue 14):", *lines]), file=sys.stderr)
     if args.json is not None:
         args.json.write_text(json.dumps({"info": info, "rows": rows, "checker": checker,
+                                         "fast": fast,
                                          "targets": TARGETS, "verdicts": lines},
                                         indent=2, default=str))
     return 0
