@@ -186,6 +186,7 @@ class Calls:
         self._last_progress = 0.0
         self._payload: bytes | None = None
         self.unrepeatable: list[str] = []  # evaluations that came out differently when repeated
+        self.loss_at_point = float("nan")  # the loss at the given point, once evaluated
 
     def note_unrepeatable(self, what: str) -> None:
         """Record that an evaluation repeated at the same point answered differently."""

@@ -41,6 +41,7 @@ from gradcheck.measure import (
     UNVERIFIED,
     Measured,
     Setting,
+    input_resolution,
     measure,
     vouch,
 )
@@ -131,6 +132,10 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
     calls = Calls(loss, grads, arrays, options, subject, progress)
     try:
         tensors, problems, warnings = _run(calls, options)
+        coarser = _coarser_than_it_says(calls, tensors, problems, options)
+        if coarser:  # measure again, at the precision the loss really has
+            tensors, problems, warnings = _run(calls, options)
+            warnings.insert(0, coarser)
     finally:
         calls.restore()
         if isinstance(progress, ProgressBar):
@@ -152,7 +157,7 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
     problems: list[Problem] = []
     warnings: list[str] = []
 
-    loss0 = calls.loss()
+    loss0 = calls.loss_at_point = calls.loss()
     if calls.changed_in_place(calls.loss_label, problems):
         return [], problems, warnings
     if not np.isfinite(loss0):
@@ -223,6 +228,28 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
                for name in calls.arrays]
     warnings.extend(f"{name}: {note}" for name, note in notes.items() if note)
     return tensors, problems, warnings
+
+
+def _coarser_than_it_says(calls: Calls, tensors: list[TensorResult], problems: list[Problem],
+                          options: Options) -> str:
+    """When a check of float64 tensors did not verify every one, whether the loss sees its
+    inputs only at float32's (or float16's) resolution: it casts them inside, though its
+    value comes back as a Python float. If so, ``calls.loss_eps`` takes that precision (the
+    check is to be measured again with its steps and tolerances) and the warning that says
+    so is returned; else "". Costs two loss evaluations, and none when all is ok."""
+    coarse = float(np.finfo(np.float32).eps)
+    if problems or all(t.ok for t in tensors) or calls.loss_eps >= coarse or not any(
+            np.finfo(a.dtype).eps < coarse for a in calls.arrays.values()):
+        return ""
+    analytic = {t.name: t.analytic for t in tensors}
+    eps = input_resolution(calls, analytic, calls.loss_at_point, options.rng())
+    if eps < coarse:
+        return ""
+    calls.loss_eps = eps
+    name = _dtype_of_eps(eps).name
+    return (f"the loss does not see moves of its inputs finer than {name}'s resolution "
+            f"(eps {eps:.1e}), though its values come back as float64: it computes in {name} "
+            f"inside. Checked again with {name}'s steps and tolerances.")
 
 
 def _setting(calls: Calls, array: np.ndarray, analytic: np.ndarray, options: Options) -> Setting:

@@ -45,6 +45,13 @@ NOISE_MARGIN = 2.0
 # A third look (h/4) at a rough element reads the loss as smooth there when its gap to the
 # h/2 look is this many times smaller than the gap between h and h/2 (truncation: 4x).
 THIRD_LOOK_SHRINK = 2.5
+# The input-resolution probe (:func:`input_resolution`): relative moves tried in turn (the
+# first is far below float32's resolution, the next two straddle float32's and float16's),
+# how many coordinates move, and how many float64 roundings of |L| a change must exceed to
+# be expected.
+RESOLUTION_PROBES = (1e-9, 1e-6, 1e-2)
+RESOLUTION_COORDINATES = 64
+RESOLUTION_MARGIN = 64.0
 # ... and takes the h look for an outlier (to be repeated) when it is this many times
 # smaller: far beyond what truncation does.
 OUTLIER_SHRINK = 16.0
@@ -351,6 +358,68 @@ def _agreement_floor(first: Differences, finite: np.ndarray
         return lambda d: d.model_floor
     observed = NOISE_MARGIN * float(np.max(spread))  # in loss units: noise does not shrink
     return lambda d: np.minimum(d.model_floor, observed / d.steps)
+
+
+def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_point: float,
+                     rng: np.random.Generator) -> float:
+    """The relative resolution at which the loss sees its inputs, measured: float64 eps
+    when a move of RESOLUTION_PROBES[0] changes it as the gradient says it should; else the
+    eps of the float type (float32, float16) whose resolution lies below the first move
+    that does: a loss that casts to float32 inside is blind to smaller moves, though it
+    comes back as a Python float. A loss that never moves as its gradient says (a wrong
+    gradient) keeps float64's. Two loss evaluations, more only where it is coarse.
+
+    The coordinates moved are those with the largest |gradient| x max(1, |value|) among a
+    random few of every tensor, each toward its gradient's sign, so the change adds up.
+    """
+    picked = []
+    for name, gradient in analytic.items():
+        flat_gradient = gradient.reshape(-1)
+        sample = rng.integers(0, flat_gradient.size, min(flat_gradient.size, 4096))
+        values = calls.originals[name].reshape(-1)[sample].astype(np.float64)
+        weight = np.abs(flat_gradient[sample]) * np.maximum(1.0, np.abs(values))
+        top = np.argsort(-np.nan_to_num(weight), kind="stable")[:RESOLUTION_COORDINATES]
+        picked.append((name, sample[top], values[top], np.sign(flat_gradient[sample[top]])))
+    expected_per_unit = sum(float(np.sum(np.abs(analytic[n].reshape(-1)[i]) * np.maximum(
+        1.0, np.abs(v)))) for n, i, v, _ in picked)
+    float64_eps = float(np.finfo(np.float64).eps)
+    visible = RESOLUTION_MARGIN * float64_eps * abs(loss_at_point)  # what float64 can see
+    if not (np.isfinite(expected_per_unit) and expected_per_unit > 0):
+        return float64_eps
+    previous = 0.0
+    for move in RESOLUTION_PROBES:
+        if move * expected_per_unit <= visible:
+            previous = move
+            continue  # too small a move to show in float64 either
+        # seen: the loss moves as the gradient says, both ways (a loss blind to the move
+        # stays put, or jumps by a rounding of its coarse arithmetic where a coordinate sat
+        # at a rounding boundary: one way, by chance as much as expected)
+        expected = move * expected_per_unit
+        seen = True
+        for sign in (1.0, -1.0):
+            try:
+                for name, indices, values, signs in picked:
+                    calls.arrays[name].flat[indices] = values + sign * signs * move * np.maximum(
+                        1.0, np.abs(values))
+                moved = calls.loss()
+            finally:
+                calls.restore()
+            seen = seen and abs((moved - loss_at_point) - sign * expected) <= (
+                0.5 * expected + visible)
+        if seen:
+            return _eps_between(previous, move)
+        previous = move
+    return float64_eps  # never moved as the gradient says: not a matter of precision
+
+
+def _eps_between(unseen: float, seen: float) -> float:
+    """eps of the float type whose resolution lies between a relative move the loss did
+    not see and one it saw (float64's, when it saw the first)."""
+    for dtype in (np.float32, np.float16):
+        eps = float(np.finfo(dtype).eps)
+        if unseen <= eps < seen:
+            return eps
+    return float(np.finfo(np.float64).eps)
 
 
 def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_point: float
