@@ -6,6 +6,10 @@ Example::
 """
 import sys
 
-from gradcheck.cli import main
+try:
+    from gradcheck.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python still imports: the same one line as later
+    sys.stderr.write("gradcheck: interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

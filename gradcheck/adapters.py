@@ -8,26 +8,16 @@ them (a bound method carries its object, and with it the arrays the engine pertu
 (No ``from __future__ import annotations`` here: help() then shows the allowed values of
 mode and kinks, not the names of their Literal types.)
 """
-from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import Any
+import types
+from collections.abc import Callable, Iterator
+from typing import Any, Unpack
 
 import numpy as np
 
 from gradcheck.calls import check_callable
 from gradcheck.core import run_check
-from gradcheck.errors import GradcheckUsageError, GradientShapeError
-from gradcheck.options import (
-    DEFAULT_KINKS,
-    DEFAULT_MODE,
-    DEFAULT_SEED,
-    KinkMode,
-    Mode,
-    Options,
-    ProgressCallback,
-    Subject,
-    front_door,
-)
+from gradcheck.errors import GradcheckUsageError, GradientShapeError, short_repr
+from gradcheck.options import CheckOptions, Options, Subject, front_door
 from gradcheck.protocols import Layer
 from gradcheck.report import Report
 
@@ -45,6 +35,11 @@ def float_input(x: object, what: str) -> np.ndarray:
     if isinstance(x, str | bytes | bool | dict | set) or x is None or callable(x):
         raise GradcheckUsageError(f"{what} must be a numpy float array, got "
                                   f"{type(x).__name__}")
+    if isinstance(x, np.ma.MaskedArray | np.matrix):  # check_params refuses them alike
+        raise GradcheckUsageError(
+            f"{what} is a {type(x).__name__}: its arithmetic differs from a plain array's, and "
+            f"a copy would silently drop that; pass a plain numpy array (np.asarray({what}), "
+            f"or {what}.filled(...) for a masked array)")
     try:
         array = np.asarray(x)
     except (ValueError, TypeError):  # ragged nesting; numpy refuses it since 1.24
@@ -73,12 +68,27 @@ def callable_name(obj: object) -> str:
     return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
 
 
+def returned(value: object) -> str:
+    """How a message names a value the user's code returned where an array was due:
+    ``None (a missing return?)``, ``a generator``, ``a str``."""
+    if value is None:
+        return "None (a missing return?)"
+    if isinstance(value, types.GeneratorType | Iterator):
+        return f"a {type(value).__name__} (a yield instead of a return?)"
+    return f"a {type(value).__name__}"
+
+
+def not_an_array(value: object) -> bool:
+    """True for what no gradient or output can be: None, text, a dict, an iterator."""
+    return value is None or isinstance(value, str | bytes | dict | Iterator)
+
+
 def output_array(value: object, label: str) -> np.ndarray:
     """What a forward returned, as a real numeric array, or a usage error naming ``label``."""
-    if value is None or isinstance(value, str | bytes | dict):
+    if not_an_array(value):
         raise GradcheckUsageError(
-            f"{label} returned {'None' if value is None else type(value).__name__}: forward "
-            "must return its output (a numpy float array; a float for a loss)")
+            f"{label} returned {returned(value)}: forward must return its output (a numpy "
+            "float array; a float for a loss)")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):
@@ -90,18 +100,30 @@ def output_array(value: object, label: str) -> np.ndarray:
     return array
 
 
-def upstream_array(upstream: object, label: str) -> np.ndarray:
-    """A user-given upstream gradient as float64 (its shape is checked at the first forward)."""
+def upstream_array(upstream: object, output: str) -> np.ndarray:
+    """A user-given upstream gradient as float64 (its shape is checked at the first forward);
+    ``output`` names what it must be shaped like: ``layer.forward(x)``.
+
+    >>> upstream_array(np.array([1j]), "f(x)")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckUsageError: upstream has dtype complex128 (its imaginary part ...
+    """
+    wanted = (f"upstream must be a real float array shaped like {output} (or None for a "
+              "random one), got")
     if isinstance(upstream, str | bytes | dict) or callable(upstream):
-        raise GradcheckUsageError(f"upstream must be a float array shaped like {label}'s "
-                                  f"output (or None for a random one), got "
-                                  f"{type(upstream).__name__} {upstream!r:.40}")
+        raise GradcheckUsageError(f"{wanted} {type(upstream).__name__} {short_repr(upstream)}")
     try:
-        array = np.asarray(upstream, dtype=np.float64)
+        raw = np.asarray(upstream)
     except (ValueError, TypeError):
-        raise GradcheckUsageError(f"upstream must be a float array shaped like {label}'s "
-                                  f"output (or None for a random one), got "
-                                  f"{type(upstream).__name__} {upstream!r:.40}") from None
+        raw = np.empty(0, dtype=object)  # ragged: refused below, with the object dtype
+    if raw.dtype.kind not in "fiu":  # complex would lose its imaginary part, objects fail later
+        why = {"c": "its imaginary part would be dropped", "b": "booleans, not gradients",
+               "O": "not numbers: a ragged or mixed sequence?"}.get(raw.dtype.kind, "not numbers")
+        raise GradcheckUsageError(
+            f"upstream has dtype {raw.dtype} ({why}): {wanted} {type(upstream).__name__} "
+            f"{short_repr(upstream)}")
+    array = raw.astype(np.float64)
     if not np.all(np.isfinite(array)):
         raise GradcheckUsageError("upstream has non-finite values: pass finite numbers")
     return array
@@ -114,7 +136,7 @@ class Upstream:
 
     def __init__(self, given: np.ndarray | None, label: str) -> None:
         self.value, self.label = given, label
-        self._fitted: np.dtype | None = None
+        self._fitted: np.dtype | None = None  # the output's dtype at the last forward
 
     def fit(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self._fitted is not None and self._fitted == y.dtype and self.value is not None \
@@ -122,6 +144,11 @@ class Upstream:
             return self.value
         if self.value is None:
             self.value = rng.standard_normal(y.shape)
+        if self.value.shape != y.shape and self._fitted is not None:  # fitted once already
+            raise GradcheckUsageError(
+                f"{self.label} returned shape {y.shape} now but {self.value.shape} before: the "
+                "output shape must not change between calls (state kept between calls, or a "
+                "shape taken from something other than the input?)")
         if self.value.shape != y.shape:
             raise GradcheckUsageError(f"upstream has shape {self.value.shape} but {self.label} "
                                       f"has shape {y.shape}: pass one shaped like the output")
@@ -144,7 +171,7 @@ def drawn_upstream(y: np.ndarray, upstream: object, seed: int | None, what: str)
     to ``y``'s dtype (a float for a 0-d output). The diagnostics use it, so one seed gives
     one g there and in check_layer.
     """
-    g = Upstream(None if upstream is None else upstream_array(upstream, what),
+    g = Upstream(None if upstream is None else upstream_array(upstream, f"{what}'s output"),
                  f"{what}'s output")
     g.fit(y, Options(seed=seed).rng())
     return g.for_backward(y)
@@ -179,7 +206,7 @@ class LayerObjective:
         self.layer = layer
         self.params: dict[str, np.ndarray] = {self.input_name: x, **layer_params}
         self.upstream = Upstream(None if upstream is None
-                                 else upstream_array(upstream, "layer.forward(x)"),
+                                 else upstream_array(upstream, "the output of layer.forward(x)"),
                                  "layer.forward(x)")
         self.rng = rng
 
@@ -201,8 +228,9 @@ class LayerObjective:
         grad_x = self.layer.backward(self.upstream.for_backward(y))
         if grad_x is None:
             raise GradientShapeError(
-                f"layer.backward returned None instead of dL/dx, the gradient of the input "
-                f"{self.input_name!r}: check_layer checks the input too, so backward must "
+                f"layer.backward returned None (a missing return?) instead of dL/dx, the "
+                f"gradient of the input {self.input_name!r}: check_layer checks the input "
+                "too, so backward must "
                 "return its input gradient (a layer that skips it "
                 "for training, like reference_nets.Dense(input_grad=False), is checked with "
                 "input_grad=True: the parameter gradients come from the same code)")
@@ -213,6 +241,14 @@ class LayerObjective:
             raise GradientShapeError(
                 f"layer.grads must be a dict name -> gradient array with the keys of "
                 f"layer.params, got {type(layer_grads).__name__}")
+        refuse_non_array(grad_x, "layer.backward", f"dL/d{self.input_name}, a float array "
+                         f"like {self.input_name}")
+        for name, gradient in layer_grads.items():
+            if not_an_array(gradient):
+                what = "None" if gradient is None else returned(gradient)
+                raise GradientShapeError(
+                    f"layer.grads[{name!r}] is {what}: backward must set it to dL/d{name}, a "
+                    f"float array like layer.params[{name!r}]")
         return {self.input_name: grad_x, **layer_grads}
 
 
@@ -225,10 +261,31 @@ class FunctionObjective:
         self.params = {INPUT_NAME: x}
 
     def loss(self) -> Any:
-        return self.f(self.params[INPUT_NAME])
+        value = self.f(self.params[INPUT_NAME])
+        if not_an_array(value):
+            raise GradcheckUsageError(f"f(x) returned {returned(value)}: f must return the "
+                                      "scalar loss at x")
+        return value
 
     def grads(self) -> dict[str, Any]:
-        return {INPUT_NAME: self.grad(self.params[INPUT_NAME])}
+        gradient = self.grad(self.params[INPUT_NAME])
+        refuse_non_array(gradient, "grad(x)", "the gradient of f at x, a float array like x")
+        return {INPUT_NAME: gradient}
+
+
+def refuse_non_array(gradient: object, label: str, wanted: str) -> None:
+    """A gradient that is None, text, a dict or a generator, named as what it is (a
+    shape check would only say "shape ()").
+
+    >>> refuse_non_array(None, "grad(x)", "the gradient of f at x, a float array like x")
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradientShapeError: grad(x) returned None (a missing return?): it must \
+return the gradient of f at x, a float array like x
+    """
+    if not_an_array(gradient):
+        raise GradientShapeError(f"{label} returned {returned(gradient)}: it must return "
+                                 f"{wanted}")
 
 
 def layer_check(layer: Layer, x: object, upstream: object, options: Options
@@ -250,13 +307,7 @@ def check_layer(
     x: np.ndarray,
     *,
     upstream: np.ndarray | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    mode: Mode = DEFAULT_MODE,
-    kinks: KinkMode = DEFAULT_KINKS,
-    seed: int | None = DEFAULT_SEED,
-    executor: Executor | None = None,
-    progress: ProgressCallback | bool | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check a layer's backward against finite differences of its forward.
 
@@ -273,10 +324,9 @@ def check_layer(
     >>> gc.check_layer(Square(), np.array([[1.0, -2.0]])).ok
     True
     """
-    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
-                      executor=executor, progress=progress)
-    objective, subject = layer_check(layer, x, upstream, options)
-    return run_check(objective.loss, objective.grads, objective.params, options, subject)
+    checking = Options(**options)
+    objective, subject = layer_check(layer, x, upstream, checking)
+    return run_check(objective.loss, objective.grads, objective.params, checking, subject)
 
 
 @front_door
@@ -284,14 +334,7 @@ def check_function(
     f: Callable[[np.ndarray], Any],
     grad: Callable[[np.ndarray], Any],
     x: np.ndarray,
-    *,
-    rtol: float | None = None,
-    atol: float | None = None,
-    mode: Mode = DEFAULT_MODE,
-    kinks: KinkMode = DEFAULT_KINKS,
-    seed: int | None = DEFAULT_SEED,
-    executor: Executor | None = None,
-    progress: ProgressCallback | bool | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check ``grad(x)`` (an array like x) against finite differences of the scalar
     function ``f(x)``. x is copied first. Returns the report (``assert_function`` raises
@@ -301,8 +344,7 @@ def check_function(
     >>> gc.check_function(lambda v: float(np.sum(np.sin(v))), np.cos, np.ones(3)).ok
     True
     """
-    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
-                      executor=executor, progress=progress)
+    checking = Options(**options)
     check_callable(f, "f", 1, "x; it returns the scalar f(x)")
     check_callable(grad, "grad", 1, "x; it returns the gradient of f at x")
     objective = FunctionObjective(f, grad, float_input(x, "x"))
@@ -310,4 +352,4 @@ def check_function(
     subject = Subject(title=f"function {callable_name(f)}, x {x_copy.shape} {x_copy.dtype.name}",
                       loss_label="f(x)", grads_label="grad(x)", call="check_function(f, grad, x",
                       input_name=INPUT_NAME)
-    return run_check(objective.loss, objective.grads, objective.params, options, subject)
+    return run_check(objective.loss, objective.grads, objective.params, checking, subject)

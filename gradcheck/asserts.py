@@ -45,8 +45,7 @@ def _asserting(check: Callable[P, Report], example: str) -> Callable[P, Report]:
         f":func:`gradcheck.{check.__name__}`, raising GradientMismatch (with the report's "
         f"text)\nunless the report is ok; an UNVERIFIED report raises too. Returns the ok "
         f"report.\n\n{inspect.cleandoc(example)}\n")
-    asserting.__signature__ = inspect.signature(check)  # type: ignore[attr-defined]
-    return front_door(asserting)
+    return front_door(asserting, like=check)
 
 
 assert_layer = _asserting(check_layer, """

@@ -8,9 +8,12 @@ Subcommands:
 
 Exit codes: 0 every gradient right, 1 a finding (a wrong gradient, a gradient of the
 wrong shape), 2 a usage error (bad path, bad shape, bad option; a module that fails to
-import, a layer that breaks the protocol: one line on stderr, no traceback), 130 Ctrl-C.
-The report goes to stdout (``--json``: ``report.to_dict()`` as JSON); progress goes to
-stderr, and only when stderr is a terminal and the check takes more than a second.
+import, a layer that breaks the protocol: one line on stderr, no traceback), 130 Ctrl-C
+(also while Python is still importing). The report goes to stdout (``--json``:
+``report.to_dict()`` as JSON, and whatever the user's module prints goes to stderr);
+progress goes to stderr, and only when stderr is a terminal and the check takes more
+than a second. A ``--png`` that cannot be written is said on stderr; the exit code stays
+the verdict's (2 only when the gradients were right).
 
 >>> main(["check", "gradcheck.examples.layers:Dense", "--shape", "8,4"])  # doctest: +ELLIPSIS
 gradcheck: all 3 tensors ok  (layer gradcheck.examples.layers.Dense, input (8, 4) float64, ...)
@@ -23,27 +26,31 @@ plugin's generated item ``LAYER-D-seedS``, so a failing item is repeated on the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gradcheck.diagnostics import register_commands as register_diagnostics_commands
+# Only light modules here (numpy, the engine and the diagnostics load inside main()), so
+# that a Ctrl-C during the slow imports meets main()'s handler: one line, exit 130.
 from gradcheck.loading import (
     DTYPES,
     InputTooLarge,
+    LayerTarget,
     LoadError,
     NoInputShape,
     check_input_size,
     explain_failure,
     load_target,
+    make_input,
     parse_shape,
     parse_spec,
     repeat_command,
 )
-from gradcheck.options import MAX_INPUT_ELEMENTS, add_check_options
+from gradcheck.options import FLAGS, MAX_INPUT_ELEMENTS, add_check_options
 from gradcheck.progress import ProgressBar
 
 __all__ = ["build_parser", "main"]
@@ -78,16 +85,86 @@ def _error(message: str) -> int:
     return 2
 
 
-def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+@contextlib.contextmanager
+def _prints_to_stderr(json_out: bool) -> Iterator[None]:
+    """Under ``--json`` stdout carries the JSON alone: what the user's module prints (on
+    import, in forward) goes to stderr while their code runs."""
+    with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
+        yield
+
+
+def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
+                  ) -> int:
     """The ``check`` subcommand: build the layer and input, check, print; return the exit code."""
     import gradcheck as gc
 
     parser = parser or build_parser()
+    options: dict[str, Any] = {name: getattr(args, name) for name in FLAGS}
+    finding: gc.GradientShapeError | None = None
+    with _prints_to_stderr(args.json):
+        case = _layer_target(args, parser)
+        if isinstance(case, int):
+            return case
+        target, shape = case
+        try:
+            layer = target.make_layer(args.dtype, args.seed)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the factory raised or exited
+            return _error(explain_failure(exc, f"building '{target.spec}'"))
+        if layer is None:
+            return _error(f"'{target.spec}' returned None (a missing return?): the factory "
+                          "must return a layer")
+        try:
+            x = make_input(shape, args.dtype, args.seed)
+        except (ValueError, MemoryError) as exc:  # numpy refuses a shape that --force let by
+            return _error(f"{target.spec}: cannot build an input of shape {shape} "
+                          f"{args.dtype}: {type(exc).__name__}: {exc}")
+        progress = ProgressBar(sys.stderr, delay=PROGRESS_DELAY) if sys.stderr.isatty() else None
+        try:
+            report = gc.check_layer(layer, x, progress=progress, **options)
+        except gc.GradientShapeError as exc:  # backward gave wrong keys/shapes: a finding
+            finding = exc
+        except gc.GradcheckUsageError as exc:  # the layer broke the protocol (forward gave None)
+            return _error(f"{target.spec}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the user's layer raised: often a shape it rejects
+            hint = " (is --shape right?)" if isinstance(exc, ValueError | IndexError) else ""
+            return _error(explain_failure(exc, f"running '{target.spec}' on an input of shape "
+                                               f"{shape} {args.dtype}") + hint)
+        finally:
+            if progress is not None:
+                progress.close()
+    if finding is not None:
+        if args.json:
+            print(json.dumps({"ok": False, "error": type(finding).__name__,
+                              "message": str(finding)}))
+        else:
+            print(f"gradcheck: {target.spec} FAILED: {finding}")
+        return 1
+    report.repeat = repeat_command(target.spec, shape, args.dtype, args.seed, options)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    verdict = 0 if report.ok else 1
+    if args.png:  # after the report: a missing plot extra must not cost the user the verdict
+        try:
+            report.plot(args.png)
+        except (ImportError, OSError) as exc:
+            print(f"{PROG}: could not write --png {args.png}: {exc}", file=sys.stderr)
+            return verdict or 2  # a wrong gradient stays 1
+    return verdict
+
+
+def _layer_target(args: argparse.Namespace, parser: argparse.ArgumentParser
+                  ) -> tuple[LayerTarget, tuple[int, ...]] | int:
+    """The layer's factory and the input shape, or the exit code of why not."""
     try:
         target = load_target(args.layer, search_path=os.getcwd())
     except LoadError as exc:
         return _usage_error(parser, f"argument LAYER: {exc}")
-    except (Exception, SystemExit) as exc:  # the user's module failed to import
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's module failed to import (or exited)
         module = parse_spec(args.layer)[0]
         return _error(explain_failure(exc, f"cannot load '{args.layer.strip()}': importing "
                                            f"module '{module}'"))
@@ -101,7 +178,9 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
         )
     except LoadError as exc:  # an input_shape attribute that is not a shape
         return _error(str(exc))
-    except (Exception, SystemExit) as exc:  # the factory raised while we read input_shape
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the factory raised while we read input_shape
         return _error(explain_failure(exc, f"building '{target.spec}' to read its input_shape"))
     if args.dtype not in target.dtypes:
         return _usage_error(
@@ -116,39 +195,7 @@ def run_check(args: argparse.Namespace, parser: argparse.ArgumentParser | None =
     if size > NOTE_ELEMENTS:
         print(f"{PROG}: {target.spec}: input {shape} {args.dtype} has {size:,} elements; a "
               "check of this size can take a while", file=sys.stderr)
-    options: dict[str, Any] = {"mode": args.mode, "kinks": args.kinks, "seed": args.seed,
-                               "rtol": args.rtol, "atol": args.atol}
-    progress = ProgressBar(sys.stderr, delay=PROGRESS_DELAY) if sys.stderr.isatty() else None
-    try:
-        layer, x = target.make_case(shape, args.dtype, args.seed)
-        report = gc.check_layer(layer, x, progress=progress, **options)
-    except gc.GradientShapeError as exc:  # the layer's backward gave wrong keys/shapes: a finding
-        if args.json:
-            print(json.dumps({"ok": False, "error": type(exc).__name__, "message": str(exc)}))
-        else:
-            print(f"gradcheck: {target.spec} FAILED: {exc}")
-        return 1
-    except gc.GradcheckUsageError as exc:  # the layer broke the protocol (forward gave None...)
-        return _error(f"{target.spec}: {exc}")
-    except (Exception, SystemExit) as exc:  # the user's layer raised: often a shape it rejects
-        return _error(explain_failure(exc, f"building or running '{target.spec}' on an input of "
-                                           f"shape {shape} {args.dtype}") + " (is --shape right?)")
-    finally:
-        if progress is not None:
-            progress.close()
-    report.repeat = repeat_command(target.spec, shape, args.dtype, args.seed, options)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(report)
-    if args.png:  # after the report: a missing plot extra must not cost the user the verdict
-        try:
-            report.plot(args.png)
-        except ImportError as exc:
-            return _usage_error(parser, f"argument --png: {exc}")
-        except OSError as exc:
-            return _usage_error(parser, f"argument --png: cannot write {args.png}: {exc}")
-    return 0 if report.ok else 1
+    return target, shape
 
 
 def _add_check(subparsers: Any) -> None:
@@ -180,7 +227,7 @@ def _add_check(subparsers: Any) -> None:
     check.add_argument("--json", action="store_true", help="print report.to_dict() as JSON")
     check.add_argument("--png", metavar="PATH", help="also draw analytic, numeric and their "
                        "difference as heatmaps into PATH (needs the plot extra)")
-    check.set_defaults(func=functools.partial(run_check, parser=check))
+    check.set_defaults(func=functools.partial(check_command, parser=check))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_check(subparsers)
-    register_diagnostics_commands(subparsers)
+    from gradcheck.diagnostics import register_commands  # numpy: loaded inside main()
+
+    register_commands(subparsers)
     return parser
 
 
@@ -206,8 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["check", "gradcheck.examples.layers:Nope"])  # usage error, explained on stderr
     2
     """
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args))
     except KeyboardInterrupt:  # Ctrl-C: one line, no traceback, the shell's code for SIGINT

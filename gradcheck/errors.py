@@ -9,7 +9,14 @@ if TYPE_CHECKING:
 
 
 class GradcheckUsageError(ValueError):
-    """A bad argument to a check: the message names the argument and says how to fix it."""
+    """A bad argument to a check: the message names the argument and says how to fix it.
+
+    >>> import numpy as np, gradcheck as gc
+    >>> gc.check_function(np.sum, np.ones_like, np.arange(3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckUsageError: x has dtype int64: gradients need floats; ...
+    """
 
 
 class GradcheckArgumentError(GradcheckUsageError, TypeError):
@@ -25,7 +32,14 @@ class GradcheckArgumentError(GradcheckUsageError, TypeError):
 
 
 class GradientShapeError(GradcheckUsageError):
-    """The analytic gradient has missing/extra keys or a shape unlike its parameter's."""
+    """The analytic gradient has missing/extra keys or a shape unlike its parameter's.
+
+    >>> import numpy as np, gradcheck as gc
+    >>> gc.check_function(np.sum, lambda v: np.ones(2), np.ones(3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradientShapeError: grad(x)['x'] has shape (2,), expected (3,) like ...
+    """
 
 
 class GradientMismatch(AssertionError):
@@ -44,3 +58,14 @@ class GradientMismatch(AssertionError):
     def __init__(self, message: str, report: Report | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """``repr(value)`` on one line, cut at ``limit`` characters: how a message quotes a
+    value the user passed (a dict's repr may run over lines and pages).
+
+    >>> short_repr({"a": "x" * 50}, 20)
+    "{'a': 'xxxxxxxxxxxx…"
+    """
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -37,13 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gradcheck.errors import GradcheckUsageError
-from gradcheck.options import (
-    DEFAULT_KINKS,
-    DEFAULT_MODE,
-    KINK_MODES,
-    MAX_INPUT_ELEMENTS,
-    MODES,
-)
+from gradcheck.options import FLAGS, KINK_MODES, MAX_INPUT_ELEMENTS, MODES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,10 +166,8 @@ def repeat_command(spec: str, shape: Sequence[int], dtype: str, seed: int,
     """
     words = ["python -m gradcheck check", spec, "--shape", ",".join(map(str, shape)),
              "--dtype", dtype, "--seed", str(seed)]
-    defaults = {"mode": DEFAULT_MODE, "kinks": DEFAULT_KINKS}
-    for key, value in (options or {}).items():
-        if key in ("mode", "kinks", "rtol", "atol") and value is not None \
-                and value != defaults.get(key):
+    for key, value in (options or {}).items():  # the flags that differ from their defaults
+        if key in FLAGS and key != "seed" and value is not None and value != FLAGS[key].default:
             words += [f"--{key}", str(value)]
     if math.prod(shape) > MAX_INPUT_ELEMENTS:
         words.append("--force")
@@ -289,9 +281,11 @@ class LayerTarget:
         """
         if shape is not None:
             return tuple(shape)
-        found = getattr(self.factory, "input_shape", None)
+        found: Any = getattr(self.factory, "input_shape", None)
         if not isinstance(found, tuple | list):  # e.g. a property on a class: ask an instance
             found = getattr(self.make_layer(), "input_shape", None)
+        if hasattr(found, "tolist") and hasattr(found, "shape"):  # np.int64(5), np.array([2, 3])
+            found = found.tolist()
         if found is None:
             raise NoInputShape(
                 f"layer '{self.spec}' has no input shape: give the layer an "
@@ -357,12 +351,38 @@ def load_target(spec: str, *, search_path: str | None = None) -> LayerTarget:
         raise LoadError(
             f"'{spec}' is a {type(obj).__name__}, not a callable that returns a layer"
         )
+    _refuse_required_arguments(spec.strip(), obj)
     return LayerTarget(
         spec=spec.strip(),
         factory=obj,
         takes_rng=_accepts(obj, "rng"),
         takes_dtype=_accepts(obj, "dtype"),
     )
+
+
+def _refuse_required_arguments(spec: str, factory: Callable[..., Any]) -> None:
+    """A factory gradcheck cannot call: it needs arguments besides ``rng`` and ``dtype``
+    (said now, rather than as a TypeError raised from inside gradcheck).
+
+    >>> def make_dense(n_in, n_out, rng=None): ...
+    >>> _refuse_required_arguments("m:make_dense", make_dense)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.loading.LoadError: 'm:make_dense' needs arguments (n_in, n_out), but ...
+    """
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: find out by calling
+        return
+    required = [p.name for p in parameters
+                if p.default is p.empty and p.name not in ("rng", "dtype")
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if required:
+        name = spec.rpartition(":")[2]
+        raise LoadError(
+            f"'{spec}' needs arguments ({', '.join(required)}), but gradcheck builds the layer "
+            f"with rng= and dtype= at most: point LAYER at a factory that takes no other "
+            f"arguments, e.g. def make_layer(rng=None): return {name}(..., rng=rng)")
 
 
 def make_input(shape: Sequence[int], dtype: str = "float64", seed: int = 0) -> np.ndarray:

@@ -23,10 +23,20 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, get_args
+from dataclasses import dataclass, fields
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    ParamSpec,
+    TypedDict,
+    TypeVar,
+    get_args,
+    get_type_hints,
+    overload,
+)
 
-from gradcheck.errors import GradcheckArgumentError, GradcheckUsageError
+from gradcheck.errors import GradcheckArgumentError, GradcheckUsageError, short_repr
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -45,10 +55,8 @@ DEFAULT_MODE: Mode = "auto"
 DEFAULT_KINKS: KinkMode = "subgradient"
 DEFAULT_SEED: int = 0
 
-#: The options every front door takes, in the order help() shows them.
-OPTION_NAMES: tuple[str, ...] = ("rtol", "atol", "mode", "kinks", "seed", "executor", "progress")
-
-#: What each option means; appended to the docstring of every front door (see front_door).
+#: What each option means; appended to the docstring of every front door (see front_door)
+#: and of :class:`Options`: written here once.
 OPTIONS_DOC = """Options (keyword-only, the same for every front door):
 
 - rtol, atol: an element passes when |analytic - numeric| <= atol + rtol * |numeric| plus
@@ -67,21 +75,30 @@ OPTIONS_DOC = """Options (keyword-only, the same for every front door):
 """
 
 
+class CheckOptions(TypedDict, total=False):
+    """The options as keyword arguments: a front door declares them as
+    ``**options: Unpack[CheckOptions]``, so mypy and IDEs check every name and value, and
+    :func:`front_door` shows them in help() with the defaults of :class:`Options`.
+
+    >>> sorted(CheckOptions.__annotations__) == sorted(OPTION_NAMES)
+    True
+    """
+
+    rtol: float | None
+    atol: float | None
+    mode: Mode
+    kinks: KinkMode
+    seed: int | None
+    executor: Executor | None
+    progress: ProgressCallback | bool | None
+
+
 @dataclass(frozen=True)
 class Options:
-    """How to check: tolerances, mode, kink handling, randomness, parallelism, progress.
+    """How to check, validated once: a bad value is a usage error naming the option.
 
-    - rtol, atol: an element passes when |analytic - numeric| <= atol + rtol * |numeric|
-      plus the numeric error bar. None (default): from the dtype, and from the error the
-      finite differences themselves show.
-    - mode: "full" (every coordinate), "fast" (random directions, failures located by
-      halving), "auto" (full up to 4096 elements per tensor, fast above).
-    - kinks: "subgradient" (default: kink coordinates outside the one-sided range are
-      re-checked at a nearby differentiable point), "hull" (outside the range fails),
-      "strict" (kinks are ordinary points), "skip" (leave them out, counted).
-    - seed: the random upstream gradient, directions and jitters (int >= 0, or None).
-    - executor: a concurrent.futures.Executor to spread the coordinate scan over.
-    - progress: a callable(done, total), or True for a bar on stderr when it is a terminal.
+    >>> Options(seed=3).mode, Options(**{"rtol": 1e-6}).rtol
+    ('auto', 1e-06)
     """
 
     rtol: float | None = None
@@ -102,16 +119,8 @@ class Options:
             raise GradcheckUsageError(f"kinks must be one of "
                                       f"{', '.join(map(repr, KINK_MODES))}; got {self.kinks!r}")
         check_seed(self.seed)
-        from concurrent.futures import Executor
-
-        if self.executor is not None and not isinstance(self.executor, Executor):
-            raise GradcheckUsageError(
-                "executor must be a concurrent.futures.Executor (e.g. a ProcessPoolExecutor), "
-                f"got {type(self.executor).__name__}")
-        if not (self.progress is None or isinstance(self.progress, bool)
-                or callable(self.progress)):
-            raise GradcheckUsageError("progress must be a callable(done, total), True (a bar "
-                                      f"on stderr) or None, got {type(self.progress).__name__}")
+        check_executor(self.executor)
+        check_progress(self.progress)
 
     def rng(self) -> np.random.Generator:
         """The one random generator of a check, from ``seed``.
@@ -136,6 +145,13 @@ class Options:
         """The options a report records (everything but the executor and progress)."""
         return {"mode": self.mode, "kinks": self.kinks, "seed": self.seed,
                 "rtol": self.rtol, "atol": self.atol}
+
+
+#: The options every front door takes, in the order help() shows them.
+OPTION_NAMES: tuple[str, ...] = tuple(field.name for field in fields(Options))
+# the keyword form and the object are two views of one vocabulary: keep them in step
+assert set(CheckOptions.__annotations__) == set(OPTION_NAMES), "CheckOptions != Options"
+Options.__doc__ = f"{Options.__doc__}\n    " + OPTIONS_DOC.replace("\n", "\n    ").rstrip()
 
 
 def check_tolerance(name: str, value: object) -> None:
@@ -173,6 +189,84 @@ def check_seed(seed: object) -> None:
         raise GradcheckUsageError(f"seed must be an int >= 0 or None, got {seed!r}")
 
 
+def check_executor(executor: object) -> None:
+    """Refuse an ``executor`` that is not a running concurrent.futures.Executor.
+
+    A shut-down pool would otherwise fail only once a scan is large enough to be spread:
+    a small check would pass and a large one raise RuntimeError from deep inside.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> pool = ThreadPoolExecutor(1); pool.shutdown()
+    >>> check_executor(pool)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckUsageError: executor= was shut down ...
+    """
+    if executor is None:
+        return
+    from concurrent.futures import Executor
+
+    if not isinstance(executor, Executor):
+        raise GradcheckUsageError(
+            "executor must be a concurrent.futures.Executor (e.g. a ProcessPoolExecutor), "
+            f"got {type(executor).__name__}")
+    # the standard pools say so only in private flags; other executors are caught when a
+    # scan first submits to them (gradcheck.parallel)
+    if any(getattr(executor, flag, None) is True for flag in ("_shutdown", "_shutdown_thread")):
+        raise GradcheckUsageError(executor_shut_down(type(executor).__name__))
+
+
+def executor_shut_down(kind: str) -> str:
+    """The message for ``executor=`` given a pool that no longer takes work."""
+    return (f"executor= was shut down (a {kind} that takes no new work): pass a running "
+            "executor, e.g. check inside `with ProcessPoolExecutor() as pool:` with "
+            "executor=pool, or leave executor out to check in this process")
+
+
+def check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that is neither True/False/None nor a callable taking
+    ``(done, total)``, before the check starts rather than at its first report.
+
+    >>> check_progress(lambda: None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckUsageError: progress must accept (done, total), ...
+    """
+    if progress is None or isinstance(progress, bool):
+        return
+    if not callable(progress):
+        raise GradcheckUsageError("progress must be a callable(done, total), True (a bar "
+                                  f"on stderr) or None, got {type(progress).__name__}")
+    try:
+        signature = inspect.signature(progress)
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        return
+    try:
+        signature.bind(0, 0)
+    except TypeError:
+        name = getattr(progress, "__name__", type(progress).__name__)
+        raise GradcheckUsageError(
+            f"progress must accept (done, total), the coordinates checked so far and in all, "
+            f"but {name}{signature} does not: e.g. progress=lambda done, total: "
+            "print(done, total)") from None
+
+
+def check_subject(subject: object) -> Subject | None:
+    """``subject`` if it is a :class:`Subject` (or None), else a usage error saying what
+    one is: check_params names what it checks with it.
+
+    >>> check_subject("w")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    gradcheck.errors.GradcheckUsageError: subject must be a gradcheck.Subject, e.g. ...
+    """
+    if subject is None or isinstance(subject, Subject):
+        return subject
+    raise GradcheckUsageError(
+        f"subject must be a gradcheck.Subject, e.g. gc.Subject(title='my net'), or None for "
+        f"the default, got {type(subject).__name__} {short_repr(subject)}")
+
+
 @dataclass(frozen=True)
 class Subject:
     """What is checked, in the user's words: the labels a report and its errors use.
@@ -201,14 +295,57 @@ class Subject:
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: Keywords that some front doors take beside the options: a door without one says which
+#: doors take it, rather than only "unexpected".
+DOOR_KEYWORDS: dict[str, str] = {"upstream": "check_layer and check_pair",
+                                 "fixed": "check_pair", "subject": "check_params"}
 
-def front_door(fn: Callable[P, R]) -> Callable[P, R]:
+
+@dataclass(frozen=True)
+class Door:
+    """What a front door checks about a call before any user code runs.
+
+    - signature: the door's, with ``**options: Unpack[CheckOptions]`` spelled out;
+    - calls: for a door that hands some of its arguments on to the function under test
+      (check_pair's ``forward(*args)``), that function's parameter and the parameters
+      whose values it is called with, in order: ``("forward", "args")``.
+    """
+
+    name: str
+    signature: inspect.Signature
+    calls: tuple[str, ...] = ()
+
+    def admit(self, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        """Raise a usage error for a call that does not fit, or whose keyword could be
+        meant for the function under test as well as for gradcheck."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise GradcheckArgumentError(_misfit(self.name, self.signature, args, kwargs,
+                                                 error)) from None
+        if self.calls:
+            _refuse_shadowed(self, bound, kwargs)
+
+
+@overload
+def front_door(fn: Callable[P, R], /, *, like: Callable[..., Any] | None = None
+               ) -> Callable[P, R]: ...
+@overload
+def front_door(*, calls: tuple[str, ...]) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def front_door(fn: Callable[P, R] | None = None, /, *, calls: tuple[str, ...] = (),
+               like: Callable[..., Any] | None = None) -> Any:
     """Make ``fn`` a public front door: a call that does not fit its signature (a
     misspelled option, a missing argument, an option passed by position) raises
     :class:`~gradcheck.errors.GradcheckArgumentError` naming ``fn`` and the nearest option,
-    before any user code runs; and :data:`OPTIONS_DOC` is appended to its docstring.
+    before any user code runs; :data:`OPTIONS_DOC` is appended to its docstring; and a
+    usage error raised inside comes back without gradcheck's own frames (its message
+    names the argument and the fix: a page of internal frames would only bury it).
 
-    help(), IDEs and mypy see ``fn``'s own signature (functools.wraps, ParamSpec).
+    ``fn`` may declare the options as ``**options: Unpack[CheckOptions]``: mypy checks them,
+    and help() shows them spelled out with their defaults. ``calls=`` names the function
+    under test and the parameters it is called with (see :class:`Door`); ``like=`` takes
+    the signature and ``calls`` of another door (the assert_* and the pytest fixture's
+    methods are built from the check_* functions).
 
     >>> @front_door
     ... def check(x, *, rtol=None, atol=None):
@@ -218,23 +355,94 @@ def front_door(fn: Callable[P, R]) -> Callable[P, R]:
     ...
     gradcheck.errors.GradcheckArgumentError: check() got an unexpected option 'rtl' (did you ...
     """
-    signature = inspect.signature(fn)
+    if fn is None:
+        return functools.partial(front_door, calls=calls)
+    model = door_of(like) if like is not None else None
+    spec = Door(fn.__name__, model.signature if model else _spelled_out(fn),
+                model.calls if model else calls)
 
     @functools.wraps(fn)
     def door(*args: P.args, **kwargs: P.kwargs) -> R:
         __tracebackhide__ = True  # pytest shows the user's call and the check, not this frame
         try:
-            signature.bind(*args, **kwargs)
-        except TypeError as error:
-            raise GradcheckArgumentError(_misfit(fn.__name__, signature, args, kwargs,
-                                                 error)) from None
-        return fn(*args, **kwargs)
+            spec.admit(args, kwargs)
+            return fn(*args, **kwargs)
+        except GradcheckUsageError as error:
+            raise error.with_traceback(None)  # noqa: B904 (the same error, from here)
 
+    door.__signature__ = spec.signature  # type: ignore[attr-defined]
+    door.__gradcheck_door__ = spec  # type: ignore[attr-defined]
     if fn.__doc__ and OPTIONS_DOC not in fn.__doc__:
         indent = " " * 4
         door.__doc__ = (inspect.cleandoc(fn.__doc__).replace("\n", "\n" + indent) + "\n\n"
                         + indent + OPTIONS_DOC.replace("\n", "\n" + indent).rstrip() + "\n")
     return door
+
+
+def door_of(fn: Callable[..., Any]) -> Door:
+    """The :class:`Door` of a front door (made by :func:`front_door`)."""
+    spec = getattr(fn, "__gradcheck_door__", None)
+    if not isinstance(spec, Door):
+        raise TypeError(f"{getattr(fn, '__name__', fn)!r} is not a gradcheck front door")
+    return spec
+
+
+def _spelled_out(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature with ``**options: Unpack[CheckOptions]`` replaced by one
+    keyword-only parameter per option, annotated and with its default from
+    :class:`Options`: what help() shows and what a call is bound against."""
+    signature = inspect.signature(fn)
+    parameters = list(signature.parameters.values())
+    if not parameters or parameters[-1].kind is not inspect.Parameter.VAR_KEYWORD \
+            or "CheckOptions" not in str(parameters[-1].annotation):
+        return signature
+    from concurrent.futures import Executor
+
+    types = get_type_hints(CheckOptions, localns={"Executor": Executor})
+    options = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
+                                 default=field.default, annotation=types[field.name])
+               for field in fields(Options)]
+    return signature.replace(parameters=parameters[:-1] + options)
+
+
+def _refuse_shadowed(door: Door, bound: inspect.BoundArguments,
+                     kwargs: dict[str, object]) -> None:
+    """A keyword given to the door that the function under test also takes, and that its
+    arguments given by position do not reach: ``check_pair(dropout_forward, ..., x, 0.5,
+    seed=1)`` for ``dropout_forward(x, p, seed=None)``. Refused rather than guessed."""
+    under_test = bound.arguments.get(door.calls[0])
+    try:
+        parameters = inspect.signature(under_test).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return
+    given: list[object] = []
+    for name in door.calls[1:]:
+        value = bound.arguments.get(name, ())
+        given.extend(value if door.signature.parameters[name].kind
+                     is inspect.Parameter.VAR_POSITIONAL else [value])
+    positional = [p for p in parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    reached = {p.name for p in positional[:len(given)]}
+    reached |= set(getattr(under_test, "keywords", None) or ())  # bound by functools.partial
+    for key in kwargs:
+        theirs = parameters.get(key)
+        if theirs is None or key in reached or theirs.kind in (theirs.VAR_POSITIONAL,
+                                                               theirs.POSITIONAL_ONLY):
+            continue
+        owner = getattr(under_test, "__name__", door.calls[0])
+        if theirs.kind is theirs.KEYWORD_ONLY:
+            kind, how = "a keyword-only parameter", (
+                f"bind {owner}'s first, e.g. functools.partial({owner}, {key}=...), and pass "
+                f"gradcheck's as {key}=...")
+        else:
+            names = ", ".join(p.name for p in positional[:positional.index(theirs) + 1])
+            kind, how = "a parameter", (
+                f"pass {owner}'s by position ({names}) and gradcheck's as {key}=..., or leave "
+                "gradcheck's out")
+        raise GradcheckUsageError(
+            f"{key}= is gradcheck's option, and {owner} also has {kind} {key!r} that your "
+            f"positional arguments do not reach: {door.name}() will not guess which one you "
+            f"mean; {how}")
 
 
 def _misfit(name: str, signature: inspect.Signature, args: tuple[object, ...],
@@ -251,8 +459,12 @@ def _misfit(name: str, signature: inspect.Signature, args: tuple[object, ...],
         key = unknown[0]
         close = difflib.get_close_matches(key, keywords, n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
+        elsewhere = difflib.get_close_matches(key, [k for k in DOOR_KEYWORDS
+                                                    if k not in keywords], n=1, cutoff=0.75)
         owner = _taken_by(key, args)
-        if owner and not close:
+        if elsewhere and not close:
+            hint = f" ({elsewhere[0]}= is a keyword of {DOOR_KEYWORDS[elsewhere[0]]} only)"
+        elif owner and not close:
             hint = (f" ({key!r} is a parameter of {owner}: pass the arguments of the function "
                     "under test by position, in its order)")
         return (f"{name}() got an unexpected option {key!r}{hint}; its options are "

@@ -11,44 +11,43 @@ one engine, :func:`gradcheck.core.run_check`. What is checked and what passes th
 - every float numpy array argument is checked (check_pair) — a private copy of it, named
   from forward's signature (``x``, ``w``, ``b``; ``arg0``... when there is none);
 - everything else passes through unperturbed: ints, integer arrays (labels, indices),
-  bool masks, None, Python floats, strings, and dicts, which are deep-copied for every
-  call (a ``bn_param`` whose running mean forward updates, a ``dropout_param`` whose seed
-  makes the mask the same each call).
+  bool masks, None, Python floats, strings, dicts, and float arrays named in ``fixed=``
+  (a target y). Every call gets a fresh copy of each array and dict among them (a
+  ``bn_param`` whose running mean forward updates, a ``dropout_param`` whose seed makes
+  the mask the same each call): the caller's objects are never changed, and code that
+  writes into a passed-through array is named in the report, as a write into a checked
+  one is.
 
 (No ``from __future__ import annotations``: help() then shows the allowed values of mode
 and kinks.)
 """
 import copy
+import difflib
+import functools
 import inspect
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from gradcheck.adapters import (
     Upstream,
     callable_name,
-    check_callable,
     float_input,
+    not_an_array,
     output_array,
+    refuse_non_array,
+    returned,
     upstream_array,
 )
+from gradcheck.calls import check_callable, same_bits
 from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
-from gradcheck.options import (
-    DEFAULT_KINKS,
-    DEFAULT_MODE,
-    DEFAULT_SEED,
-    KinkMode,
-    Mode,
-    Options,
-    ProgressCallback,
-    Subject,
-    front_door,
-)
-from gradcheck.report import Report
+from gradcheck.options import CheckOptions, Options, Subject, front_door
+from gradcheck.report import Problem, Report
 
+# how an argument reaches the user's function: the live checked array; a fresh copy of
+# an array, dict or list per call; or the object itself (ints, floats, None, strings)
 _CHECKED, _COPIED, _PASSED = "checked", "copied", "passed"
 
 
@@ -91,7 +90,9 @@ def _describe(value: object) -> str:
 
 class Arguments:
     """The positional arguments of the user's function: which are checked (a private float
-    copy each, perturbed by the engine), which are deep-copied per call, which pass as is."""
+    copy each, perturbed by the engine), which are copied afresh for every call (arrays,
+    dicts, lists), which pass as is; and which passed-through arrays the code under test
+    wrote into."""
 
     def __init__(self, names: list[str], args: Sequence[object], checked: Sequence[bool]
                  ) -> None:
@@ -99,23 +100,56 @@ class Arguments:
         self.kinds: list[str] = []
         self.values: list[object] = []
         self.params: dict[str, np.ndarray] = {}
+        self.written: dict[str, str] = {}  # passed-through array -> who wrote into it
+        self._handed: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, copy, original)
         for name, value, check in zip(names, args, checked, strict=True):
             if check:
                 self.params[name] = float_input(value, name)
                 self.kinds.append(_CHECKED)
                 self.values.append(None)
             else:
-                mutable = isinstance(value, dict | list)
+                mutable = isinstance(value, np.ndarray | dict | list)
                 self.kinds.append(_COPIED if mutable else _PASSED)
-                # our own copy of a dict/list: the caller may change theirs between now and
-                # a lazy evaluation (an executor), and each call gets a fresh deep copy of it
+                # our own copy: the caller may change theirs between now and a lazy
+                # evaluation (an executor); each call then gets a fresh copy of ours
                 self.values.append(copy.deepcopy(value) if mutable else value)
 
     def call(self) -> list[object]:
-        """The arguments of one call: the live checked arrays, fresh copies of dicts."""
-        return [self.params[name] if kind == _CHECKED
-                else copy.deepcopy(value) if kind == _COPIED else value
-                for name, kind, value in zip(self.names, self.kinds, self.values, strict=True)]
+        """The arguments of one call: the live checked arrays, fresh copies of the rest."""
+        self._handed = []
+        arguments: list[object] = []
+        for name, kind, value in zip(self.names, self.kinds, self.values, strict=True):
+            if kind == _CHECKED:
+                arguments.append(self.params[name])
+            elif kind == _COPIED and isinstance(value, np.ndarray):
+                handed = value.copy()
+                self._handed.append((name, handed, value))
+                arguments.append(handed)
+            else:
+                arguments.append(copy.deepcopy(value) if kind == _COPIED else value)
+        return arguments
+
+    def note_writes(self, label: str) -> None:
+        """Remember which passed-through arrays of the last call were written into, and by
+        ``label`` (forward, or backward through the cache)."""
+        for name, handed, original in self._handed:
+            if name not in self.written and not _unchanged(handed, original):
+                self.written[name] = label
+
+    def writes_problem(self) -> Problem | None:
+        """The writes into passed-through arrays, as the report names a write into a
+        checked one (kind "in_place")."""
+        if not self.written:
+            return None
+        named = ", ".join(f"{name!r} ({_describe(self.values[self.names.index(name)])}, "
+                          f"written by {label})" for name, label in self.written.items())
+        first = next(iter(self.written))
+        return Problem(
+            "in_place",
+            f"the code under test wrote into {named}, passed through unchecked: code under "
+            f"test must not write into its inputs (copy before modifying, e.g. {first} = "
+            f"{first}.copy()). Every call got a fresh copy, so your arrays are unchanged and "
+            "the gradients were checked on the values you passed.")
 
     @property
     def checked(self) -> list[str]:
@@ -133,8 +167,39 @@ class Arguments:
                 "are checked: pass an input as x.astype(np.float64) to check it)")
 
 
-def _is_checked(value: object) -> bool:
+def _unchanged(handed: np.ndarray, original: np.ndarray) -> bool:
+    """Bit for bit (a NaN equals itself); object arrays (strings, None) by equality."""
+    if handed.dtype.kind == "O":
+        try:
+            return bool(np.array_equal(handed, original))
+        except Exception:  # elements whose == is not a bool: count it as unchanged
+            return True
+    return same_bits(handed, original)
+
+
+def _is_float_array(value: object) -> bool:
     return isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
+
+
+def fixed_names(fixed: object, names: list[str], forward: str) -> set[str]:
+    """The argument names in ``fixed=`` (one name, or a sequence of them), each one of
+    forward's; a usage error names an unknown one and the nearest.
+
+    >>> sorted(fixed_names("y", ["x", "y"], "bce_forward"))
+    ['y']
+    """
+    chosen = [fixed] if isinstance(fixed, str) else fixed
+    if not isinstance(chosen, Sequence) or not all(isinstance(n, str) for n in chosen):
+        raise GradcheckUsageError(f"fixed must name arguments of {forward}, e.g. "
+                                  f"fixed=('y',), got {type(fixed).__name__}")
+    for name in chosen:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise GradcheckUsageError(
+                f"fixed names {name!r}, which is not an argument of {forward}({', '.join(names)})"
+                f"{hint}: name the arguments to pass through unchecked as forward calls them")
+    return set(chosen)
 
 
 class PairObjective:
@@ -146,8 +211,8 @@ class PairObjective:
         self.forward, self.backward = forward, backward
         self.arguments = arguments
         self.params = arguments.params
-        self.forward_label = f"{callable_name_short(forward)}({', '.join(arguments.names)})"
-        self.backward_label = f"{callable_name_short(backward)}({_signature_text(backward)})"
+        self.forward_label = f"{short_name(forward, 'forward')}({', '.join(arguments.names)})"
+        self.backward_label = f"{short_name(backward, 'backward')}({_signature_text(backward)})"
         self.given = upstream
         self.upstreams: list[Upstream] | None = None
         self._backward_checked = False
@@ -155,6 +220,7 @@ class PairObjective:
 
     def _outputs(self) -> tuple[list[np.ndarray], object]:
         result = self.forward(*self.arguments.call())
+        self.arguments.note_writes(self.forward_label)
         if not isinstance(result, tuple | list) or len(result) < 2:
             raise GradcheckUsageError(
                 f"{self.forward_label} returned {_what(result)}: check_pair needs forward to "
@@ -174,8 +240,9 @@ class PairObjective:
 
     def _make_upstreams(self, count: int) -> list[Upstream]:
         label = self.forward_label
+        outputs = [label] if count == 1 else [f"output {i + 1} of {label}" for i in range(count)]
         if self.given is None:
-            return [Upstream(None, f"output {i + 1} of {label}") for i in range(count)]
+            return [Upstream(None, output) for output in outputs]
         given = self.given
         if count == 1 and not (isinstance(given, tuple) and len(given) == 1):
             given = [given]  # one output: the array itself (a list is read as its rows)
@@ -183,8 +250,8 @@ class PairObjective:
             raise GradcheckUsageError(
                 f"{label} returns {count} outputs: pass upstream as a tuple of {count} arrays "
                 f"(one per output), got {type(self.given).__name__}")
-        return [Upstream(upstream_array(g, f"output {i + 1} of {label}"),
-                         f"output {i + 1} of {label}") for i, g in enumerate(given)]
+        return [Upstream(upstream_array(g, output), output)
+                for g, output in zip(given, outputs, strict=True)]
 
     def output_shape(self) -> tuple[int, ...] | None:
         """The first output's shape, once a forward has run."""
@@ -210,6 +277,7 @@ class PairObjective:
                            f"{self.forward_label}, then the cache")
             self._backward_checked = True
         result = self.backward(*douts, cache)
+        self.arguments.note_writes(self.backward_label)
         return self._gradients(result)
 
     def _gradients(self, result: object) -> dict[str, Any]:
@@ -217,8 +285,9 @@ class PairObjective:
         label = self.backward_label
         wanted = ", ".join(f"d{name}" for name in names)
         if len(names) == 1:
-            if isinstance(result, tuple) and len(result) == 1:
-                result = result[0]
+            if isinstance(result, tuple | list) and len(result) == 1 \
+                    and np.shape(result) != self.params[names[0]].shape:
+                result = result[0]  # [dx] or (dx,): a sequence of the one gradient
             elif isinstance(result, tuple):
                 raise GradientShapeError(
                     f"{label} returned {len(result)} gradients, expected 1: the gradient of "
@@ -230,12 +299,13 @@ class PairObjective:
                 raise GradientShapeError(
                     f"{label} returned {_what(result)}, expected a tuple of {len(names)} "
                     f"gradients ({wanted}), one per float array argument of "
-                    f"{self.forward_label}, in order{self.arguments.passed_note()}")
+                    f"{self.forward_label}, in order{self.arguments.passed_note()}"
+                    f"{_fixed_hint(names, 1)}")
             if len(result) != len(names):
                 raise GradientShapeError(
                     f"{label} returned {len(result)} gradients, expected {len(names)}: one per "
                     f"float array argument of {self.forward_label}, in order: {wanted}"
-                    f"{self.arguments.passed_note()}")
+                    f"{self.arguments.passed_note()}{_fixed_hint(names, len(result))}")
             grads = list(result)
         for position, (name, gradient) in enumerate(zip(names, grads, strict=True)):
             self._check_one(label, position, name, gradient, names)
@@ -246,8 +316,10 @@ class PairObjective:
         """Name the gradient by its place in backward's answer: a swap shows here."""
         where = f"gradient {position + 1} of {len(names)} (d{name})" if len(names) > 1 \
             else f"the gradient d{name}"
-        if gradient is None:
-            raise GradientShapeError(f"{label} returned None as {where}: return dL/d{name}")
+        if not_an_array(gradient):  # None inside a tuple: not a missing return
+            what = "None" if gradient is None or len(names) > 1 else returned(gradient)
+            raise GradientShapeError(f"{label} returned {what} as {where}: return dL/d{name}, "
+                                     f"a float array like {name}")
         shape = np.shape(gradient) if isinstance(gradient, np.ndarray) else None
         expected = self.params[name].shape
         if shape is not None and shape != expected:
@@ -266,10 +338,11 @@ class LossObjective:
         self.fn, self.arguments = fn, arguments
         self.params = arguments.params
         self.name = arguments.names[0]
-        self.label = f"{callable_name_short(fn)}({', '.join(arguments.names)})"
+        self.label = f"{short_name(fn, 'fn')}({', '.join(arguments.names)})"
 
     def _call(self) -> tuple[Any, Any]:
         result = self.fn(*self.arguments.call())
+        self.arguments.note_writes(self.label)
         if not isinstance(result, tuple | list) or len(result) != 2:
             raise GradcheckUsageError(
                 f"{self.label} returned {_what(result)}: check_loss needs fn to return "
@@ -284,20 +357,45 @@ class LossObjective:
         return loss, gradient
 
     def loss(self) -> Any:
-        return self._call()[0]
+        value = self._call()[0]
+        if not_an_array(value):
+            raise GradcheckUsageError(f"{self.label} returned {returned(value)} as the loss: "
+                                      f"return (loss, d{self.name}) with the loss a float")
+        return value
 
     def grads(self) -> dict[str, Any]:
         gradient = self._call()[1]
-        if gradient is None:
-            raise GradientShapeError(f"{self.label} returned None as d{self.name}: return the "
-                                     f"gradient of the loss with respect to {self.name}")
+        refuse_non_array(gradient, f"{self.label} (its d{self.name})",
+                         f"the gradient of the loss with respect to {self.name}, a float array "
+                         f"like {self.name}")
         return {self.name: gradient}
 
 
-def callable_name_short(fn: object) -> str:
-    """``affine_forward`` for a function, ``Net.loss`` for a method, the class for others."""
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return str(name) if name else type(fn).__name__
+def short_name(fn: object, role: str) -> str:
+    """How messages and the "repeat with" line name the user's function: ``affine_forward``
+    (not ``test_x.<locals>.affine_forward``), ``Net.loss`` for a method, the class of a
+    callable object, and ``role`` for a lambda.
+
+    >>> short_name(lambda x: x, "forward"), short_name(np.add, "fn")
+    ('forward', 'add')
+    """
+    if isinstance(fn, functools.partial):
+        return short_name(fn.func, role)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) \
+        or type(fn).__name__
+    name = str(name).rsplit(".<locals>.", 1)[-1]
+    return role if "<lambda>" in name else name
+
+
+def _fixed_hint(names: list[str], returned_count: int) -> str:
+    """For a backward that returns fewer gradients than float arguments: the float
+    arguments it may mean to leave unchecked (a target y), and how."""
+    rest = names[max(returned_count, 1):]
+    if not rest or returned_count >= len(names):
+        return ""
+    listed = ", ".join(map(repr, rest))
+    return (f"; if {listed} should pass through unchecked (a target, a constant), pass "
+            f"fixed=({listed},)")
 
 
 def _signature_text(fn: Callable[..., Any]) -> str:
@@ -313,7 +411,7 @@ def _signature_text(fn: Callable[..., Any]) -> str:
 
 def _what(value: object) -> str:
     if value is None:
-        return "None"
+        return returned(value)
     if isinstance(value, tuple | list):
         return f"a {type(value).__name__} of {len(value)}"
     if isinstance(value, np.ndarray):
@@ -325,19 +423,14 @@ def _shapes(params: dict[str, np.ndarray]) -> str:
     return ", ".join(f"{name} {array.shape} {array.dtype.name}" for name, array in params.items())
 
 
-@front_door
+@front_door(calls=("forward", "args"))
 def check_pair(
     forward: Callable[..., Any],
     backward: Callable[..., Any],
     *args: Any,
     upstream: Any = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    mode: Mode = DEFAULT_MODE,
-    kinks: KinkMode = DEFAULT_KINKS,
-    seed: int | None = DEFAULT_SEED,
-    executor: Executor | None = None,
-    progress: ProgressCallback | bool | None = None,
+    fixed: str | Sequence[str] = (),
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check ``backward`` against finite differences of ``forward``, a function pair:
     ``forward(*args)`` returns ``(out, cache)`` or ``(out1, ..., outk, cache)``;
@@ -348,8 +441,11 @@ def check_pair(
     (seeded; ``upstream=`` an array, or a tuple of one per output, chooses them). Float
     numpy arrays among ``args`` are checked (private copies: yours are never changed),
     named from forward's signature; everything else (ints, integer labels or indices, bool
-    masks, None, floats, strings) passes through unperturbed, and dicts (``bn_param``,
-    ``conv_param``, a ``dropout_param`` with its seed) are deep-copied for each call.
+    masks, None, floats, strings) passes through unperturbed, and so do the float arrays
+    named in ``fixed=`` (a target: ``fixed=("y",)``, and backward returns no dy). Every
+    call gets fresh copies of the arrays and dicts passed through (``bn_param``,
+    ``conv_param``, a ``dropout_param`` with its seed). An option name that forward also
+    takes as a parameter (``seed``) must reach forward by position, or it is refused.
     Returns the report (``assert_pair`` raises unless it is ok).
 
     >>> import numpy as np, gradcheck as gc
@@ -362,49 +458,56 @@ def check_pair(
     >>> x, w, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), np.zeros(2)
     >>> gc.check_pair(affine_forward, affine_backward, x, w, b).ok
     True
+    >>> def mse_forward(x, y):
+    ...     return np.sum((x - y) ** 2), (x, y)
+    >>> def mse_backward(dout, cache):
+    ...     x, y = cache
+    ...     return 2 * dout * (x - y)                 # dx only: y is a target
+    >>> gc.check_pair(mse_forward, mse_backward, x, x + 1, fixed=("y",)).ok
+    True
     """
-    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
-                      executor=executor, progress=progress)
+    checking = Options(**options)
+    forward_name = short_name(forward, "forward")
     check_callable(forward, "forward", len(args), "the arguments given after backward")
     if not callable(backward):
         raise GradcheckUsageError(f"backward must be callable, got {type(backward).__name__}")
     names = parameter_names(forward, len(args))
-    arguments = Arguments(names, args, [_is_checked(a) for a in args])
+    passed = fixed_names(fixed, names, forward_name)
+    arguments = Arguments(names, args, [_is_float_array(a) and name not in passed
+                                        for name, a in zip(names, args, strict=True)])
     if not arguments.params:
         given = ", ".join(f"{n}: {_describe(a)}" for n, a in zip(names, args, strict=True))
         raise GradcheckUsageError(
-            f"check_pair({callable_name_short(forward)}, ...) got no float numpy array among "
-            f"the arguments ({given}): only float arrays are checked; pass the input as "
-            "np.asarray(x, dtype=np.float64)")
-    objective = PairObjective(forward, backward, arguments, upstream, options.rng())
-    forward_name, backward_name = callable_name_short(forward), callable_name_short(backward)
+            f"check_pair({forward_name}, ...) got no float numpy array to check among the "
+            f"arguments ({given}{', fixed: ' + ', '.join(sorted(passed)) if passed else ''}): "
+            "only float arrays are checked; pass the input as np.asarray(x, dtype=np.float64)")
+    objective = PairObjective(forward, backward, arguments, upstream, checking.rng())
+    backward_name = short_name(backward, "backward")
+    fixed_text = f", fixed={tuple(n for n in names if n in passed)!r}" if passed else ""
     subject = Subject(
         title=f"pair {callable_name(forward)} / {backward_name}, {_shapes(arguments.params)}",
         loss_label=objective.forward_label, grads_label=objective.backward_label,
-        call=f"check_pair({forward_name}, {backward_name}, {', '.join(names)}",
+        call=f"check_pair({forward_name}, {backward_name}, {', '.join(names)}{fixed_text}",
         input_name=arguments.checked[0], output_shape=objective.output_shape)
-    return run_check(objective.loss, objective.grads, objective.params, options, subject)
+    report = run_check(objective.loss, objective.grads, objective.params, checking, subject)
+    return _with_writes(report, arguments)
 
 
-@front_door
+@front_door(calls=("fn", "x", "args"))
 def check_loss(
     fn: Callable[..., Any],
     x: np.ndarray,
     *args: Any,
-    rtol: float | None = None,
-    atol: float | None = None,
-    mode: Mode = DEFAULT_MODE,
-    kinks: KinkMode = DEFAULT_KINKS,
-    seed: int | None = DEFAULT_SEED,
-    executor: Executor | None = None,
-    progress: ProgressCallback | bool | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check a loss function that returns its gradient: ``loss, dx = fn(x, *args)``
     (softmax loss, SVM loss, a temporal softmax loss with labels and a mask).
 
     x (a float array; a private copy) is checked; ``args`` (labels, masks, a regularization
-    strength, even other float arrays) pass through unperturbed, dicts deep-copied for each
-    call. Returns the report (``assert_loss`` raises unless it is ok).
+    strength, even other float arrays) pass through unperturbed, every call with fresh
+    copies of the arrays and dicts among them. An option name that fn also takes as a
+    parameter must reach fn by position, or it is refused. Returns the report
+    (``assert_loss`` raises unless it is ok).
 
     >>> import numpy as np, gradcheck as gc
     >>> def softmax_loss(x, y):
@@ -416,19 +519,28 @@ def check_loss(
     >>> gc.check_loss(softmax_loss, rng.standard_normal((4, 3)), np.array([0, 2, 1, 2])).ok
     True
     """
-    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
-                      executor=executor, progress=progress)
+    checking = Options(**options)
     check_callable(fn, "fn", 1 + len(args), "x and the arguments given after it")
     names = parameter_names(fn, 1 + len(args), fallback="arg")
     if names[0] == "arg0":
         names[0] = "x"
     arguments = Arguments(names, (x, *args), [True] + [False] * len(args))
     objective = LossObjective(fn, arguments)
-    fn_name = callable_name_short(fn)
     name = names[0]
     subject = Subject(
         title=f"loss {callable_name(fn)}, {_shapes(arguments.params)}",
         loss_label=f"{objective.label}[0] (the loss)",
         grads_label=f"{objective.label}[1] (d{name})",
-        call=f"check_loss({fn_name}, {', '.join(names)}", input_name=name)
-    return run_check(objective.loss, objective.grads, objective.params, options, subject)
+        call=f"check_loss({short_name(fn, 'fn')}, {', '.join(names)}", input_name=name)
+    report = run_check(objective.loss, objective.grads, objective.params, checking, subject)
+    return _with_writes(report, arguments)
+
+
+def _with_writes(report: Report, arguments: Arguments) -> Report:
+    """The report with the writes into passed-through arrays among its problems: the
+    engine sees only the checked arrays, so the front door that copied the others names
+    what was written into them."""
+    problem = arguments.writes_problem()
+    if problem is not None:
+        report.problems.append(problem)
+    return report

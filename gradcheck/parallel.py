@@ -55,7 +55,9 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.errors import GradcheckUsageError
 from gradcheck.numeric import Stencil, central_difference_scan
+from gradcheck.options import executor_shut_down
 
 #: tasks per worker: 1 would be ideal on idle, identical workers; a second one lets a worker
 #: that got slowed down (a shared machine) hand work to the others without paying much
@@ -131,9 +133,17 @@ def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndar
     # would be answered from the old result instead of being run
     dask = type(executor).__module__.split(".")[0] == "distributed"
     extra = {"pure": False} if dask else {}
-    futures = [executor.submit(_scan_chunk, payload, name, flat_indices[chunk], steps[chunk],
-                               per_machine, **extra)
-               for chunk in chunks]
+    futures = []
+    try:
+        for chunk in chunks:
+            futures.append(executor.submit(_scan_chunk, payload, name, flat_indices[chunk],
+                                           steps[chunk], per_machine, **extra))
+    except RuntimeError as error:  # concurrent.futures' word for "shut down, takes no work"
+        for future in futures:
+            future.cancel()
+        if "shutdown" not in str(error).replace(" ", ""):
+            raise
+        raise GradcheckUsageError(executor_shut_down(type(executor).__name__)) from error
     parts = []
     done = 0
     for future in futures:

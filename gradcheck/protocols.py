@@ -20,7 +20,15 @@ from typing import Any, Protocol, runtime_checkable
 
 @runtime_checkable
 class Layer(Protocol):
-    """A layer without parameters (ReLU, softmax, a pooling layer, a loss head)."""
+    """A layer without parameters (ReLU, softmax, a pooling layer, a loss head).
+
+    >>> import numpy as np, gradcheck as gc
+    >>> class Relu:
+    ...     def forward(self, x): self.x = x; return np.maximum(x, 0)
+    ...     def backward(self, grad_y): return grad_y * (self.x > 0)
+    >>> isinstance(Relu(), Layer), gc.check_layer(Relu(), np.array([[1.0, -2.0]])).ok
+    (True, True)
+    """
 
     def forward(self, x: Any, /) -> Any:
         """The output y for the input x (any shape; a float or 0-d array for a loss head)."""
@@ -31,7 +39,17 @@ class Layer(Protocol):
 
 @runtime_checkable
 class LayerWithParams(Layer, Protocol):
-    """A layer with parameters: check_layer checks x and every array in ``params``."""
+    """A layer with parameters: check_layer checks x and every array in ``params``.
+
+    >>> import numpy as np, gradcheck as gc
+    >>> class Bias:
+    ...     def __init__(self): self.params, self.grads = {"b": np.zeros(2)}, {}
+    ...     def forward(self, x): return x + self.params["b"]
+    ...     def backward(self, grad_y):
+    ...         self.grads = {"b": grad_y.sum(axis=0)}; return grad_y
+    >>> isinstance(Bias(), LayerWithParams), gc.check_layer(Bias(), np.ones((3, 2))).ok
+    (True, True)
+    """
 
     params: dict[str, Any]
     grads: dict[str, Any]

@@ -155,7 +155,7 @@ def test_shape_mismatch_message_points_into_the_layer(capsys: pytest.CaptureFixt
     code, out, err = run(["check", "gradcheck.examples.layers:Dense", "--shape", "8,5"], capsys)
     assert code == 2 and out == ""
     [line] = err.splitlines()  # one line, no usage, no traceback
-    assert line.startswith("gradcheck: error: building or running 'gradcheck.examples.layers:"
+    assert line.startswith("gradcheck: error: running 'gradcheck.examples.layers:"
                            "Dense' on an input of shape (8, 5) float64 raised ValueError at ")
     assert "gradcheck/examples/layers.py:" in line and "in forward" in line
     assert line.endswith("(is --shape right?)")
@@ -290,3 +290,149 @@ def test_unpackaged_module_in_the_current_directory_is_found(tmp_path: Path) -> 
                             cwd=tmp_path, check=False)
     assert result.returncode == 1, result.stderr
     assert "  W[1, 0]" in result.stdout
+
+
+# --------------------------------------------------------------------------- audit of issue 12
+
+
+ODD_LAYERS = """
+    import numpy as np
+
+    class Custom(BaseException):
+        pass
+
+    class Twice:
+        input_shape = (2, 3)
+
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, g):
+            return 2 * g
+
+    class Wrong(Twice):
+        def backward(self, g):
+            return 3 * g
+
+    class RaisesBase(Twice):
+        def forward(self, x):
+            raise Custom("odd")
+
+    def needs_sizes(n_in, n_out, rng=None):
+        return Twice()
+
+    def exits():
+        raise SystemExit(4)
+
+    class NumpyShape(Twice):
+        input_shape = np.array([2, 3])
+
+    class NumpyInt(Twice):
+        input_shape = np.int64(5)
+"""
+
+
+def test_a_base_exception_at_import_or_in_forward_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "baselayers", "class Custom(BaseException):\n"
+                 "    pass\n\nraise Custom('odd')\n")
+    code, out, err = run(["check", "baselayers:Dense"], capsys)
+    assert (code, out) == (2, "")
+    [line] = err.splitlines()
+    assert line.startswith("gradcheck: error: cannot load 'baselayers:Dense': importing module "
+                           "'baselayers' raised Custom at ")
+    assert line.endswith("baselayers.py:4 in <module>: odd")
+    write_module(tmp_path, monkeypatch, "oddlayers", ODD_LAYERS)
+    code, out, err = run(["check", "oddlayers:RaisesBase"], capsys)
+    assert (code, out) == (2, "")
+    [line] = err.splitlines()
+    assert line.startswith("gradcheck: error: running 'oddlayers:RaisesBase' on an input of "
+                           "shape (2, 3) float64 raised Custom at ")
+    assert line.endswith("in forward: odd")  # no "(is --shape right?)": not a shape error
+
+
+def test_a_factory_that_needs_arguments_or_exits_is_named_without_a_shape_hint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "oddlayers2", ODD_LAYERS)
+    code, _, err = run(["check", "oddlayers2:needs_sizes"], capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert "argument LAYER: 'oddlayers2:needs_sizes' needs arguments (n_in, n_out)" in last
+    assert "gradcheck/loading.py" not in err and "--shape" not in last
+    code, _, err = run(["check", "oddlayers2:exits", "--shape", "2,3"], capsys)
+    assert (code, err) == (2, "gradcheck: error: building 'oddlayers2:exits' called "
+                              "sys.exit(4)\n")
+
+
+def test_input_shape_may_be_numpy_numbers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "oddlayers3", ODD_LAYERS)
+    for spec, shape in (("oddlayers3:NumpyShape", [2, 3]), ("oddlayers3:NumpyInt", [5])):
+        code, out, _ = run(["check", spec, "--json"], capsys)
+        assert code == 0
+        assert json.loads(out)["tensors"][0]["shape"] == shape
+
+
+def test_json_stays_pure_when_the_module_prints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "chattylayers", """
+        print("loading chattylayers")
+
+        class Layer:
+            input_shape = (2, 2)
+
+            def forward(self, x):
+                print("forward called")
+                return 2 * x
+
+            def backward(self, g):
+                return 2 * g
+    """)
+    code, out, err = run(["check", "chattylayers:Layer", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["ok"] is True
+    assert err.startswith("loading chattylayers\nforward called\n")
+
+
+def test_an_unwritable_png_is_said_on_stderr_and_the_verdict_keeps_its_code(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradcheck.report
+
+    def refuse(self: object, path: str) -> None:
+        raise OSError(f"[Errno 13] Permission denied: {path!r}")
+
+    monkeypatch.setattr(gradcheck.report.Report, "plot", refuse)
+    write_module(tmp_path, monkeypatch, "oddlayers4", ODD_LAYERS)
+    code, out, err = run(["check", "oddlayers4:Wrong", "--png", "/nope/x.png"], capsys)
+    assert code == 1 and out.startswith("gradcheck: FAILED")  # the wrong gradient wins
+    assert err == ("gradcheck: could not write --png /nope/x.png: [Errno 13] Permission "
+                   "denied: '/nope/x.png'\n")
+    code, out, err = run(["check", "oddlayers4:Twice", "--png", "/nope/x.png"], capsys)
+    assert code == 2 and out.startswith("gradcheck: all 1 tensors ok")
+    assert "could not write --png" in err
+
+
+def test_the_command_line_module_imports_nothing_heavy_before_main(tmp_path: Path) -> None:
+    """numpy, the engine and the diagnostics load inside main(), where Ctrl-C is one line."""
+    result = subprocess.run([sys.executable, "-c", "import sys, gradcheck.cli; "
+                             "print(sorted(m for m in ('numpy', 'gradcheck.core', "
+                             "'gradcheck.diagnostics') if m in sys.modules))"],
+                            capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_ctrl_c_while_main_imports_exits_130_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gradcheck.diagnostics
+
+    def interrupted(subparsers: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gradcheck.diagnostics, "register_commands", interrupted)
+    assert run(["check", BUGGY], capsys) == (130, "", "gradcheck: interrupted\n")

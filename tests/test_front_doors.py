@@ -540,7 +540,7 @@ def test_upstream_can_be_given_and_is_checked() -> None:
     g = randn(N, D)
     report = gc.check_pair(relu_forward, relu_backward, x, upstream=g)
     assert report.ok
-    with pytest.raises(GradcheckUsageError, match=r"upstream has shape \(2,\) but output 1 of "
+    with pytest.raises(GradcheckUsageError, match=r"upstream has shape \(2,\) but "
                        r"relu_forward\(x\) has shape \(3, 4\)"):
         gc.check_pair(relu_forward, relu_backward, x, upstream=np.ones(2))
     with pytest.raises(GradcheckUsageError, match="pass upstream as a tuple of 2 arrays"):
@@ -676,6 +676,10 @@ def test_mypy_flags_a_misspelled_option_and_a_wrong_mode(tmp_path: Path) -> None
         gc.check_layer(Square(), np.ones(3), rtl=1e-3)
         gc.check_pair(print, print, np.ones(3), mode="slow")
         gc.check_layer(object(), np.ones(3))
+
+        from gradcheck.plugin import Checker
+        Checker().check_pair(print, print, np.ones(3), atl=1e-3)
+        gc.check_pair(print, print, np.ones(3), fixed=3)
     """))
     result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
                              "--ignore-missing-imports", "--follow-imports=silent", str(source)],
@@ -685,6 +689,8 @@ def test_mypy_flags_a_misspelled_option_and_a_wrong_mode(tmp_path: Path) -> None
     assert 'Unexpected keyword argument "rtl" for "check_layer"' in out, out
     assert '"mode" to "check_pair" has incompatible type "Literal[\'slow\']"' in out, out
     assert '"check_layer" has incompatible type "object"; expected "Layer"' in out, out
+    assert 'Unexpected keyword argument "atl"; did you mean "atol"?' in out, out  # the fixture
+    assert '"fixed" to "check_pair" has incompatible type "int"' in out, out
 
 
 # ----------------------------------------------------------------------------- progress

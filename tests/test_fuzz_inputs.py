@@ -69,8 +69,8 @@ def test_a_ragged_list_as_x(call) -> None:
 
 
 def test_a_ragged_list_as_x_of_a_pair_is_not_checked_and_said_so() -> None:
-    with pytest.raises(GradcheckUsageError, match=r"no float numpy array among the arguments "
-                       r"\(x: list\)"):
+    with pytest.raises(GradcheckUsageError, match=r"no float numpy array to check among the "
+                       r"arguments \(x: list\)"):
         gc.check_pair(relu_forward, relu_backward, RAGGED)
 
 
@@ -98,12 +98,13 @@ def test_a_ragged_list_as_the_gradient(call) -> None:
 # ----------------------------------------------------------------------------- forward results
 
 
-@pytest.mark.parametrize("value, what", [(None, "None"), ("abc", "str")])
+@pytest.mark.parametrize("value, what", [(None, r"None \(a missing return\?\)"),
+                                         ("abc", "a str")])
 def test_forward_returning_none_or_a_string(value, what) -> None:
     with pytest.raises(GradcheckUsageError, match=rf"layer.forward\(x\) returned {what}: "
                        "forward must return its output"):
         gc.check_layer(Returns(value), X)
-    with pytest.raises(GradcheckUsageError, match=rf"returned {what}|returned a {what}"):
+    with pytest.raises(GradcheckUsageError, match=rf"returned {what}|returned a str"):
         gc.check_pair(lambda x: value, relu_backward, X)
 
     def relu(x):
@@ -376,8 +377,9 @@ def test_a_layer_breaking_the_protocol_on_the_command_line_exits_2_with_one_line
     _, err = capsys.readouterr()
     assert code == 2
     [line] = err.splitlines()
-    assert line == ("gradcheck: error: nonelayers:Layer: layer.forward(x) returned None: forward "
-                    "must return its output (a numpy float array; a float for a loss)")
+    assert line == ("gradcheck: error: nonelayers:Layer: layer.forward(x) returned None (a "
+                    "missing return?): forward must return its output (a numpy float array; a "
+                    "float for a loss)")
 
 
 class KinkRelu:
