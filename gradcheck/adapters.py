@@ -8,13 +8,12 @@ them (a bound method carries its object, and with it the arrays the engine pertu
 (No ``from __future__ import annotations`` here: help() then shows the allowed values of
 mode and kinks, not the names of their Literal types.)
 """
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from typing import Any, Unpack
 
 import numpy as np
 
-from gradcheck.calls import check_callable
+from gradcheck.calls import check_callable, not_an_array, returned
 from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError, GradientShapeError, short_repr
 from gradcheck.options import CheckOptions, Options, Subject, front_door
@@ -68,19 +67,17 @@ def callable_name(obj: object) -> str:
     return f"{module}.{qualname}" if module and module != "builtins" else str(qualname)
 
 
-def returned(value: object) -> str:
-    """How a message names a value the user's code returned where an array was due:
-    ``None (a missing return?)``, ``a generator``, ``a str``."""
-    if value is None:
-        return "None (a missing return?)"
-    if isinstance(value, types.GeneratorType | Iterator):
-        return f"a {type(value).__name__} (a yield instead of a return?)"
-    return f"a {type(value).__name__}"
+def input_name_beside(params: Mapping[str, object]) -> str:
+    """The name the input x goes by among the layer's params: "x", or "input", "x_input",
+    ... the first that no param has taken (a layer may well call a param "x").
 
-
-def not_an_array(value: object) -> bool:
-    """True for what no gradient or output can be: None, text, a dict, an iterator."""
-    return value is None or isinstance(value, str | bytes | dict | Iterator)
+    >>> input_name_beside({"x": 1, "input": 2})
+    'x_input'
+    """
+    for name in (INPUT_NAME, "input", "x_input", "layer_input"):
+        if name not in params:
+            return name
+    return next(f"x_{k}" for k in range(len(params) + 1) if f"x_{k}" not in params)
 
 
 def output_array(value: object, label: str) -> np.ndarray:
@@ -200,9 +197,7 @@ class LayerObjective:
         if not isinstance(layer_params, dict):
             raise GradcheckUsageError(f"layer.params must be a dict name -> float array, got "
                                       f"{type(layer_params).__name__}")
-        self.input_name = next(iter(name for name in (INPUT_NAME, "input", "x_input",
-                                                      "layer_input")
-                                    if name not in layer_params))
+        self.input_name = input_name_beside(layer_params)
         self.layer = layer
         self.params: dict[str, np.ndarray] = {self.input_name: x, **layer_params}
         self.upstream = Upstream(None if upstream is None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -88,8 +89,26 @@ def check_params_argument(params: object, loss_label: str) -> dict[str, np.ndarr
     return arrays
 
 
+def returned(value: object) -> str:
+    """How a message names a value the user's code returned where an array was due:
+    ``None (a missing return?)``, ``a generator``, ``a str``."""
+    if value is None:
+        return "None (a missing return?)"
+    if isinstance(value, types.GeneratorType | Iterator):
+        return f"a {type(value).__name__} (a yield instead of a return?)"
+    return f"a {type(value).__name__}"
+
+
+def not_an_array(value: object) -> bool:
+    """True for what no gradient or output can be: None, text, a dict, an iterator."""
+    return value is None or isinstance(value, str | bytes | dict | Iterator)
+
+
 def as_scalar(value: object, label: str) -> float:
     """The loss as a Python float; anything but a real scalar is a usage error."""
+    if not_an_array(value):
+        raise GradcheckUsageError(f"{label} returned {returned(value)}: it must return the "
+                                  "scalar loss")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:  # ragged sequences
@@ -150,6 +169,10 @@ def check_grads(grads: object, arrays: dict[str, np.ndarray], label: str, copy: 
             f"({', '.join(map(repr, arrays))}): keep the keys of the two dicts the same")
     checked = {}
     for name, array in arrays.items():
+        if not_an_array(grads[name]):
+            raise GradientShapeError(
+                f"{label}[{name!r}] is {returned(grads[name])}: return dL/d{name}, a float "
+                "array like the parameter")
         try:
             gradient = np.asarray(grads[name])
         except (ValueError, TypeError) as error:  # ragged sequences
@@ -181,9 +204,10 @@ class Calls:
         self.progress = progress
         self.n_loss = self.n_grads = 0
         self.loss_eps = float(np.finfo(np.float64).eps)  # coarsest precision seen in a loss
-        self.scanned = 0  # coordinates scanned so far, for progress
-        self.planned = 0  # coordinates the scans will cover, for progress
+        self.scanned = 0  # coordinates measured or verified so far, for progress
+        self.planned = 0  # coordinates of every tensor, for progress
         self._last_progress = 0.0
+        self._last_done = -1
         self._payload: bytes | None = None
         self.unrepeatable: list[str] = []  # evaluations that came out differently when repeated
         self.loss_at_point = float("nan")  # the loss at the given point, once evaluated
@@ -193,6 +217,8 @@ class Calls:
         self.unrepeatable.append(what)
 
     def _evaluate(self) -> float:
+        if self.progress is not None and self.planned:  # a slow loss still reports
+            self.tick(self.scanned, self.planned)
         value = self._loss()
         self.loss_eps = max(self.loss_eps, loss_precision(value))
         return as_scalar(value, self.loss_label)
@@ -234,8 +260,9 @@ class Calls:
         if self.progress is None:
             return
         now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL or done >= total:
-            self._last_progress = now
+        finished = done >= total > 0 and done != self._last_done
+        if now - self._last_progress >= PROGRESS_INTERVAL or finished:
+            self._last_progress, self._last_done = now, done
             self.progress(done, max(total, done))
 
     def scan(self, name: str, flat_indices: np.ndarray, steps: np.ndarray) -> Stencil:

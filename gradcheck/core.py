@@ -19,7 +19,7 @@ Order of work, and why:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Executor
+from typing import Unpack
 
 import numpy as np
 
@@ -46,17 +46,7 @@ from gradcheck.measure import (
     vouch,
 )
 from gradcheck.numeric import relative_step
-from gradcheck.options import (
-    DEFAULT_KINKS,
-    DEFAULT_MODE,
-    DEFAULT_SEED,
-    KinkMode,
-    Mode,
-    Options,
-    ProgressCallback,
-    Subject,
-    front_door,
-)
+from gradcheck.options import CheckOptions, Options, Subject, check_subject, front_door
 from gradcheck.report import (
     FAILED,
     WORST_SHOWN,
@@ -89,14 +79,8 @@ def check_params(
     grads: GradsFn,
     params: dict[str, np.ndarray],
     *,
-    rtol: float | None = None,
-    atol: float | None = None,
-    mode: Mode = DEFAULT_MODE,
-    kinks: KinkMode = DEFAULT_KINKS,
-    seed: int | None = DEFAULT_SEED,
-    executor: Executor | None = None,
-    progress: ProgressCallback | bool | None = None,
     subject: Subject | None = None,
+    **options: Unpack[CheckOptions],
 ) -> Report:
     """Check ``grads()`` against finite differences of ``loss()`` for every entry of params.
 
@@ -110,12 +94,12 @@ def check_params(
     >>> rep.ok
     True
     """
-    options = Options(rtol=rtol, atol=atol, mode=mode, kinks=kinks, seed=seed,
-                      executor=executor, progress=progress)
+    checking = Options(**options)
+    subject = check_subject(subject)
     if subject is None:
         names = ", ".join(map(str, params)) if isinstance(params, Mapping) else "?"
         subject = Subject(title=f"params {names}")
-    return run_check(loss, grads, params, options, subject)
+    return run_check(loss, grads, params, checking, subject)
 
 
 def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], options: Options,
@@ -134,8 +118,10 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
         tensors, problems, warnings = _run(calls, options)
         coarser = _coarser_than_it_says(calls, tensors, problems, options)
         if coarser:  # measure again, at the precision the loss really has
+            calls.scanned = 0
             tensors, problems, warnings = _run(calls, options)
             warnings.insert(0, coarser)
+        calls.tick(calls.planned, calls.planned)
     finally:
         calls.restore()
         if isinstance(progress, ProgressBar):
@@ -190,7 +176,7 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
 
     rng = options.rng()
     plan = {name: _pick_mode(options.mode, array.size) for name, array in calls.arrays.items()}
-    calls.planned = sum(a.size for n, a in calls.arrays.items() if plan[n] == "full")
+    calls.planned = sum(a.size for a in calls.arrays.values())
     results: dict[str, Measured] = {}
     notes: dict[str, str] = {}
     lower_bound: dict[str, bool] = {}

@@ -6,19 +6,25 @@ classic hand-derivation mistakes, in a fixed order; the first that holds is the 
 =================  ==========================================================================
 kind               evidence (over every measured element, to each element's error bar)
 =================  ==========================================================================
+tie_counted        every mismatch is a tied element the engine failed along the tie (its
+                   warnings say which): moved together, their gradients add up to more than
+                   the loss's slope (a tied maximum's upstream given to every tied element)
+tie_dropped        the same, and their gradients add up to 0 (a tie routed nowhere)
 kink_convention    every mismatch sits on a kink (kinks="hull"): a convention outside the
                    one-sided derivatives, like ReLU'(0) = 2
 at_kinks           every mismatch sits on a kink checked as an ordinary point (kinks="strict")
 swapped            analytic = another tensor's numeric (same shape)
 zero               analytic is 0 everywhere, numeric is not
 sign               analytic = -numeric
-scale              analytic = c x numeric for one c (named when c or 1/c is 2, a dimension of
-                   the input or output or their number of elements, or a product of two)
+scale              analytic = c x numeric for one c (a reason named only when c or 1/c is 2,
+                   one dimension of the input or output, or their number of elements)
 transpose          analytic = numeric.T (square 2-D; the diagonal right, the rest mirrored)
 reversed           analytic = numeric reversed along an axis, or all axes (a flipped kernel)
-shifted            analytic = numeric shifted by one along an axis (an index off by one)
-missing_mask       analytic nonzero exactly where numeric is 0, right elsewhere (the
-                   condition named when it is a threshold on the input: "x < 0")
+shifted            analytic = numeric shifted by one along an axis (an index off by one), the
+                   slice the shift leaves over wrapped around, 0, or said to hold other values
+missing_mask       analytic nonzero where numeric is 0, right elsewhere: at (nearly) all the
+                   zeros, or at exactly the zeros a threshold on the input singles out
+                   ("x > 6": the upper mask of a clip); the condition named only when exact
 inverted_mask      analytic nonzero exactly where numeric is 0, and 0 where numeric is not
 offset             analytic - numeric is one constant on one element per row, one column,
                    one row, or every element; 0 elsewhere
@@ -26,8 +32,11 @@ value_term         analytic - numeric = c x the tensor's own value (weight decay
 one_index          analytic - numeric depends on one index only (one constant per column)
 zero / sign /      the same, on a region of the input only ("where x < 0"), right elsewhere
 scale (``where``)
+slice              every wrong element in one row (column, index along an axis), and there
+                   analytic = 0, -numeric or c x numeric; every other element right
 isolated           a few elements wrong (at most 10, at most a quarter), the rest right
-needs_full         fast mode measured too few elements: mode="full" would diagnose
+needs_full         fast mode measured too few elements, or not a fair sample of them:
+                   mode="full" would diagnose (with what the measured ones show)
 =================  ==========================================================================
 
 Rules that keep a diagnosis honest (a wrong diagnosis is worse than none):
@@ -39,11 +48,19 @@ Rules that keep a diagnosis honest (a wrong diagnosis is worse than none):
 - it needs evidence: elements where the numbers are clearly nonzero (4 error bars), and
   patterns that cannot arise by accident (a constant over several elements, a structure);
 - where the hypothesis cannot be told apart from a right gradient (a symmetric matrix
-  under transpose; an all-zero numeric gradient under sign or scale), it is not claimed.
+  under transpose; an all-zero numeric gradient under sign or scale), it is not claimed;
+- a rearrangement (reversed, shifted) is read only off a mostly nonzero gradient: the few
+  nonzeros of a sparse one (one per pooling window) can line up by chance;
+- a condition on the input ("x < 0") is named only when it holds at exactly the elements
+  it describes: at every one of them and at no other measured element;
+- a reason for a scale factor is given only where it is one plain fact (8 is the batch
+  size); "the batch size" is axis 0 of the input of check_layer or check_function, or of
+  a first checked argument whose axis 0 the output shares (never a weight's rows).
 
-Fast mode measures only the groups its random-direction tests localize: from those,
-"zero", "sign" and "scale" are claimed when at least 8 clearly nonzero elements agree, and
-"isolated" when localization finished; otherwise the diagnosis is "needs_full".
+Fast mode measures only the elements its random-direction tests point to, which are
+biased toward the wrong ones: no pattern of the whole tensor is read from them. When
+localization finished and few are wrong, they are "isolated"; otherwise the diagnosis is
+"needs_full", with what the measured elements show (analytic = -numeric in each of them).
 
 Every test is a few vectorized numpy passes over the elements, O(n) (one_index takes a
 median per index, O(n log n)): about 0.4 s for a million-element tensor no pattern fits.
@@ -52,6 +69,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,17 +77,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradcheck.text import element, general
+
 if TYPE_CHECKING:
     from gradcheck.report import Report, TensorResult
 
-KINDS = ("kink_convention", "at_kinks", "swapped", "zero", "sign", "scale", "transpose",
-         "reversed", "shifted", "missing_mask", "inverted_mask", "offset", "value_term",
-         "one_index", "isolated", "needs_full")
+KINDS = ("tie_counted", "tie_dropped", "kink_convention", "at_kinks", "swapped", "zero", "sign",
+         "scale", "transpose", "reversed", "shifted", "missing_mask", "inverted_mask", "offset",
+         "value_term", "one_index", "slice", "isolated", "needs_full")
 ISOLATED_MAX = 10  # "a few": at most this many wrong elements ...
 ISOLATED_SHARE = 0.25  # ... and at most this share of the measured ones
 CLEAR = 4.0  # a value is clearly nonzero beyond this many error bars
-FAST_EVIDENCE = 8  # clearly nonzero elements fast mode needs to claim sign or scale
-FIT_EVIDENCE = 3  # clearly nonzero elements an unnamed (fitted) scale factor needs
+FIT_EVIDENCE = 3  # clearly nonzero elements a fitted factor (or a shift) needs
+# wrong elements a threshold on x must single out among the zeros of the numeric gradient
+# before it is named as a missing mask (two could be the two largest x by chance)
+SUBSET_EVIDENCE = 3
 LISTED = 8  # elements quoted in a text
 # misbehaviour that makes the numeric gradient itself untrustworthy: no diagnosis then
 UNRELIABLE = ("nondeterministic", "state_changed", "in_place")
@@ -81,11 +103,12 @@ class Diagnosis:
     """A named mistake in one tensor's gradient, with its evidence.
 
     ``kind`` is one of :data:`KINDS`; ``text`` is one sentence for a person. Kind-specific
-    fields: ``factor`` (scale; -1 for sign, 0 for zero; value_term's c), ``other`` (swapped:
-    the tensor whose gradient this one holds), ``constant`` (offset), ``where`` (the input's
-    condition a pattern follows, e.g. "x < 0"; offset's subset; the axis of reversed,
-    shifted, one_index), ``elements`` (isolated, offset, missing_mask, kink_convention:
-    index tuples, at most 50), ``count`` (elements the evidence covers).
+    fields: ``factor`` (scale; -1 for sign, 0 for zero; value_term's c; slice's c),
+    ``other`` (swapped: the tensor whose gradient this one holds), ``constant`` (offset),
+    ``where`` (the input's condition a pattern follows, e.g. "x < 0"; offset's subset; the
+    axis of reversed, shifted, one_index; slice's "row 3"), ``elements`` (isolated, offset,
+    missing_mask, kink_convention, tie_counted, tie_dropped, needs_full: index tuples, at
+    most 50), ``count`` (elements the evidence covers).
 
     >>> d = Diagnosis("W", "sign", "analytic = -numeric in all 12 elements", factor=-1.0)
     >>> d.to_dict()["factor"]
@@ -208,7 +231,12 @@ class _View:
                      int(getattr(t, "unverified", 0) or 0))
 
     def element(self, index: tuple[int, ...]) -> str:
-        return f"{self.name}[{', '.join(map(str, index))}]" if index else self.name
+        return element(self.name, index)
+
+    def slice_name(self, axis: int, index: int) -> str:
+        """``W[:, 2]``: every element with ``index`` along ``axis``."""
+        places = (str(index) if i == axis else ":" for i in range(len(self.shape)))
+        return f"{self.name}[{', '.join(places)}]"
 
 
 def _bool_like(array: object, shape: tuple[int, ...]) -> np.ndarray:
@@ -216,6 +244,46 @@ def _bool_like(array: object, shape: tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape, dtype=bool)
     result = np.asarray(array, dtype=bool)
     return result if result.shape == shape else np.zeros(shape, dtype=bool)
+
+
+@dataclass(frozen=True)
+class _TieGroup:
+    """Tied elements the engine failed together (read from its warning)."""
+
+    count: int  # elements in the group (in every tensor it spans)
+    value: str  # the tied value as the engine wrote it
+    total: float  # their analytic gradients added up
+    slope: float | None  # the loss's slope when they move together (None: not stated)
+    across: bool  # the group spans several tensors
+
+
+# The engine's warning for a tie group it failed (gradcheck/kinks.py); the report has no
+# per-element tied mask, so the groups are read back from it. Its variants: one tensor or
+# "(in x, W)", and a slope stated or not (the direction crossed a kink at the point).
+_TIE_FAILED = re.compile(
+    r"^(?P<name>[^:]+): (?P<count>\d+) elements tied at (?P<value>\S+) \(first [^)]*\)"
+    r"(?: \(in (?P<tensors>[^)]*)\))? are a kink together: their gradients add up to "
+    r"(?P<total>[^,\s]+)(?:, but the loss moves at (?P<slope>\S+) when they move together)?")
+
+
+def _tie_groups(messages: Iterable[str]) -> dict[str, list[_TieGroup]]:
+    """The failed tie groups of each tensor, from the report's warnings."""
+    groups: dict[str, list[_TieGroup]] = {}
+    for message in messages:
+        match = _TIE_FAILED.match(str(message))
+        if match is None:
+            continue
+        try:
+            slope = None if match["slope"] is None else float(match["slope"])
+            group = _TieGroup(int(match["count"]), match["value"], float(match["total"]),
+                              slope, match["tensors"] is not None)
+        except ValueError:
+            continue
+        names = [match["name"]] + ([] if match["tensors"] is None
+                                   else [n.strip() for n in match["tensors"].split(",")])
+        for name in dict.fromkeys(names):
+            groups.setdefault(name, []).append(group)
+    return groups
 
 
 @dataclass
@@ -226,12 +294,12 @@ class _Context:
     kinks: str
     input_name: str | None
     dims: list[tuple[int, str]]  # (dimension, "the batch size (axis 0 of x)")
+    ties: dict[str, list[_TieGroup]]  # failed tie groups per tensor
 
     @staticmethod
     def of(report: Report, views: list[_View]) -> _Context:
         input_name = getattr(report, "input_name", None)
         output_shape = getattr(report, "output_shape", None)
-        dims: list[tuple[int, str]] = []
         shapes: list[tuple[str, tuple[int, ...]]] = []
         by_name = {v.name: v for v in views}
         if input_name is not None and input_name in by_name:
@@ -240,21 +308,54 @@ class _Context:
             shapes.append(("the output", tuple(output_shape)))
         if input_name is None:  # check_params: no input; the tensors' own dimensions
             shapes += [(v.name, v.shape) for v in views]
-        named: list[tuple[int, str]] = []
-        for owner, shape in shapes:
-            for axis, size in enumerate(shape):
-                where = f"axis {axis} of {owner}"
-                batch = owner == input_name and axis == 0 and len(shape) >= 2
-                named.append((int(size), f"the batch size ({where})" if batch else where))
-        for owner, shape in shapes:  # a mean over every element divides by their number
-            if len(shape) >= 2:
-                named.append((int(np.prod(shape)), f"the number of elements of {owner} ("
-                              + " x ".join(map(str, shape)) + ")"))
-        for size, where in named:
-            if size >= 2 and all(size != d for d, _ in dims):
-                dims.append((size, where))
+        batch = _batch_owner(input_name, by_name, output_shape, _door(report))
         kinks = str(getattr(report, "options", {}).get("kinks", "subgradient"))
-        return _Context(views, kinks, input_name, dims)
+        return _Context(views, kinks, input_name, _dimensions(shapes, batch),
+                        _tie_groups(getattr(report, "warnings", [])))
+
+
+def _door(report: Report) -> str:
+    """The front door that made the report (``check_layer``), read off its repeat line,
+    which starts with that call: the report carries no other word of it."""
+    return str(getattr(report, "repeat", "") or "").split("(", 1)[0].strip()
+
+
+def _batch_owner(input_name: str | None, by_name: dict[str, _View],
+                 output_shape: tuple[int, ...] | None, door: str) -> str | None:
+    """The input whose axis 0 is the batch: the input x of check_layer or check_function,
+    or a first checked argument whose axis 0 runs along the output's axis 0 too. Axis 0 of
+    a first argument alone may be anything (check_loss(f, W, X, y): W's rows)."""
+    if input_name is None or input_name not in by_name:
+        return None
+    shape = by_name[input_name].shape
+    if len(shape) < 2:
+        return None
+    if door in ("check_layer", "check_function"):
+        return input_name
+    if output_shape is None or len(output_shape) < 1 or output_shape[0] != shape[0]:
+        return None
+    return input_name
+
+
+def _dimensions(shapes: list[tuple[str, tuple[int, ...]]],
+                batch: str | None) -> list[tuple[int, str]]:
+    """Each dimension size with everything it is (``the batch size (axis 0 of x) and axis
+    1 of the output``), and the number of elements of each shape of rank 2 or more."""
+    names: dict[int, list[str]] = {}
+    for owner, shape in shapes:
+        for axis, size in enumerate(shape):
+            if axis == 0 and batch is not None and owner == "the output":
+                continue  # the batch again: said once, as the input's
+            where = f"axis {axis} of {owner}"
+            if axis == 0 and owner == batch:
+                where = f"the batch size ({where})"
+            names.setdefault(int(size), []).append(where)
+    for owner, shape in shapes:  # a mean over every element divides by their number
+        if len(shape) >= 2:
+            names.setdefault(int(np.prod(shape)), []).append(
+                f"the number of elements of {owner} (" + " x ".join(map(str, shape)) + ")")
+    return [(size, " and ".join(dict.fromkeys(wheres))) for size, wheres in names.items()
+            if size >= 2]
 
 
 # ---------------------------------------------------------------------------- the tests
@@ -268,12 +369,15 @@ def _diagnose_tensor(v: _View, ctx: _Context) -> Diagnosis | None:
         return _fast(v, ctx)
     if not v.failed.any():
         return None
+    tie = _tie(v, ctx)
+    if tie is not None:
+        return tie
     if not (v.failed & ~v.kink).any():
         # only kinks fail: the numbers there straddle a kink, so no pattern can be read from
         # them; what they are, the kinks mode says
         return _kinks_only(v, ctx) or _isolated(v, ctx)
     tests = (_swapped, _zero, _sign, _scale, _transpose, _reversed, _shifted, _missing_mask,
-             _inverted_mask, _offset, _value_term, _one_index, _region, _isolated)
+             _inverted_mask, _offset, _value_term, _one_index, _region, _slice, _isolated)
     for test in tests:
         found = test(v, ctx)
         if found is not None:
@@ -282,26 +386,35 @@ def _diagnose_tensor(v: _View, ctx: _Context) -> Diagnosis | None:
 
 
 def _fast(v: _View, ctx: _Context) -> Diagnosis:
-    """Fast mode: the pattern from the localized groups, or a word that full mode would tell."""
-    if v.failed.any():
-        evidence = int(np.sum(v.usable & _clear(v.n, v.bar)))
-        if evidence >= FAST_EVIDENCE:
-            for test in (_zero, _sign, _scale):
-                found = test(v, ctx)
-                if found is not None:
-                    found.text += (f" (fast mode measured {int(v.measured.sum())} of "
-                                   f"{v.a.size} elements one by one, to localize the "
-                                   "mismatches; mode='full' would check every element)")
-                    return found
-        if not v.lower_bound:  # localization finished: every wrong element is known
-            found = _isolated(v, ctx)
-            if found is not None:
-                return found
+    """Fast mode: the few wrong elements localization found, or a word that full mode would
+    tell. The measured elements are those the random directions pointed to, mostly wrong
+    ones: a pattern among them says nothing about the rest of the tensor."""
+    if v.failed.any() and not v.lower_bound:  # localization finished: every wrong one known
+        found = _tie(v, ctx) or _isolated(v, ctx)
+        if found is not None:
+            return found
+    return _needs_full(v)
+
+
+def _needs_full(v: _View) -> Diagnosis:
+    measured, total = int(v.measured.sum()), v.a.size
+    tail = "mode='full' would diagnose it (2 loss evaluations per element)"
+    k = int(v.failed.sum())
+    if not k:
+        return Diagnosis(
+            v.name, "needs_full",
+            f"fast mode measured {measured} of {total} elements of {v.name}, too few to name "
+            f"the mistake; {tail}", count=measured)
+    more = "; it stopped looking there, and more may be wrong" if v.lower_bound else ""
+    shown, indices = _listing(v, v.failed)
+    relation = _relation(v, v.failed & ~v.kink)
+    seen = f"; at every wrong one, {relation[1]}" if relation else ""
     return Diagnosis(
         v.name, "needs_full",
-        f"fast mode measured {int(v.measured.sum())} of {v.a.size} elements of {v.name}, too "
-        "few to name the mistake; mode='full' would diagnose it (2 loss evaluations per "
-        "element)", count=int(v.measured.sum()))
+        f"fast mode measured {measured} of {total} elements of {v.name} one by one: those its "
+        f"random-direction tests pointed to, {k} of them wrong ({shown}){more}{seen}. They "
+        f"are not a fair sample of {v.name}, so no pattern is claimed for the whole tensor: "
+        f"{tail}", elements=indices, count=measured)
 
 
 def _clear(values: np.ndarray, bar: np.ndarray) -> np.ndarray:
@@ -325,25 +438,29 @@ def _all(n: int, v: _View | None = None) -> str:
     return f"the only element{off}" if n == 1 else f"all {n} elements{off}"
 
 
-def _g(value: float) -> str:
-    return f"{value:.4g}"
+def _number(value: float) -> str:
+    """``general``, with 0 for -0 (a sign on a zero says nothing to a reader)."""
+    return general(value + 0.0)
 
 
 def _pair(a: float, n: float) -> str:
-    """``analytic 1.9453 vs numeric 1.9452``: as many digits as it takes to tell them apart."""
-    for digits in range(4, 17):
-        shown_a, shown_n = f"{a:.{digits}g}", f"{n:.{digits}g}"
+    """``analytic 1.94531 vs numeric 1.94532``: general()'s six digits, more where it takes
+    more to tell them apart."""
+    shown_a, shown_n = _number(a), _number(n)
+    for digits in range(7, 18):
         if shown_a != shown_n:
             break
+        shown_a, shown_n = f"{a + 0.0:.{digits}g}", f"{n + 0.0:.{digits}g}"
     return f"analytic {shown_a} vs numeric {shown_n}"
 
 
 def _element_note(a: float, n: float, bar: float) -> str:
-    """What one wrong element's two numbers say on their own: a flipped sign, a zero."""
+    """What one wrong element's two numbers say that they do not show: a flipped sign, a
+    numeric value that is 0 within its error bar."""
     if abs(n) > CLEAR * bar and abs(a + n) <= bar:
         return ", the sign flipped"
-    if a == 0 and abs(n) > CLEAR * bar:
-        return ", analytic 0"
+    if n != 0 and abs(n) <= bar:
+        return ", numeric 0 within its error bar"
     return ""
 
 
@@ -354,9 +471,59 @@ def _listing(v: _View, mask: np.ndarray) -> tuple[str, list[tuple[int, ...]]]:
     return shown + (", ..." if len(flat) > LISTED else ""), indices
 
 
+def _tie(v: _View, ctx: _Context) -> Diagnosis | None:
+    """Every mismatch a tied element the engine failed along the tie: the gradients of a
+    tie add up to more than the loss gives it (counted for every element), or to 0.
+
+    The engine fails a group's every element, so when the groups of this tensor hold as
+    many elements as failed, the failed elements are exactly the tied ones."""
+    groups = ctx.ties.get(v.name, [])
+    k = int(v.failed.sum())
+    if not groups or any(g.across for g in groups) or sum(g.count for g in groups) != k:
+        return None
+    shown, indices = _listing(v, v.failed)
+    values = ", ".join(dict.fromkeys(g.value for g in groups))
+    head = (f"the {_count(k, 'mismatch', 'mismatches')} are tied elements ({shown}; tied at "
+            f"{values})")
+    if ctx.kinks == "hull":  # the engine only ties elements inside their hulls then
+        head += ", each within its one-sided derivatives alone"
+    if all(g.total == 0 for g in groups):
+        return Diagnosis(
+            v.name, "tie_dropped",
+            f"{head}, but together they get 0 while the loss moves when they move together: "
+            "the upstream gradient of a tied maximum reaches none of them (a strict comparison "
+            "finds no single maximum); give it to one tied element, or split it",
+            elements=indices, count=k)
+    ratios = [g.total / g.slope for g in groups if g.slope]
+    if len(ratios) != len(groups) or not all(r > 1.001 for r in ratios):
+        return None  # less than the loss gives, or no slope to compare: no story to tell
+    return Diagnosis(
+        v.name, "tie_counted",
+        f"{head}, but moved together their gradients add up to {_times(ratios)} the slope of "
+        f"the loss ({_sums(groups)}): the upstream gradient of a tied maximum is counted more "
+        "than once, where the tied elements must share it (give it to one element, or split "
+        "it; (window == window.max()) * dout gives it to every one)", elements=indices, count=k)
+
+
+def _times(ratios: list[float]) -> str:
+    """``2 times``, ``1.33333 times``, ``2 to 4 times``."""
+    rounded = [round(r) if abs(r - round(r)) <= 1e-4 * r else r for r in ratios]
+    low, high = min(rounded), max(rounded)
+    return f"{_number(low)} times" if low == high else f"{_number(low)} to {_number(high)} times"
+
+
+def _sums(groups: list[_TieGroup]) -> str:
+    slope = groups[0].slope
+    if len(groups) == 1 and slope is not None:
+        return f"{_number(groups[0].total)} against {_number(slope)}"
+    return f"in each of the {len(groups)} tie groups"
+
+
 def _kinks_only(v: _View, ctx: _Context) -> Diagnosis | None:
     """Every mismatch on a kink, everything else right."""
-    if not np.all(v.kink[v.failed]):
+    if not np.all(v.kink[v.failed]) or ctx.ties.get(v.name):
+        # a tie failed as a group: each of its elements is inside its one-sided range, so
+        # "outside every valid convention" would be false for it
         return None
     shown, indices = _listing(v, v.failed)
     k = int(v.failed.sum())
@@ -365,12 +532,12 @@ def _kinks_only(v: _View, ctx: _Context) -> Diagnosis | None:
     if v.value is not None:
         values = np.unique(v.value[v.failed])
         if len(values) == 1:
-            at = f", where {v.name} = {_g(float(values[0]))}"
+            at = f", where {v.name} = {_number(float(values[0]))}"
     # "the one mismatch sits", "all 3 mismatches sit"
     mismatches = ("the one mismatch sits on a kink" if k == 1
                   else f"all {_count(k, 'mismatch', 'mismatches')} sit on kinks")
-    example = (f"e.g. {v.element(first)}: analytic {_g(float(v.a[first]))}, central difference "
-               f"{_g(float(v.n[first]))}")
+    example = (f"e.g. {v.element(first)}: analytic {_number(float(v.a[first]))}, central "
+               f"difference {_number(float(v.n[first]))}")
     if ctx.kinks == "hull":
         return Diagnosis(
             v.name, "kink_convention",
@@ -417,7 +584,7 @@ def _zero(v: _View, ctx: _Context, where: np.ndarray | None = None,
         return None
     k = int(mask.sum())
     worst = np.unravel_index(int(np.argmax(np.where(mask, np.abs(v.n), -1.0))), v.shape)
-    worst_text = (f"largest numeric {_g(float(v.n[worst]))} at "
+    worst_text = (f"largest numeric {_number(float(v.n[worst]))} at "
                   f"{v.element(tuple(int(i) for i in worst))}")
     if where is None:
         text = (f"analytic is 0 in {_all(k, v)} while numeric is not ({worst_text}): this "
@@ -445,42 +612,51 @@ def _sign(v: _View, ctx: _Context, where: np.ndarray | None = None,
 
 
 def _candidates(ctx: _Context) -> list[tuple[float, str]]:
-    """Named scale factors, each with the reason it is a natural mistake."""
-    named: list[tuple[float, str]] = [(2.0, "a factor 2 (the 2 of d/dx x^2 = 2x, or a 1/2 in "
-                                       "the loss)"), (0.5, "a factor 1/2 (the 2 of d/dx x^2 = 2x "
-                                                      "lost, or a 1/2 in the loss)")]
+    """Scale factors with a plain reason each: 2, one dimension, a number of elements (and
+    their inverses). Anything composite (2 x 5, 8/2) would be a story, not a fact."""
     mean = "a sum where a mean was meant, or the other way round"
-    for d, where in ctx.dims:
-        if d != 2:
-            named += [(float(d), f"{d} is {where}; {mean}"),
-                      (1.0 / d, f"{d} is {where}; {mean}")]
-    for d, where in ctx.dims:  # two mistakes at once: a factor 2 too, or the mean taken twice
-        named += [(2.0 * d, f"{2 * d} = 2 x {d}, {d} being {where}; a factor 2 and {mean}"),
-                  (0.5 / d, f"1/{2 * d} = 1/(2 x {d}), {d} being {where}; a factor 2 and "
-                   f"{mean}"),
-                  (d / 2.0, f"{d}/2, {d} being {where}; a factor 2 and {mean}"),
-                  (2.0 / d, f"2/{d}, {d} being {where}; a factor 2 and {mean}"),
-                  (float(d * d), f"{d * d} = {d}^2, {d} being {where}; divided or multiplied "
-                   "by it twice"),
-                  (1.0 / (d * d), f"1/{d * d} = 1/{d}^2, {d} being {where}; divided or "
-                   "multiplied by it twice")]
-    unique: list[tuple[float, str]] = []
-    for c, why in named:  # the first, simplest reason for each value
-        if all(abs(c - seen) > 1e-12 * abs(c) for seen, _ in unique):
-            unique.append((c, why))
-    return unique + [(-c, why + ", and the sign flipped") for c, why in unique]
+    two = "the 2 of d/dx x^2 = 2x"
+    dims = [(d, where) for d, where in ctx.dims if d != 2]
+    two_is = next((where for d, where in ctx.dims if d == 2), None)
+    if two_is is None:
+        named = [(2.0, f"a factor 2 ({two}, or a 1/2 in the loss)"),
+                 (0.5, f"a factor 1/2 ({two} lost, or a 1/2 in the loss)")]
+    else:  # both are plain facts; which one it is, the numbers cannot tell
+        why = f"2 is {two_is}, and also {two}: {mean}, or a factor 2 lost or added"
+        named = [(2.0, why), (0.5, why)]
+    for d, where in dims:
+        named += [(float(d), f"{d} is {where}; {mean}"), (1.0 / d, f"{d} is {where}; {mean}")]
+    return named + [(-c, why + ", and the sign flipped") for c, why in named]
 
 
 def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
            condition: str = "") -> Diagnosis | None:
     """analytic = c x numeric, one c."""
     mask = v.usable if where is None else v.usable & where
-    clear = mask & _clear(v.n, v.bar)
-    if not clear.any():
+    if not (mask & _clear(v.n, v.bar)).any():
         return None
     k = int(mask.sum())
     over = f"in {_all(k, v)}" if where is None else f"at all {_count(k)} where {condition}"
     rest = "" if where is None else ", right elsewhere"
+    named = _named_factor(v, ctx, mask)
+    if named is not None:
+        c, why = named
+        return Diagnosis(v.name, "scale",
+                         f"analytic = {_factor_text(c)} x numeric {over}{rest}: {why}",
+                         factor=c, where=condition or None, count=k)
+    fitted = _fitted_factor(v, mask)
+    if fitted is None:
+        return None
+    why = ("one factor in every element: a constant multiplied in, or missing, in backward"
+           if where is None else "the slope backward uses on that side is off by this factor")
+    return Diagnosis(v.name, "scale",
+                     f"analytic = {_fitted_text(fitted)} x numeric {over}{rest}: {why}",
+                     factor=fitted, where=condition or None, count=k)
+
+
+def _named_factor(v: _View, ctx: _Context, mask: np.ndarray) -> tuple[float, str] | None:
+    """The first candidate factor (with its reason) that holds at every element of mask."""
+    clear = mask & _clear(v.n, v.bar)
     # the most telling element (largest |numeric| in error bars) rules out most candidates
     # with one comparison each, before any is held to every element
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -491,13 +667,17 @@ def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
             continue
         shows = (clear & _clear(v.a, abs(c) * v.bar)).any()
         if shows and _fits(v.a, c * v.n, abs(c) * v.bar, mask):
-            factor = _factor_text(c)
-            return Diagnosis(v.name, "scale", f"analytic = {factor} x numeric {over}{rest}: {why}",
-                             factor=c, where=condition or None, count=k)
+            return c, why
+    return None
+
+
+def _fitted_factor(v: _View, mask: np.ndarray) -> float | None:
+    """One factor c with analytic = c x numeric at every element of mask, fitted from the
+    clearly nonzero ones (weighted by their error bars) and held to all of them with the
+    fit's own uncertainty added; None when it does not hold, or is 1 or 0."""
+    clear = mask & _clear(v.n, v.bar)
     if int(clear.sum()) < FIT_EVIDENCE:
         return None
-    # one factor fitted from the clearly nonzero elements (weighted by their error bars),
-    # then held to every element, with the fit's own uncertainty sigma added to the bars
     weights = 1.0 / v.bar[clear] ** 2
     information = float(np.sum(weights * v.n[clear] ** 2))
     c = float(np.sum(weights * v.a[clear] * v.n[clear]) / information)
@@ -508,11 +688,28 @@ def _scale(v: _View, ctx: _Context, where: np.ndarray | None = None,
         return None  # not told apart from a right gradient, nor from zero
     if not _fits(v.a, c * v.n, max(abs(c), 1.0) * v.bar + 2 * sigma * np.abs(v.n), mask):
         return None
-    why = ("one factor in every element: a constant multiplied in, or missing, in backward"
-           if where is None else "the slope backward uses on that side is off by this factor")
-    shown = _g(c) if abs(c - 1) > 0.01 else f"{c:.{_digits(c)}f}"  # 1.00002, not 1
-    return Diagnosis(v.name, "scale", f"analytic = {shown} x numeric {over}{rest}: {why}",
-                     factor=c, where=condition or None, count=k)
+    return c
+
+
+def _relation(v: _View, mask: np.ndarray) -> tuple[float, str] | None:
+    """What analytic is at every element of mask, in terms of numeric: 0, -numeric or one
+    c x numeric (no reason given: the elements may be any subset), with that c."""
+    clear = mask & _clear(v.n, v.bar)
+    if not clear.any():
+        return None
+    if np.all(v.a[mask] == 0):
+        return 0.0, "analytic is 0"
+    if _fits(v.a, -v.n, v.bar, mask):
+        return -1.0, "analytic = -numeric"
+    c = _fitted_factor(v, mask)
+    return None if c is None else (c, f"analytic = {_fitted_text(c)} x numeric")
+
+
+def _fitted_text(c: float) -> str:
+    """A fitted factor: 1/n shown as such; 1.00002, not 1, when it is near 1."""
+    if abs(c - 1) > 1e-4:
+        return _factor_text(c)
+    return f"{c:.{_digits(c)}f}"
 
 
 def _digits(c: float) -> int:
@@ -521,9 +718,12 @@ def _digits(c: float) -> int:
 
 
 def _factor_text(c: float) -> str:
-    if abs(c) < 1 and abs(round(1 / c) - 1 / c) < 1e-12:
-        return f"{_g(c)} (= 1/{round(1 / c)})" if c > 0 else f"{_g(c)} (= -1/{round(-1 / c)})"
-    return _g(c)
+    """``0.125 (= 1/8)``: a factor below 1 that is the inverse of a whole number (to the
+    precision a fitted factor has) shown as such."""
+    if abs(c) < 1 and abs(round(1 / c) - 1 / c) < 1e-9 * abs(1 / c):
+        inverse = f"1/{round(1 / c)}" if c > 0 else f"-1/{round(-1 / c)}"
+        return f"{_number(c)} (= {inverse})"
+    return _number(c)
 
 
 def _transpose(v: _View, ctx: _Context) -> Diagnosis | None:
@@ -558,8 +758,9 @@ def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
         both = v.usable & np.flip(v.usable, axis)
         with np.errstate(invalid="ignore"):
             asymmetric = both & (np.abs(v.n - flipped_n) > CLEAR * (v.bar + flipped_bar))
-        if not asymmetric.any() or not _fits(v.a, flipped_n, np.maximum(v.bar, flipped_bar),
-                                             both):
+        if not asymmetric.any() or not _mostly_nonzero(flipped_n, flipped_bar, both):
+            continue
+        if not _fits(v.a, flipped_n, np.maximum(v.bar, flipped_bar), both):
             continue
         k = int(both.sum())
         along = (f"along axis {axis[0]}" if len(axis) == 1
@@ -574,53 +775,84 @@ def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
     return None
 
 
+def _mostly_nonzero(moved: np.ndarray, bar: np.ndarray, mask: np.ndarray) -> bool:
+    """The values a rearrangement (a reversal, a shift) moves are clearly nonzero at two
+    elements of mask or more, and at more than half of them: in a sparse gradient (one
+    nonzero per pooling window) a rearrangement can line up the few nonzeros by chance."""
+    carried = int((mask & _clear(moved, bar)).sum())
+    return carried >= 2 and 2 * carried > int(mask.sum())
+
+
 def _shifted(v: _View, ctx: _Context) -> Diagnosis | None:
-    """analytic[i] = numeric[i - s] along one axis (s = +-1): an index off by one. The slice
-    the shift leaves empty must wrap around, or be 0."""
+    """analytic[i] = numeric[i - s] along one axis (s = +-1) at every element that has an
+    i - s: an index off by one. The slice the shift leaves over (the edge) may hold
+    anything: it wraps around, is 0, or is said to hold other values."""
     for axis, size in enumerate(v.shape):
         if size < 3:
             continue
         for shift in (1, -1):
             moved_n = np.roll(v.n, shift, axis)
             moved_bar = np.roll(v.bar, shift, axis)
-            moved_usable = np.roll(v.usable, shift, axis)
             edge = np.zeros(v.shape, dtype=bool)
+            edge_index = 0 if shift == 1 else size - 1
             index: list[Any] = [slice(None)] * len(v.shape)
-            index[axis] = 0 if shift == 1 else -1
+            index[axis] = edge_index
             edge[tuple(index)] = True
-            both = v.usable & moved_usable
+            both = v.usable & np.roll(v.usable, shift, axis)
+            inside = both & ~edge
             with np.errstate(invalid="ignore"):
-                differs = both & (np.abs(v.n - moved_n) > CLEAR * (v.bar + moved_bar))
-            if not differs.any():
-                continue  # constant along the axis: a shift cannot be told apart
+                telling = inside & (np.abs(v.n - moved_n) > CLEAR * (v.bar + moved_bar))
+            if int(telling.sum()) < FIT_EVIDENCE:
+                continue  # nearly constant along the axis: a shift cannot be told apart
+            if not _mostly_nonzero(moved_n, moved_bar, both):
+                continue
             bar = np.maximum(v.bar, moved_bar)
-            if not _fits(v.a, moved_n, bar, both & ~edge):
+            if not _fits(v.a, moved_n, bar, inside):
                 continue
-            wraps = _fits(v.a, moved_n, bar, both & edge)
-            if not (wraps or np.all(v.a[edge] == 0)):
+            edge_text = _edge_text(v, moved_n, bar, both & edge, axis, edge_index)
+            if edge_text is None:
                 continue
-            k = int((both & ~edge).sum())
+            k = int(inside.sum())
             way = "i - 1" if shift == 1 else "i + 1"
-            end = ("wrapping around" if wraps else
-                   f"and the {'first' if shift == 1 else 'last'} is 0")
             return Diagnosis(
                 v.name, "shifted",
                 f"analytic = numeric shifted by one along axis {axis}: element i holds the value "
-                f"of element {way} in {_all(k, v)} it can ({end}): an index off by one",
-                where=f"axis {axis}, by {shift:+d}", count=k)
+                f"of element {way} in {_all(k, v)} that have one ({edge_text}): an index off "
+                "by one", where=f"axis {axis}, by {shift:+d}", count=k)
     return None
 
 
+def _edge_text(v: _View, moved_n: np.ndarray, bar: np.ndarray, edge: np.ndarray, axis: int,
+               edge_index: int) -> str | None:
+    """What the slice a shift leaves over holds: the wrapped-around values, 0, or other
+    values; None when other values would leave more than a quarter of the tensor
+    unexplained (an axis of 3)."""
+    where = v.slice_name(axis, edge_index)
+    if _fits(v.a, moved_n, bar, edge):
+        return f"{where} wraps around"
+    if edge.any() and np.all(v.a[edge] == 0):
+        return f"{where} is 0"
+    if v.shape[axis] * ISOLATED_SHARE < 1:
+        return None
+    return f"{where} holds other values, neither 0 nor wrapped around"
+
+
 def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
-    """Analytic nonzero exactly where numeric is 0; right elsewhere."""
+    """Analytic nonzero where numeric is 0, right elsewhere: at (nearly) all the zeros of
+    numeric, or at exactly those a threshold on the input singles out (the x > 6 of a clip
+    whose upper mask is missing, among the zeros of x < 0 it kept)."""
     with np.errstate(invalid="ignore"):
         zero = v.usable & (np.abs(v.n) <= v.bar)
     wrong = v.failed & ~v.kink
     k = int(wrong.sum())
-    if k < 2 or not np.all(zero[wrong]) or k < 0.75 * int(zero.sum()):
+    if k < 2 or not np.all(zero[wrong]):
         return None
-    condition = _input_condition(v, ctx, wrong, zero)
+    condition = _input_condition(v, ctx, wrong)
+    most = k >= 0.75 * int(zero.sum())
+    if not (most or (condition and k >= SUBSET_EVIDENCE)):
+        return None
     shown, indices = _listing(v, wrong)
+    others = int(zero.sum()) - k
     if condition:
         where = f"exactly the elements with {condition}"
         why = (f"the mask ({_negate(condition)}) that zeroes them, an activation's derivative "
@@ -628,11 +860,12 @@ def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
     else:
         where = shown
         why = "a mask that zeroes them, an activation's derivative like ReLU's, is missing"
+    at = f"the {_count(k)}" if not others else _count(k)
+    also = f"; numeric is 0 at {others} more, and analytic with it" if others else ""
     return Diagnosis(
         v.name, "missing_mask",
-        f"analytic is nonzero at the {_count(k)} where numeric is 0 ({where}) and right "
-        f"everywhere else: {why} in backward", where=condition or None, elements=indices,
-        count=k)
+        f"analytic is nonzero at {at} where numeric is 0 ({where}){also}; every other element "
+        f"is right: {why} in backward", where=condition or None, elements=indices, count=k)
 
 
 def _inverted_mask(v: _View, ctx: _Context) -> Diagnosis | None:
@@ -645,9 +878,9 @@ def _inverted_mask(v: _View, ctx: _Context) -> Diagnosis | None:
     neither = v.usable & small_a & small_n
     if not (only_a.any() and only_n.any()) or not np.all((only_a | only_n | neither)[v.usable]):
         return None
-    condition = _input_condition(v, ctx, only_a, ~only_n)
+    condition = _input_condition(v, ctx, only_a)
     ka, kn = int(only_a.sum()), int(only_n.sum())
-    where = f", {condition}" if condition else ""
+    where = f", exactly the elements with {condition}" if condition else ""
     return Diagnosis(
         v.name, "inverted_mask",
         f"analytic is nonzero exactly where numeric is 0 ({_count(ka)}{where}) and 0 where "
@@ -686,7 +919,7 @@ def _offset(v: _View, ctx: _Context) -> Diagnosis | None:
         why = "a constant term added to, or missing from, every element of the gradient"
     return Diagnosis(
         v.name, "offset",
-        f"analytic - numeric = {_g(constant)}{named} at {structure}{listed}{rest}: {why}",
+        f"analytic - numeric = {_number(constant)}{named} at {structure}{listed}{rest}: {why}",
         constant=constant, where=structure, elements=indices, count=k)
 
 
@@ -712,10 +945,21 @@ def _value_term(v: _View, ctx: _Context) -> Diagnosis | None:
     k = int(v.usable.sum())
     return Diagnosis(
         v.name, "value_term",
-        f"analytic - numeric = {_g(c)} x {v.name} (its own value) in {_all(k, v)}: a term "
-        f"proportional to {v.name} is missing or extra, such as the weight decay of an L2 "
-        f"penalty (lambda = {_g(abs(c))}), or the derivative of a term in {v.name}^2",
-        factor=c, count=k)
+        f"analytic - numeric = {_number(c)} x {v.name} (its own value) in {_all(k, v)}: "
+        + _value_term_reason(c, v.name), factor=c, count=k)
+
+
+def _value_term_reason(c: float, name: str) -> str:
+    """What a term c x W is, by its sign. With an L2 penalty (lambda/2) sum(W^2) in the
+    loss, backward owes +lambda W: forgotten, c = -lambda; added with its sign flipped,
+    c = -2 lambda; added where the loss has none, or twice, c = +lambda."""
+    size = _number(abs(c))
+    if c < 0:
+        return (f"backward lacks a term {size} x {name}, like the weight decay lambda {name} "
+                f"of an L2 penalty (lambda/2) sum({name}^2): forgotten (lambda = {size}), or "
+                f"added with the wrong sign (lambda = {_number(abs(c) / 2)})")
+    return (f"backward has a term {size} x {name} too many, like a weight decay lambda {name} "
+            f"(lambda = {size}) that the loss does not have, or that was added twice")
 
 
 def _one_index(v: _View, ctx: _Context) -> Diagnosis | None:
@@ -744,7 +988,7 @@ def _one_index(v: _View, ctx: _Context) -> Diagnosis | None:
         counts = np.moveaxis(v.usable, axis, 0).reshape(size, -1).sum(axis=1)
         if np.any(counts < 2):
             continue
-        shown = ", ".join(_g(float(c)) for c in per_index[:LISTED])
+        shown = ", ".join(_number(float(c)) for c in per_index[:LISTED])
         more = ", ..." if size > LISTED else ""
         k = int(v.usable.sum())
         return Diagnosis(
@@ -801,6 +1045,40 @@ def _region(v: _View, ctx: _Context) -> Diagnosis | None:
     return None
 
 
+def _slice(v: _View, ctx: _Context) -> Diagnosis | None:
+    """Every wrong element in one row (one column, one index along an axis), and there
+    analytic = 0, -numeric or c x numeric at every element; every other element right."""
+    wrong = v.failed & ~v.kink
+    if len(v.shape) < 2 or int(wrong.sum()) < 2:
+        return None
+    for axis, size in enumerate(v.shape):
+        indices = np.unique(np.nonzero(wrong)[axis])
+        if size < 2 or len(indices) != 1:
+            continue
+        index = int(indices[0])
+        region = np.zeros(v.shape, dtype=bool)
+        region[(slice(None),) * axis + (index,)] = True
+        relation = _relation(v, v.usable & region)
+        if relation is None or int((v.usable & region & _clear(v.n, v.bar)).sum()) < 2:
+            continue
+        factor, holds = relation
+        where = (f"{('row', 'column')[axis]} {index}" if len(v.shape) == 2
+                 else f"index {index} along axis {axis}")
+        k = int((v.usable & region).sum())
+        noun = ("row", "column")[axis] if len(v.shape) == 2 else "slice"
+        why = (f"that {noun}'s gradient is never computed (a loop that skips it, a range one "
+               "short)" if factor == 0 else
+               "the sign is flipped for that index only (a special case, or a loop's first or "
+               "last pass)" if factor == -1 else
+               "it is scaled for that index only (counted twice, or a special case)")
+        return Diagnosis(
+            v.name, "slice",
+            f"every wrong element is in {where} ({v.slice_name(axis, index)}), and there "
+            f"{holds} in {_all(k, v)}; every other element is right: {why}",
+            factor=factor, where=where, count=k)
+    return None
+
+
 def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
     """A few wrong elements, all the others right."""
     k = int(v.failed.sum())
@@ -831,13 +1109,10 @@ def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
 # ---------------------------------------------------------------------------- conditions on x
 
 
-def _input_condition(v: _View, ctx: _Context, inside: np.ndarray,
-                     allowed: np.ndarray) -> str:
-    """A threshold condition on the input's values that holds at every ``inside`` element and
-    at no usable element outside ``allowed`` ("x < 0"), or ""."""
-    if v.name != ctx.input_name or v.value is None:
-        return ""
-    found = _threshold(v, ctx, inside & v.usable, v.usable & ~allowed)
+def _input_condition(v: _View, ctx: _Context, inside: np.ndarray) -> str:
+    """A threshold condition on the input's values ("x < 0") that holds at exactly the
+    ``inside`` elements among the usable ones: at every one of them and at no other; or ""."""
+    found = _threshold(v, ctx, inside & v.usable, v.usable & ~inside)
     return found[0] if found else ""
 
 
@@ -855,8 +1130,7 @@ def _threshold(v: _View, ctx: _Context, inside: np.ndarray,
         if t is None:
             continue
         bound = -t if text.startswith("x <") else t
-        shown = _g(bound + 0.0)  # + 0.0: no "-0"
-        condition = text.replace("x", v.name, 1).format(shown)
+        condition = text.replace("x", v.name, 1).format(_number(bound))
         return condition, f > t
     return None
 

@@ -270,8 +270,12 @@ def _check_together(scope: _Scope, parts: list[Part]) -> dict[str, FastResult]:
         if test.verdict == "agrees":
             alone = [p for p, vouched in zip(parts, test.vouched, strict=True) if not vouched]
     results = {p.name: FastResult(Measured.concat([]), "", False) for p in parts}
+    calls = scope.calls
+    verified = sum(p.size for p in parts if p not in alone)
+    calls.tick(calls.scanned + verified, calls.planned)
     for part in alone:
         results[part.name] = _search(scope, part)
+        calls.tick(calls.scanned + part.size, calls.planned)
     return results
 
 

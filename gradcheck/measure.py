@@ -28,7 +28,13 @@ from gradcheck.calls import Calls
 from gradcheck.kinks import distance_to_hull, is_jump, kink_mask, roughness
 from gradcheck.numeric import step_sizes
 from gradcheck.text import flat_element
-from gradcheck.tolerances import Tolerance, gradient_scale, rounding_allowance, rounding_floor
+from gradcheck.tolerances import (
+    SCALE_FLOOR,
+    Tolerance,
+    gradient_scale,
+    rounding_allowance,
+    rounding_floor,
+)
 
 # Per-coordinate verdicts.
 OK, HULL, PENDING, SKIPPED, BAD, UNVERIFIED = range(6)
@@ -140,9 +146,11 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     agreement_floor = _agreement_floor(first, finite)
     # what the default atols are relative to (tolerances.Tolerance._atol)
     atol_scale = max(gradient_scale(numeric, analytic), abs(loss_at_point))
+    judge = _Judge(tol, atol_scale, SCALE_FLOOR * gradient_scale(numeric, analytic),
+                   agreement_floor)
     with np.errstate(invalid="ignore"):
         mismatch = np.abs(analytic - numeric)
-        agree = mismatch <= tol.detect(numeric, atol_scale) + agreement_floor(first)
+        agree = mismatch <= judge.detect(numeric) + agreement_floor(first)
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
@@ -161,7 +169,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
                                np.abs(look.forward - look.backward),
                                np.abs(look.numeric - numeric[curved]), jump_floor[curved])
     bar = first.floor.copy()
-    allowed = tol.detect(numeric, atol_scale) + bar
+    allowed = judge.detect(numeric) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
     unverified = np.zeros(len(flat_indices), dtype=bool)
     # generous: what the old single-step test accepted; a kink's numbers are judged by it
@@ -176,13 +184,12 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         generous_half = tol.at_kink(half.numeric, atol_scale) + half.allowance
         # kinks are looked for at the detection tolerance: a jump smaller than the
         # verification atol is still a kink, not a wrong gradient
-        rough = gap > (tol.detect(numeric[suspects], atol_scale) + first.allowance[suspects]
-                       + tol.detect(half.numeric, atol_scale) + half.allowance)
+        rough = gap > (judge.detect(numeric[suspects]) + first.allowance[suspects]
+                       + judge.detect(half.numeric) + half.allowance)
         jump = is_jump(np.abs(forward - backward)[suspects],
                        np.abs(half.forward - half.backward), gap, jump_floor[suspects])
         smooth = ~rough & ~jump
-        verdict = _judge_smooth(a, numeric[suspects], (forward - backward)[suspects], half, tol,
-                                atol_scale, agreement_floor)
+        verdict = judge.smooth(a, numeric[suspects], (forward - backward)[suspects], half)
         take_half = rough | smooth  # a kink on the point keeps the first look's numbers
         for column, new in ((numeric, half.numeric), (forward, half.forward),
                             (backward, half.backward)):
@@ -216,8 +223,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
             halves = (np.abs(spread_quarter - spread_half / 2)
                       <= spread_half / 8 + 2 * look.floor + jump_floor[third] / 8)
             third, look, earlier = third[halves], _subset(look, halves), earlier[halves]
-            late = _judge_smooth(analytic[third], earlier, (forward - backward)[third],
-                                 look, tol, atol_scale, agreement_floor)
+            late = judge.smooth(analytic[third], earlier, (forward - backward)[third], look)
             for column, new in ((numeric, look.numeric), (forward, look.forward),
                                 (backward, look.backward)):
                 column[third] = new
@@ -261,27 +267,44 @@ class SmoothVerdict(NamedTuple):
     rough_bar: np.ndarray  # the bar is set by the gap between the looks, not by rounding
 
 
-def _judge_smooth(analytic: np.ndarray, earlier: np.ndarray, earlier_spread: np.ndarray,
-                  look: Differences, tol: Tolerance, atol_scale: float,
-                  agreement_floor: Callable[[Differences], np.ndarray]) -> SmoothVerdict:
-    """Judge elements where the loss is smooth, from the central differences at a step
-    (``earlier``, with its one-sided spread d+ - d-) and at half that step (``look``)."""
-    gap = np.abs(look.numeric - earlier)
-    measured_bar = np.maximum(GAP_FACTOR * gap, look.floor)
-    # the error of the later value itself: gap/3 where truncation is O(h^2) (Richardson)
-    own_error = np.maximum(gap / 3, look.floor)
-    # what a bug must clear: the measured bar, the loss's roughness at this scale (the part
-    # of the second differences that does not scale as h^2), and a few roundings at the
-    # coarsest precision in play; measured, not a dtype's eps times |L|
-    rough_noise = roughness(earlier_spread, look.forward - look.backward)
-    safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * rough_noise,
-                                  MODEL_ROUNDINGS * look.model_floor])
-    detect = tol.detect(look.numeric, atol_scale)
-    with np.errstate(invalid="ignore"):
-        off = np.abs(analytic - look.numeric)
-        fine = off <= detect + np.maximum(measured_bar, agreement_floor(look))
-        wrong = off > detect + safe_bar
-    return SmoothVerdict(fine, wrong, own_error, detect + measured_bar, gap / 3 >= look.floor)
+@dataclass(frozen=True)
+class _Judge:
+    """The tolerances one tensor's elements are judged by."""
+
+    tolerance: Tolerance
+    atol_scale: float  # what default atols are relative to (|L|, the largest |gradient|)
+    # An element smaller than this (a tenth of the tensor's largest gradient) is held to it:
+    # its absolute error is what matters next to the others. A rounding-sized mismatch on
+    # a near-zero element (a kink too small to see) is no bug.
+    magnitude_floor: float
+    agreement_floor: Callable[[Differences], np.ndarray]
+
+    def detect(self, numeric: np.ndarray) -> np.ndarray:
+        """The mismatch allowed before the error bar is consulted."""
+        return self.tolerance.detect(np.maximum(np.abs(numeric), self.magnitude_floor),
+                                     self.atol_scale)
+
+    def smooth(self, analytic: np.ndarray, earlier: np.ndarray, earlier_spread: np.ndarray,
+               look: Differences) -> SmoothVerdict:
+        """Judge elements where the loss is smooth, from the central differences at a step
+        (``earlier``, with its one-sided spread d+ - d-) and at half that step (``look``)."""
+        gap = np.abs(look.numeric - earlier)
+        measured_bar = np.maximum(GAP_FACTOR * gap, look.floor)
+        # the error of the later value itself: gap/3 where truncation is O(h^2) (Richardson)
+        own_error = np.maximum(gap / 3, look.floor)
+        # what a bug must clear: the measured bar, the loss's roughness at this scale (the
+        # part of the second differences that does not scale as h^2), and a few roundings
+        # at the coarsest precision in play; measured, not a dtype's eps times |L|
+        rough_noise = roughness(earlier_spread, look.forward - look.backward)
+        safe_bar = np.maximum.reduce([measured_bar, ROUGHNESS_FACTOR * rough_noise,
+                                      MODEL_ROUNDINGS * look.model_floor])
+        detect = self.detect(look.numeric)
+        with np.errstate(invalid="ignore"):
+            off = np.abs(analytic - look.numeric)
+            fine = off <= detect + np.maximum(measured_bar, self.agreement_floor(look))
+            wrong = off > detect + safe_bar
+        return SmoothVerdict(fine, wrong, own_error, detect + measured_bar,
+                             gap / 3 >= look.floor)
 
 
 def _subset(d: Differences, keep: np.ndarray) -> Differences:

@@ -34,13 +34,11 @@ from gradcheck.adapters import (
     Upstream,
     callable_name,
     float_input,
-    not_an_array,
     output_array,
     refuse_non_array,
-    returned,
     upstream_array,
 )
-from gradcheck.calls import check_callable, same_bits
+from gradcheck.calls import check_callable, not_an_array, returned, same_bits
 from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
 from gradcheck.options import CheckOptions, Options, Subject, front_door

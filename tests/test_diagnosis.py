@@ -72,10 +72,56 @@ DW, DX = X.T @ G, G @ W.T
 
 
 def test_scale_names_the_batch_size() -> None:
-    d = only(report(tensor("x", DX, DX, value=X), tensor("W", DW / 8, DW)))
+    d = only(report(tensor("x", DX, DX, value=X), tensor("W", DW / 8, DW), output_shape=(8, 4)))
     assert (d.tensor, d.kind, d.factor) == ("W", "scale", 0.125)
     assert "0.125" in d.text and "8 is the batch size (axis 0 of x)" in d.text
     assert d.count == 16
+
+
+def test_axis_0_of_the_first_argument_is_the_batch_only_along_the_output() -> None:
+    # check_loss(f, W, X, y): the first checked argument is a weight, the loss a scalar
+    w = RNG.standard_normal((5, 3))
+    d = only(report(tensor("W", 5 * w, w), input_name="W", output_shape=()))
+    assert d.kind == "scale" and d.factor == 5.0
+    assert "batch" not in d.text and "5 is axis 0 of W" in d.text
+
+
+def test_axis_0_of_a_weight_is_never_called_the_batch_size() -> None:
+    def softmax_loss(W: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        s = X @ W
+        p = np.exp(s - s.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        d = p.copy()
+        d[np.arange(len(y)), y] -= 1
+        return float(-np.log(p[np.arange(len(y)), y]).mean()), X.T @ d  # forgot / N
+
+    rng = np.random.default_rng(0)
+    rep = gc.check_loss(softmax_loss, 0.1 * rng.standard_normal((5, 5)),
+                        rng.standard_normal((5, 5)), rng.integers(0, 5, 5))
+    d = only(rep)
+    assert (d.kind, d.factor) == ("scale", 5.0), str(rep)
+    assert "batch" not in d.text and "axis 0 of W" in d.text
+
+
+def test_scale_reasons_are_single_facts_never_composites() -> None:
+    x = RNG.standard_normal((8, 5))
+    w = RNG.standard_normal((5, 3))
+    for factor in (10.0, 4.0, 0.25, 16.0, 1 / 16, 2.5, 64.0):  # 2 x 5, 8/2, 2/8, 2 x 8, ...
+        d = only(report(tensor("x", x, x, value=x), tensor("W", factor * w, w),
+                        output_shape=(8, 3)))
+        assert d.kind == "scale" and d.factor == pytest.approx(factor, rel=1e-9)
+        assert d.text.endswith("one factor in every element: a constant multiplied in, or "
+                               "missing, in backward"), d.text
+    d = only(report(tensor("x", x, x, value=x), tensor("W", 40 * w, w), output_shape=(8, 3)))
+    assert "40 is the number of elements of x (8 x 5)" in d.text
+
+
+def test_a_batch_of_two_names_both_readings_of_a_factor_two() -> None:
+    x = RNG.standard_normal((2, 5))
+    w = RNG.standard_normal((5, 3))
+    d = only(report(tensor("x", x, x, value=x), tensor("W", w / 2, w), output_shape=(2, 3)))
+    assert (d.kind, d.factor) == ("scale", 0.5)
+    assert "2 is the batch size (axis 0 of x)" in d.text and "d/dx x^2" in d.text
 
 
 def test_scale_factor_two_and_unnamed_factor() -> None:
@@ -259,7 +305,204 @@ def test_fast_mode_diagnoses_from_the_localized_elements_or_says_full_would() ->
     located[10:12] = True  # 8 + 80 measured, all with the sign flipped
     d = only(report(tensor("W", -big, big, mode="fast", measured=located, lower_bound=True),
                     input_name=None))
-    assert d.kind == "sign" and "fast mode" in d.text
+    assert d.kind == "needs_full" and "analytic = -numeric" in d.text
+
+
+def test_fast_mode_reads_no_whole_tensor_pattern_off_the_located_elements() -> None:
+    # one row sign-flipped, the rest right: the located elements are all in that row, so
+    # they look exactly like a tensor whose every element is flipped
+    big = RNG.standard_normal((40, 40))
+    wrong = big.copy()
+    wrong[0] *= -1
+    located = np.zeros(big.shape, dtype=bool)
+    located[0, :14] = True
+    for analytic in (wrong, -big, big / 8):
+        d = only(report(tensor("W", analytic, big, mode="fast", measured=located,
+                               lower_bound=True), input_name=None))
+        assert (d.kind, d.factor, d.where) == ("needs_full", None, None)
+        assert "not a fair sample of W" in d.text and "mode='full' would diagnose" in d.text
+    assert "analytic = 0.125 (= 1/8) x numeric" in d.text
+
+
+def test_isolated_prints_zeros_plainly_and_once() -> None:
+    n = DW.copy()
+    n[2, 1] = 3e-12  # 0 within its error bar
+    a = DW.copy()
+    a[2, 1] = 0.7
+    a[0, 3] = -0.0  # "analytic -0" would read as a sign
+    d = only(report(tensor("W", a, n), input_name=None))
+    assert d.kind == "isolated" and d.elements == [(0, 3), (2, 1)]
+    assert "-0 " not in d.text and "W[0, 3]: analytic 0 vs numeric" in d.text
+    assert d.text.count("analytic 0 ") == 1  # the pair says it; no note repeats it
+    assert "W[2, 1]: analytic 0.7 vs numeric" in d.text
+    assert "numeric 0 within its error bar" in d.text
+
+
+def test_value_term_says_which_lambda_by_its_sign() -> None:
+    # loss with (0.1/2) sum(W^2): backward owes +0.1 W; it adds -0.1 W (c = -0.2)
+    d = only(report(tensor("W", DW - 0.2 * W, DW, value=W), input_name=None))
+    assert (d.kind, d.factor) == ("value_term", pytest.approx(-0.2))
+    assert "lacks a term 0.2 x W" in d.text
+    assert "forgotten (lambda = 0.2)" in d.text and "wrong sign (lambda = 0.1)" in d.text
+    d = only(report(tensor("W", DW + 0.1 * W, DW, value=W), input_name=None))
+    assert (d.kind, d.factor) == ("value_term", pytest.approx(0.1))
+    assert "a term 0.1 x W too many" in d.text and "lacks" not in d.text
+
+
+def _holds(condition: str, x: np.ndarray) -> np.ndarray:
+    """Where a condition the diagnosis named ("x < 0.5", "|x| > 1") is true."""
+    left, op, bound = condition.split(" ")
+    values = np.abs(x) if left.startswith("|") else x
+    return values < float(bound) if op == "<" else values > float(bound)
+
+
+def test_inverted_mask_names_no_condition_that_other_elements_share() -> None:
+    # routed to the argmin of windows of 4: a threshold between the argmins and the
+    # argmaxes also holds at elements that are neither
+    x = np.random.default_rng(2).standard_normal((8, 4))
+    g = np.random.default_rng(3).standard_normal((8, 1)) + 3.0
+    argmax = x == x.max(axis=1, keepdims=True)
+    argmin = x == x.min(axis=1, keepdims=True)
+    d = only(report(tensor("x", g * argmin, g * argmax, value=x)))
+    assert d.kind == "inverted_mask"
+    assert d.where is None or np.array_equal(_holds(d.where, x), argmin), d.where
+    assert d.where is None  # here x < t at the argmins holds elsewhere too
+
+
+def test_missing_mask_says_exactly_only_when_it_is_exact() -> None:
+    # ReLU and a fixed dropout mask: backward keeps the dropout, forgets ReLU's mask;
+    # elements with x < 0 that dropout zeroed are right
+    keep = np.ones(X.shape, dtype=bool)
+    keep.flat[np.flatnonzero(X < 0)[:2]] = False
+    keep.flat[np.flatnonzero(X > 0)[0]] = False
+    d = only(report(tensor("x", G * keep, G * keep * (X > 0), value=X)))
+    assert d.kind == "missing_mask" and d.where is None
+    assert "exactly" not in d.text and "numeric is 0 at 3 more, and analytic with it" in d.text
+    assert d.count == int((keep & (X < 0)).sum())
+
+
+def test_missing_upper_mask_of_a_clip_among_the_zeros_it_kept() -> None:
+    x = 5 * np.random.default_rng(3).standard_normal((8, 5))  # 4 elements above 6
+    g = np.random.default_rng(6).standard_normal((8, 5))
+    d = only(report(tensor("x", g * (x > 0), g * (x > 0) * (x < 6), value=x)))
+    assert d.kind == "missing_mask" and d.where is not None
+    assert np.array_equal(_holds(d.where, x), x > 6)  # exactly the clipped ones
+    assert f"exactly the elements with {d.where}" in d.text
+
+
+def test_a_threshold_that_singles_out_two_zeros_is_no_mask() -> None:
+    x = RNG.standard_normal((8, 5))
+    top2 = x >= np.sort(x.reshape(-1))[-2]  # the two largest x: a threshold x > t fits them
+    right = np.where(x > 0, 1.0, 0.0)
+    a = np.where(top2, 2.0, right)
+    n = np.where(top2, 0.0, right)
+    found = kinds(diagnose(report(tensor("x", a, n, value=x))))
+    assert found.get("x") != "missing_mask", found
+
+
+def test_shift_with_an_edge_that_holds_other_values() -> None:
+    edge_values = RNG.standard_normal(8)
+    a = np.roll(DX, 1, axis=1)
+    a[:, 0] = edge_values  # neither 0 nor the wrapped-around last column
+    d = only(report(tensor("x", a, DX, value=X)))
+    assert (d.kind, d.where) == ("shifted", "axis 1, by +1")
+    assert "x[:, 0] holds other values, neither 0 nor wrapped around" in d.text
+
+
+def test_a_wrong_edge_alone_is_no_shift() -> None:
+    n = np.repeat(RNG.standard_normal((8, 1)), 4, axis=1)  # constant along axis 1
+    a = n.copy()
+    a[:, 0] = RNG.standard_normal(8)
+    found = kinds(diagnose(report(tensor("x", a, n, value=X))))
+    assert found.get("x") != "shifted", found
+
+
+@pytest.mark.parametrize("axis, index, factor", [(1, 2, 0.0), (0, 3, 2.0), (0, 0, -1.0),
+                                                 (1, 0, 0.3)])
+def test_one_slice_wrong_the_rest_right(axis: int, index: int, factor: float) -> None:
+    n = RNG.standard_normal((6, 5)) + 3.0  # clearly nonzero everywhere
+    a = n.copy()
+    np.moveaxis(a, axis, 0)[index] *= factor
+    d = only(report(tensor("W", a, n), input_name=None))
+    where = f"{('row', 'column')[axis]} {index}"
+    assert (d.kind, d.where, d.factor) == ("slice", where, pytest.approx(factor))
+    assert d.count == n.shape[1 - axis] and "every other element is right" in d.text
+
+
+def test_noise_on_one_row_is_no_slice() -> None:
+    n = RNG.standard_normal((6, 5)) + 3.0
+    a = n.copy()
+    a[2] += 0.3 * np.random.default_rng(8).standard_normal(5)
+    assert kinds(diagnose(report(tensor("W", a, n), input_name=None))) == {"W": "isolated"}
+
+
+def _tied_max_pair() -> tuple[Any, Any, np.ndarray]:
+    def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return x.reshape(-1, 4).max(axis=1), x
+
+    def backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+        windows = x.reshape(-1, 4)  # every tied maximum gets dout
+        return ((windows == windows.max(axis=1, keepdims=True)) * dout[:, None]).reshape(x.shape)
+
+    x = np.random.default_rng(0).standard_normal(16)
+    x[:4] = 0.0  # one window tied at 0
+    return forward, backward, x
+
+
+@pytest.mark.parametrize("kinks", ["hull", "subgradient"])
+def test_a_tied_maximum_counted_for_every_element(kinks: str) -> None:
+    forward, backward, x = _tied_max_pair()
+    rep = gc.check_pair(forward, backward, x, kinks=kinks)
+    d = only(rep)
+    assert d.kind == "tie_counted", str(rep)
+    assert d.elements == [(0,), (1,), (2,), (3,)]
+    assert "4 times the slope" in d.text and "must share it" in d.text
+    assert "outside" not in d.text and "ReLU'(0)" not in d.text  # each is inside its hull
+
+
+def test_the_tie_check_reads_the_report_it_is_given() -> None:
+    x = np.array([0.0, 0.0, 1.0, -1.0])
+    tied = np.array([True, True, False, False])
+    analytic = np.array([1.0, 1.0, 0.0, 1.0])  # each tied element given the whole 1
+    rep = report(tensor("x", analytic, [0.5, 0.5, 0.0, 1.0], kink=tied, value=x), kinks="hull")
+    rep.warnings = ["x: 2 elements tied at 0 (first x[0]) are a kink together: their gradients "
+                    "add up to 2, but the loss moves at 1 when they move together, here and on "
+                    "both sides along the tie."]
+    assert kinds(diagnose(rep)) == {"x": "tie_counted"}
+    rep.warnings = []  # no word of a tie: a convention outside the hull
+    assert kinds(diagnose(rep)) == {"x": "kink_convention"}
+    rep.warnings = ["x: 3 elements tied at 0 (first x[0]) are a kink together: their gradients "
+                    "add up to 2, but the loss moves at 1 when they move together."]
+    assert kinds(diagnose(rep)) == {}  # the counts disagree: neither a tie nor a convention
+
+
+def test_relu_without_its_upper_mask_through_the_engine() -> None:
+    class ReLU6:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.x = x
+            return np.clip(x, 0, 6)
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g * (self.x > 0)  # forgot * (x < 6)
+
+    x = 5 * np.random.default_rng(3).standard_normal((8, 5))
+    d = only(gc.check_layer(ReLU6(), x))
+    assert (d.kind, d.where) == ("missing_mask", "x > 6")
+
+
+def test_a_delay_whose_backward_forgot_the_shift() -> None:
+    class Delay:
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            y = np.zeros_like(x)
+            y[:, 1:] = x[:, :-1]
+            return y
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            return g  # should be g shifted back by one step
+
+    d = only(gc.check_layer(Delay(), np.random.default_rng(3).standard_normal((4, 6))))
+    assert (d.kind, d.where) == ("shifted", "axis 1, by +1")
+    assert "x[:, 0] holds other values" in d.text
 
 
 @pytest.mark.parametrize("corruption", ["noise", "random", "few_noise"])
@@ -616,12 +859,22 @@ def test_to_dict_can_carry_the_full_arrays(mistakes: ModuleType) -> None:
 # --------------------------------------------------------------------------- fast mode, other doors
 
 
-def test_fast_mode_names_a_sign_from_the_localized_elements_or_asks_for_full() -> None:
+def test_fast_mode_says_what_the_located_elements_show_and_asks_for_full() -> None:
     from layer_bank import Dense, DenseSignDW, sample
 
     rep = gc.check_layer(DenseSignDW(100, 100, seed=1), sample((8, 100), 3), mode="fast")
-    assert kinds(rep.diagnoses) == {"W": "sign"}, str(rep)
-    assert "fast mode measured" in rep.diagnoses[0].text
+    assert kinds(rep.diagnoses) == {"W": "needs_full"}, str(rep)
+    assert "at every wrong one, analytic = -numeric" in rep.diagnoses[0].text
+
+    class FirstRowFlipped(Dense):  # the located elements cannot tell it from DenseSignDW
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            dx = super().backward(g)
+            self.grads["W"] = self.grads["W"].copy()
+            self.grads["W"][0] *= -1
+            return dx
+
+    rep = gc.check_layer(FirstRowFlipped(200, 300, seed=0), sample((16, 200), 0), seed=0)
+    assert kinds(rep.diagnoses) == {"W": "needs_full"}, str(rep)  # auto: fast for W
 
     class Noisy(Dense):
         def backward(self, g: np.ndarray) -> np.ndarray:
@@ -672,5 +925,6 @@ def test_plot_without_matplotlib_names_the_extra(mistakes: ModuleType, tmp_path:
     monkeypatch.setitem(sys.modules, "mistakes", mistakes)
     code = main(["check", "mistakes:sign_dW", "--shape", "8,4", "--png", str(tmp_path / "no.png")])
     out, err = capsys.readouterr()
-    assert code == 2 and "likely cause:" in out and "gradcheck[plot]" in err
+    # the verdict's exit code (1: a wrong gradient) wins over the picture that could not be made
+    assert code == 1 and "likely cause:" in out and "gradcheck[plot]" in err
     assert not (tmp_path / "no.png").exists()

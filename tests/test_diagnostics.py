@@ -23,7 +23,7 @@ from gradcheck.diagnostics import (
     plot_flows,
     register_commands,
 )
-from gradcheck.diagnostics._common import run
+from gradcheck.diagnostics._common import trace_passes
 from gradcheck.errors import GradcheckUsageError
 
 DEPTH = 30
@@ -153,7 +153,7 @@ def test_random_upstream_is_the_one_check_layer_draws_for_the_seed(seed: int, dt
     x = batch((4, 3)).astype(dtype)
     checked = RecordingTanh()
     gc.check_layer(checked, x, seed=seed)
-    trace = run([RecordingTanh()], x, None, seed)
+    trace = trace_passes([RecordingTanh()], x, None, seed)
     assert trace.upstream == f"random normal (seed {seed})"
     assert trace.grad_out[0].dtype == checked.g.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(trace.grad_out[0], checked.g)

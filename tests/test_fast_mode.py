@@ -160,3 +160,21 @@ def test_fast_mode_extra_peak_memory_is_below_three_times_the_checked_tensors() 
         tracemalloc.stop()
     assert report.ok
     assert peak <= 3 * checked, f"extra peak {peak / checked:.2f}x the checked tensors"
+
+
+def test_fast_mode_reports_progress_over_every_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress counts the coordinates of every tensor, fast ones included, and fires on
+    evaluations too (a slow forward still reports); the last call is (total, total)."""
+    from gradcheck import calls
+
+    monkeypatch.setattr(calls, "PROGRESS_INTERVAL", 0.0)  # every chance to report is taken
+    seen: list[tuple[int, int]] = []
+    layer = rn.Dense(100, 60, rng=0)
+    x = np.random.default_rng(1).standard_normal((4, 100))
+    report = gc.check_layer(layer, x, mode="fast", progress=lambda d, t: seen.append((d, t)))
+    total = x.size + sum(p.size for p in layer.params.values())
+    assert report.ok
+    assert len(seen) >= report.evaluations["loss"] - 2  # from the first planned evaluation on
+    assert seen[-1] == (total, total)
+    assert all(t == total for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -179,12 +179,6 @@ def trace_passes(layers: list[Any], x: np.ndarray, upstream: Any, seed: int) -> 
     trace.grad_out, trace.grad_in, trace.param_grads = grad_out, grad_in, pgrads
     trace.params = [dict(getattr(layer, "params", None) or {}) for layer in layers]
     return trace
-
-
-#: The former name, still imported by flow.py and convention.py until they use trace_passes.
-run = trace_passes
-
-
 def cast_floats(layers: list[Any], dtype: np.dtype[Any]) -> None:
     """Cast, IN PLACE on (copied!) layers, every floating array attribute and every floating
     array in a dict attribute (``params``, ``grads``, caches) to ``dtype``.

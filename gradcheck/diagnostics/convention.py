@@ -21,7 +21,7 @@ from gradcheck.diagnostics._common import (
     leaf_layers,
     norm,
     private_copy,
-    run,
+    trace_passes,
 )
 from gradcheck.errors import GradcheckUsageError
 from gradcheck.text import sci, strict_json, table
@@ -274,7 +274,7 @@ def convention_sensitivity(
             if up is not None and up.ndim > 0 and up.dtype.kind == "f":
                 up = up.astype(dt)
             with np.errstate(all="ignore"):
-                trace = run(copy_layers, xb.astype(dt), up, seed)
+                trace = trace_passes(copy_layers, xb.astype(dt), up, seed)
             up_desc = trace.upstream
             grads.append(trace.param_grads)
             dx.append(np.asarray(trace.grad_in[0]))

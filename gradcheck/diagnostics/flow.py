@@ -28,7 +28,7 @@ from gradcheck.diagnostics._common import (
     leaf_layers,
     norm,
     private_copy,
-    run,
+    trace_passes,
 )
 from gradcheck.errors import GradcheckUsageError
 from gradcheck.text import general, sci, strict_json, table
@@ -218,7 +218,7 @@ def gradient_flow(
     xb = as_batch(x)
     paths, layers = zip(*leaf_layers(private_copy(net)), strict=True)
     with np.errstate(all="ignore"):
-        trace = run(list(layers), xb, upstream, seed)
+        trace = trace_passes(list(layers), xb, upstream, seed)
     rows = []
     for i, layer in enumerate(layers):
         rows.append(
