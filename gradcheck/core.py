@@ -19,6 +19,7 @@ Order of work, and why:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Unpack
 
 import numpy as np
@@ -55,6 +56,7 @@ from gradcheck.report import (
     Problem,
     Report,
     TensorResult,
+    TieFinding,
 )
 from gradcheck.report import OK as TENSOR_OK
 from gradcheck.report import UNVERIFIED as TENSOR_UNVERIFIED
@@ -115,19 +117,19 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
     progress = progress_callback(options.progress)
     calls = Calls(loss, grads, arrays, options, subject, progress)
     try:
-        tensors, problems, warnings = _run(calls, options)
-        coarser = _coarser_than_it_says(calls, tensors, problems, options)
+        found = _run(calls, options)
+        coarser = _coarser_than_it_says(calls, found.tensors, found.problems, options)
         if coarser:  # measure again, at the precision the loss really has
             calls.scanned = 0
-            tensors, problems, warnings = _run(calls, options)
-            warnings.insert(0, coarser)
+            found = _run(calls, options)
+            found.warnings.insert(0, coarser)
         calls.tick(calls.planned, calls.planned)
     finally:
         calls.restore()
         if isinstance(progress, ProgressBar):
             progress.close()
-    report = Report(title=subject.title, tensors=tensors, problems=problems,
-                    warnings=warnings, options=options.as_dict(),
+    report = Report(title=subject.title, tensors=found.tensors, problems=found.problems,
+                    warnings=found.warnings, ties=found.ties, options=options.as_dict(),
                     evaluations={"loss": calls.n_loss, "grads": calls.n_grads},
                     repeat=options.call_text(subject.call), input_name=subject.input_name,
                     output_shape=(subject.output_shape() if callable(subject.output_shape)
@@ -139,18 +141,28 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
 # ---------------------------------------------------------------------------- the run
 
 
-def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Problem], list[str]]:
+@dataclass
+class _Findings:
+    """What one run of the engine found."""
+
+    tensors: list[TensorResult]
+    problems: list[Problem]
+    warnings: list[str]
+    ties: list[TieFinding] = field(default_factory=list)
+
+
+def _run(calls: Calls, options: Options) -> _Findings:
     problems: list[Problem] = []
     warnings: list[str] = []
 
     loss0 = calls.loss_at_point = calls.loss()
     if calls.changed_in_place(calls.loss_label, problems):
-        return [], problems, warnings
+        return _Findings([], problems, warnings)
     if not np.isfinite(loss0):
         problems.append(Problem("non_finite_loss", f"{calls.loss_label} is {loss0} at the "
                                 "given point: nothing can be checked; look for log(0), "
                                 "overflow in exp, or 0/0"))
-        return [], problems, warnings
+        return _Findings([], problems, warnings)
     again = calls.loss()
     if not _same(loss0, again):
         problems.append(Problem(
@@ -159,10 +171,10 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
             f"{loss0:.17g} and {again:.17g} (random masks, sampling, or state kept between "
             "calls?); a gradient cannot be checked against it. Fix the randomness (seed it "
             "inside the call) and check again. Nothing else was checked."))
-        return [], problems, warnings
+        return _Findings([], problems, warnings)
     analytic = calls.grads()
     if calls.changed_in_place(calls.grads_label, problems):
-        return [], problems, warnings
+        return _Findings([], problems, warnings)
     _compare_repeated_grads(analytic, calls.grads(copy=False), calls.grads_label, problems)
     for name, gradient in analytic.items():
         if np.isfinite(gradient).all():
@@ -200,20 +212,21 @@ def _run(calls: Calls, options: Options) -> tuple[list[TensorResult], list[Probl
                                f"{AUTO_FULL_MAX}); " + notes[name])
     for name in calls.arrays:
         _non_finite_losses(name, results[name], calls.originals[name], problems)
+    ties = []
     if options.kinks in ("subgradient", "hull"):  # across every tensor, located elements too
-        check_ties(calls, results, settings, loss0, rng, warnings)
+        ties = check_ties(calls, results, settings, loss0, rng, warnings)
 
     if options.kinks == "subgradient":
         settle_by_jitter(calls, results, settings, rng, warnings)
     if _unrepeatable(calls, problems) or _state_changed(calls, loss0, problems):
-        return [], problems, []  # no verdict, and no kink, can be read off a moving target
+        return _Findings([], problems, [])  # no verdict, and no kink, off a moving target
     vouch(results, settings, loss0)
 
     tensors = [_tensor_result(name, calls, plan[name], results[name], settings[name],
                               analytic[name], lower_bound.get(name, False), reasons.get(name, ""))
                for name in calls.arrays]
     warnings.extend(f"{name}: {note}" for name, note in notes.items() if note)
-    return tensors, problems, warnings
+    return _Findings(tensors, problems, warnings, ties)
 
 
 def _coarser_than_it_says(calls: Calls, tensors: list[TensorResult], problems: list[Problem],

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -248,40 +247,24 @@ def _bool_like(array: object, shape: tuple[int, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _TieGroup:
-    """Tied elements the engine failed together (read from its warning)."""
+    """Tied elements the engine failed together (``report.ties``)."""
 
     count: int  # elements in the group (in every tensor it spans)
-    value: str  # the tied value as the engine wrote it
+    value: str  # the tied value, as a person reads it
     total: float  # their analytic gradients added up
-    slope: float | None  # the loss's slope when they move together (None: not stated)
+    slope: float | None  # the loss's slope when they move together (None: judged off it)
     across: bool  # the group spans several tensors
 
 
-# The engine's warning for a tie group it failed (gradcheck/kinks.py); the report has no
-# per-element tied mask, so the groups are read back from it. Its variants: one tensor or
-# "(in x, W)", and a slope stated or not (the direction crossed a kink at the point).
-_TIE_FAILED = re.compile(
-    r"^(?P<name>[^:]+): (?P<count>\d+) elements tied at (?P<value>\S+) \(first [^)]*\)"
-    r"(?: \(in (?P<tensors>[^)]*)\))? are a kink together: their gradients add up to "
-    r"(?P<total>[^,\s]+)(?:, but the loss moves at (?P<slope>\S+) when they move together)?")
-
-
-def _tie_groups(messages: Iterable[str]) -> dict[str, list[_TieGroup]]:
-    """The failed tie groups of each tensor, from the report's warnings."""
+def _tie_groups(findings: Iterable[Any]) -> dict[str, list[_TieGroup]]:
+    """The failed tie groups of each tensor they touch."""
     groups: dict[str, list[_TieGroup]] = {}
-    for message in messages:
-        match = _TIE_FAILED.match(str(message))
-        if match is None:
-            continue
-        try:
-            slope = None if match["slope"] is None else float(match["slope"])
-            group = _TieGroup(int(match["count"]), match["value"], float(match["total"]),
-                              slope, match["tensors"] is not None)
-        except ValueError:
-            continue
-        names = [match["name"]] + ([] if match["tensors"] is None
-                                   else [n.strip() for n in match["tensors"].split(",")])
-        for name in dict.fromkeys(names):
+    for finding in findings:
+        tensors = finding.tensors
+        group = _TieGroup(len(finding.members), general(finding.value), float(finding.total),
+                          None if finding.slope is None else float(finding.slope),
+                          len(tensors) > 1)
+        for name in tensors:
             groups.setdefault(name, []).append(group)
     return groups
 
@@ -311,7 +294,7 @@ class _Context:
         batch = _batch_owner(input_name, by_name, output_shape, _door(report))
         kinks = str(getattr(report, "options", {}).get("kinks", "subgradient"))
         return _Context(views, kinks, input_name, _dimensions(shapes, batch),
-                        _tie_groups(getattr(report, "warnings", [])))
+                        _tie_groups(getattr(report, "ties", [])))
 
 
 def _door(report: Report) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from gradcheck.numeric import relative_step, step_sizes
+from gradcheck.report import TieFinding
 from gradcheck.text import flat_element
 
 if TYPE_CHECKING:
@@ -338,7 +339,8 @@ def _slopes_along(calls: Calls, direction: TieDirection, offset: float, step: fl
 
 
 def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, Setting],
-               loss_at_point: float, rng: np.random.Generator, warnings: list[str]) -> None:
+               loss_at_point: float, rng: np.random.Generator, warnings: list[str]
+               ) -> list[TieFinding]:
     """Fail tied kink coordinates whose gradients do not add up to the slope of the loss
     when they move together (a tied maximum counted twice, or dropped).
 
@@ -348,12 +350,14 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
     (5 + 1 gradient). Where the direction itself crosses a kink (a tie with a constant:
     zero padding, or a ReLU at 0 before the max), it is judged a little way off the point
     on each side, where only the tie remains: 2 points per side, 5 + 1 gradient each.
+    Returns the groups it failed.
     """
     from gradcheck.measure import BAD
 
+    findings: list[TieFinding] = []
     pool = _Pool.of(calls, results)
     if len(pool.positions) < 2:
-        return
+        return findings
     for direction in tie_directions(pool, calls):
         if any(results[n].tied[p] for n, p in zip(direction.names, direction.positions,
                                                   strict=True)):
@@ -381,7 +385,8 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
                     verdict = "bug"
                     break
             if verdict == "bug":
-                _fail_tie(results, direction, total, None, calls, warnings, BAD)
+                findings.append(_fail_tie(results, direction, total, None, calls, warnings,
+                                          BAD))
             continue
         slope = here.central_half
         if abs(total - slope) <= bound:
@@ -397,13 +402,14 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
             persists = persists and _tie_mismatch_at(calls, direction, sign * shift, h / 2,
                                                      loss_at_point, setting) == "mismatch"
         if persists:
-            _fail_tie(results, direction, total, slope, calls, warnings, BAD)
+            findings.append(_fail_tie(results, direction, total, slope, calls, warnings, BAD))
         else:
             warnings.append(
                 f"{direction.names[0]}: {len(direction.flat)} elements tied (first "
                 f"{direction.first(calls)}) add up to {total:.6g} against a slope of "
                 f"{slope:.6g} at the point only; moved along the tie they agree, so it is "
                 "an artifact of the point, not a bug.")
+    return findings
 
 
 def _smooth(slopes: TieSlopes, bound: float) -> bool:
@@ -431,7 +437,8 @@ def _tie_verdict_off_the_point(calls: Calls, direction: TieDirection, side: floa
 
 
 def _fail_tie(results: dict[str, Measured], direction: TieDirection, total: float,
-              slope: float | None, calls: Calls, warnings: list[str], bad: int) -> None:
+              slope: float | None, calls: Calls, warnings: list[str], bad: int
+              ) -> TieFinding:
     for name, inside in direction.segments().items():
         m = results[name]
         positions = direction.positions[inside]
@@ -452,6 +459,10 @@ def _fail_tie(results: dict[str, Measured], direction: TieDirection, total: floa
         f"together: their gradients add up to {total:.6g}{evidence}. A tied maximum must "
         "share its upstream gradient (give it to one element, or split it), not give it to "
         "every tied element.")
+    members = tuple((name, tuple(int(i) for i in np.unravel_index(
+        int(flat), calls.arrays[name].shape))) for name, flat in zip(
+        direction.names, direction.flat, strict=True))
+    return TieFinding(members, float(direction.base[0]), total, slope)
 
 
 # measured noise counts this many times in a tie's error bar: a bug must clear it well

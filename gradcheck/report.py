@@ -37,6 +37,26 @@ class Problem:
         return self.text
 
 
+@dataclass(frozen=True)
+class TieFinding:
+    """Tied elements the engine failed together: moved together (a tie stays a tie), their
+    analytic gradients do not add up to the loss's slope, here and on both sides along the
+    tie (or, where that direction crosses another kink at the point, on a side of it)."""
+
+    members: tuple[tuple[str, tuple[int, ...]], ...]  # (tensor, index) of every element
+    value: float  # the value the first member is tied at
+    total: float  # their analytic gradients added up along the tie
+    slope: float | None  # the loss's slope along the tie at the point (None: judged off it)
+
+    def count(self, tensor: str) -> int:
+        """How many of the members lie in ``tensor``."""
+        return sum(name == tensor for name, _ in self.members)
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for name, _ in self.members))
+
+
 @dataclass
 class Mismatch:
     """One element whose analytic gradient disagrees with the numeric one."""
@@ -121,6 +141,7 @@ class Report:
     evaluations: dict[str, int]
     repeat: str = ""
     diagnoses: list[Diagnosis] = field(default_factory=list)  # the likely cause per tensor
+    ties: list[TieFinding] = field(default_factory=list)  # tie groups failed together
     input_name: str | None = None  # the tensor that is the input x (check_layer/function)
     output_shape: tuple[int, ...] | None = None  # the layer's output (check_layer)
 
@@ -171,6 +192,9 @@ class Report:
             "status": self.status,
             "problems": [asdict(p) for p in self.problems],
             "warnings": list(self.warnings),
+            "ties": [strict_json({"members": [[name, list(index)] for name, index in t.members],
+                                  "value": t.value, "total": t.total, "slope": t.slope})
+                     for t in self.ties],
             "tensors": tensors,
             "diagnoses": [d.to_dict() for d in self.diagnoses],
             "repeat": self.repeat,

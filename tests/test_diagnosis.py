@@ -24,7 +24,7 @@ import pytest
 
 import gradcheck as gc
 from gradcheck.diagnosis import Diagnosis, diagnose, kinds
-from gradcheck.report import Report, TensorResult
+from gradcheck.report import Report, TensorResult, TieFinding
 
 # --------------------------------------------------------------------------- hand-built reports
 
@@ -465,14 +465,11 @@ def test_the_tie_check_reads_the_report_it_is_given() -> None:
     tied = np.array([True, True, False, False])
     analytic = np.array([1.0, 1.0, 0.0, 1.0])  # each tied element given the whole 1
     rep = report(tensor("x", analytic, [0.5, 0.5, 0.0, 1.0], kink=tied, value=x), kinks="hull")
-    rep.warnings = ["x: 2 elements tied at 0 (first x[0]) are a kink together: their gradients "
-                    "add up to 2, but the loss moves at 1 when they move together, here and on "
-                    "both sides along the tie."]
+    rep.ties = [TieFinding((("x", (0,)), ("x", (1,))), 0.0, 2.0, 1.0)]
     assert kinds(diagnose(rep)) == {"x": "tie_counted"}
-    rep.warnings = []  # no word of a tie: a convention outside the hull
+    rep.ties = []  # no word of a tie: a convention outside the hull
     assert kinds(diagnose(rep)) == {"x": "kink_convention"}
-    rep.warnings = ["x: 3 elements tied at 0 (first x[0]) are a kink together: their gradients "
-                    "add up to 2, but the loss moves at 1 when they move together."]
+    rep.ties = [TieFinding((("x", (0,)), ("x", (1,)), ("x", (2,))), 0.0, 2.0, 1.0)]
     assert kinds(diagnose(rep)) == {}  # the counts disagree: neither a tie nor a convention
 
 

@@ -392,9 +392,7 @@ def test_tie_bugs_are_named_as_ties(name: str, kinks: str) -> None:
 def test_a_tie_the_check_failed_is_never_called_a_convention(case: Any, kinks: str) -> None:
     layer, x = case.make()
     rep = gc.check_layer(layer, x, kinks=kinks, **case.opts)
-    tied = {t.name for t in rep.tensors
-            if any(w.startswith(f"{t.name}: ") and "are a kink together" in w
-                   for w in rep.warnings)}
+    tied = {name for finding in rep.ties for name in finding.tensors}
     for d in rep.diagnoses:
         assert d.tensor not in tied or d.kind not in ("kink_convention", "at_kinks"), str(rep)
 

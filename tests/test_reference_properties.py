@@ -164,11 +164,24 @@ def test_binary_cross_entropy_head_passes_check_layer(shape, data):
 
 
 @given(spec=networks())
+@example(spec={"dtype": np.dtype(np.float32),
+               "dense": [{"W": np.array([[250.0]], np.float32), "b": np.zeros(1, np.float32)}],
+               "acts": ["tanh"], "head": "none", "grad_at_zero": 0.0,
+               "x": np.zeros((1, 1), np.float32)})
 def test_random_network_passes_check_layer(spec):
-    """Any Sequential of Dense + activations (+ head), any weights and inputs, passes."""
+    """Any Sequential of Dense + activations (+ head), any weights and inputs, passes:
+    ok in float64; in float32 ok, or unverified with the reason, where the function turns
+    faster than float32's step can follow (tanh(250 x) at 0: the step 5e-3 spans its whole
+    rise), and never FAILED."""
     net = build(spec)
     note(repr(net))
-    assert_passes(net, spec["x"])
+    if spec["dtype"] == np.float64:
+        assert_passes(net, spec["x"])
+        return
+    report = gc.check_layer(net, spec["x"])
+    note(str(report))
+    assert report.status != "FAILED", f"false alarm on a correct reference layer:\n{report}"
+    assert all(t.ok or t.unverified_reason for t in report.tensors), str(report)
 
 
 @given(
@@ -370,7 +383,8 @@ def test_strategies_stay_in_their_ranges(x, w, c, bad, y, t):
 def test_inputs_put_zeros_in_most_arrays():
     """Zeros are drawn on purpose, not left to chance: in 200 (derandomized) draws of a
     (2, 3) input, most arrays hold an exact zero and many a nonzero value within 1e-6.
-    (Plain hypothesis floats give about 50 % for each; gst.inputs about 85 % and 70 %.)"""
+    (Plain hypothesis floats give about 50 % for each; gst.inputs about 90 % and 60-65 %:
+    derandomized generation still varies with hypothesis's state, by a few percent.)"""
     has_zero, has_near = [], []
 
     @settings(max_examples=200, derandomize=True, database=None, phases=[Phase.generate])
@@ -380,8 +394,8 @@ def test_inputs_put_zeros_in_most_arrays():
         has_near.append(bool(np.any((x != 0) & (np.abs(x) < 1e-6))))
 
     draw()
-    assert np.mean(has_zero) >= 0.7
-    assert np.mean(has_near) >= 0.6
+    assert np.mean(has_zero) >= 0.8
+    assert np.mean(has_near) >= 0.55
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
