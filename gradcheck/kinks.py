@@ -18,6 +18,8 @@ Two re-checks settle what one coordinate at a time cannot:
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 
 JITTER_ROUNDS = 4  # "subgradient": fresh jitters tried before a kink is left unverified
 RECHECK_SAMPLE = 16  # "subgradient": failing elements per tensor re-checked nearby first
-MAX_TIE_GROUPS = 64  # tie groups checked per tensor
+MAX_TIE_GROUPS = 64  # tie groups checked per check
+MAX_TIE_PAIRS = 16  # pairs of kink coordinates checked per check, after the groups
+MAX_PAIR_ROW = 16  # kink coordinates of one row that pairs are formed from
 
 
 def kink_mask(forward: np.ndarray, backward: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -159,6 +163,8 @@ class TieSlopes(NamedTuple):
 
     central: float  # at h
     central_half: float  # at h/2
+    forward: float  # d+ at h
+    backward: float  # d- at h
     spread: float  # |d+ - d-| at h
     spread_half: float  # |d+ - d-| at h/2
     noise: float  # measured error of central_half: rounding and noise, not curvature
@@ -178,8 +184,12 @@ class TieDirection:
     names: tuple[str, ...]  # each member's tensor
     positions: np.ndarray  # each member's position in its tensor's Measured
     flat: np.ndarray  # each member's flat index in its tensor
-    orientation: np.ndarray  # +1 or -1 per member
+    orientation: np.ndarray  # per member: how far it moves per unit of the offset (+-1 mostly)
     base: np.ndarray  # the members' values at the point (float64)
+    # where the direction crosses a kink at the point, look off it on either side (for
+    # groups of tied values; a pair of coordinates is tried both ways, and only the way that
+    # keeps the tie, smooth at the point, says anything)
+    off_the_point: bool = True
 
     def segments(self) -> dict[str, np.ndarray]:
         """Members per tensor: name -> their indices into this direction's arrays."""
@@ -222,9 +232,11 @@ class _Pool:
         return _Pool(tuple(names), columns[0].astype(np.intp), columns[1].astype(np.intp),
                      *columns[2:])
 
-    def direction(self, members: np.ndarray, orientation: np.ndarray) -> TieDirection:
+    def direction(self, members: np.ndarray, orientation: np.ndarray,
+                  off_the_point: bool = True) -> TieDirection:
         return TieDirection(tuple(self.names[i] for i in members), self.positions[members],
-                            self.flat[members], orientation, self.value[members])
+                            self.flat[members], orientation, self.value[members],
+                            off_the_point)
 
 
 def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
@@ -235,23 +247,29 @@ def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
       (tied elements share the piece that takes over): each moved the way its larger slope
       points (|x| tied at +2 and -2 moves them apart), and all moved up (max(x, t) with
       another row's gradient on t).
+    - then, at most MAX_TIE_PAIRS, pairs of kink coordinates of one row of one tensor that
+      the hull could not settle, each moved in inverse proportion to its jump, both ways:
+      one of them keeps a tie that lies behind a linear map (max over pairs of x W:
+      moving x[i, k] by 1/J_k and x[i, l] by -1/J_l moves both tied values alike).
     A direction is suspect by how far its analytic values, added up along it, lie from one
     member's slope on its active side (a tie counted for every member: k - 1 slopes; a tie
     dropped: one; a valid split: none).
     """
     found: dict[bytes, tuple[float, TieDirection]] = {}
+    jump = np.abs(pool.forward - pool.backward)
+
+    def suspicion(members: np.ndarray, orientation: np.ndarray) -> float:
+        active = np.where(orientation > 0, pool.forward[members], -pool.backward[members])
+        total = float(np.sum(pool.analytic[members] * orientation))
+        return (abs(total - float(np.mean(active * np.abs(orientation))))
+                / (float(np.mean(jump[members] * np.abs(orientation))) or 1.0))
 
     def add(members: np.ndarray, orientation: np.ndarray) -> None:
         if len(members) < 2:
             return
         key = members.tobytes() + orientation.astype(np.int8).tobytes()
-        if key in found:
-            return
-        jump = np.abs(pool.forward - pool.backward)[members]
-        active = np.where(orientation > 0, pool.forward[members], -pool.backward[members])
-        total = float(np.sum(pool.analytic[members] * orientation))
-        suspicion = abs(total - float(np.mean(active))) / (float(np.mean(jump)) or 1.0)
-        found[key] = (suspicion, pool.direction(members, orientation))
+        if key not in found:
+            found[key] = (suspicion(members, orientation), pool.direction(members, orientation))
 
     names = np.array(pool.names)
     for name in dict.fromkeys(pool.names):
@@ -265,7 +283,36 @@ def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
         add(members, np.where(larger_up, 1.0, -1.0))
         add(members, np.ones(len(members)))
     ranked = sorted(found.values(), key=lambda item: -item[0])
-    return [direction for _, direction in ranked[:MAX_TIE_GROUPS]]
+    return ([direction for _, direction in ranked[:MAX_TIE_GROUPS]]
+            + _pair_directions(pool, calls, suspicion))
+
+
+def _pair_directions(pool: _Pool, calls: Calls,
+                     suspicion: Callable[[np.ndarray, np.ndarray], float]) -> list[TieDirection]:
+    """Pairs of kink coordinates in one row (the same index along axis 0) of one tensor
+    whose analytic values lie outside their one-sided slopes (what the hull could not
+    settle), each moved by 1/|jump|, with equal and with opposite signs; the MAX_TIE_PAIRS
+    most suspect."""
+    jump = np.abs(pool.forward - pool.backward)
+    outside = distance_to_hull(pool.analytic, pool.forward, pool.backward) > 1e-3 * jump
+    names = np.array(pool.names)
+    candidates: list[tuple[float, TieDirection]] = []
+    for name in dict.fromkeys(pool.names):
+        inside = np.flatnonzero((names == name) & (jump > 0) & outside)
+        shape = calls.arrays[name].shape
+        rows = (np.unravel_index(pool.flat[inside], shape)[0] if len(shape) > 1
+                else np.zeros(len(inside), dtype=np.intp))
+        for row in np.unique(rows):
+            in_row = inside[rows == row][:MAX_PAIR_ROW]
+            for a, b in itertools.combinations(in_row, 2):
+                members = np.array([a, b])
+                for sign in (1.0, -1.0):
+                    weights = np.array([1.0, sign]) / jump[members]
+                    weights /= np.max(np.abs(weights))
+                    candidates.append((suspicion(members, weights),
+                                       pool.direction(members, weights, off_the_point=False)))
+    candidates.sort(key=lambda item: -item[0])
+    return [direction for _, direction in candidates[:MAX_TIE_PAIRS]]
 
 
 def _equal_jumps(jump: np.ndarray) -> list[np.ndarray]:
@@ -299,7 +346,7 @@ def _move(calls: Calls, direction: TieDirection, offset: float) -> float:
         flat[direction.flat[inside]] = (direction.base[inside]
                                         + direction.orientation[inside] * offset)
         stored = np.asarray(calls.arrays[name].flat[direction.flat[inside]], dtype=np.float64)
-        taken.append((stored - direction.base[inside]) * direction.orientation[inside])
+        taken.append((stored - direction.base[inside]) / direction.orientation[inside])
     return float(np.mean(np.concatenate(taken)))
 
 
@@ -334,8 +381,9 @@ def _slopes_along(calls: Calls, direction: TieDirection, offset: float, step: fl
     central_half = (up_half - down_half) / (h2_up + h2_down)
     d2 = (up - at) / h_up - (at - down) / h_down  # d+ - d- = h L'' + rounding / h
     d2_half = (up_half - at) / h2_up - (at - down_half) / h2_down
-    return TieSlopes(central, central_half, abs(d2), abs(d2_half),
-                     max(abs(central - central_half), float(roughness(d2, d2_half))))
+    return TieSlopes(central, central_half, (up - at) / h_up, (at - down) / h_down, abs(d2),
+                     abs(d2_half), max(abs(central - central_half),
+                                       float(roughness(d2, d2_half))))
 
 
 def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, Setting],
@@ -375,8 +423,17 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
         here = _slopes_along(calls, direction, 0.0, h, loss_at_point)
         bound = _tie_bound(here, loss_at_point, h / 2, setting)
         if not _smooth(here, bound):
-            # the direction crosses a kink at the point: off it, on either side, only the
-            # tie is left (its members stay equal), and the chain rule must hold there
+            if not direction.off_the_point:
+                continue  # a pair that way keeps no tie
+            # (a jump on the point is no noise: only the h vs h/2 gap counts in the bound)
+            side_bound = _tie_bound(here._replace(noise=here.gap), loss_at_point, h / 2,
+                                    setting)
+            low, high = sorted((here.forward, here.backward))
+            if low - side_bound <= total <= high + side_bound:
+                continue  # within the slopes on either side: consistent at the point
+            # the direction crosses a kink at the point, and the gradients add up to more
+            # than either side's slope: off the point, on either side, only the tie is left
+            # (its members stay equal), and the chain rule must hold there
             verdict = "inconclusive"
             for side in (1.0, -1.0):
                 found = _tie_verdict_off_the_point(calls, direction, side, h, loss_at_point,
@@ -403,7 +460,7 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
                                                      loss_at_point, setting) == "mismatch"
         if persists:
             findings.append(_fail_tie(results, direction, total, slope, calls, warnings, BAD))
-        else:
+        elif direction.off_the_point:  # a group of tied values (a pair is a mere try)
             warnings.append(
                 f"{direction.names[0]}: {len(direction.flat)} elements tied (first "
                 f"{direction.first(calls)}) add up to {total:.6g} against a slope of "
