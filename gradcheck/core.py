@@ -382,12 +382,13 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
               TENSOR_UNVERIFIED if unverified.any() or fast_reason else TENSOR_OK)
     return TensorResult(
         name=name, shape=tuple(array.shape), dtype=array.dtype.name, mode=mode,
-        checked=int(array.size), mismatched=int(bad.sum()),
+        size=int(array.size), mismatched=int(bad.sum()),
         max_abs_err=float(np.max(np.nan_to_num(errors, nan=np.inf, posinf=np.inf), initial=0.0)),
         max_rel_err=float(np.max(np.nan_to_num(rel, nan=np.inf, posinf=np.inf), initial=0.0)),
         worst=worst, kinks=tally, rtol=tolerance.rtol, atol=tolerance.atol,
+        detect_rtol=tolerance.detect_rtol, detect_atol=tolerance.detect_atol,
         tolerance_source=tolerance.source,
-        step=max(float(np.finfo(array.dtype).eps), setting.loss_eps) ** (1 / 3),
+        relative_step=_relative_step(array.dtype, setting.loss_eps),
         mismatched_is_lower_bound=lower_bound, measured=int(compared.sum()), status=status,
         unverified=int(unverified.sum()),
         unverified_reason=fast_reason or _unverified_reason(name, array, m, unverified,
@@ -445,6 +446,12 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
             f"limits the numeric derivative to about ±{bar:.1e}, more than the tolerance "
             f"(rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) allows{coarse}; remove a "
             "constant offset from the loss, or pass a larger atol")
+
+
+def _relative_step(dtype: np.dtype, loss_eps: float) -> float:
+    """eps**(1/3) of the coarser of the tensor's dtype and the loss's precision: the
+    relative step h = it * max(1, |v|) that measure() takes (numeric.step_sizes)."""
+    return max(float(np.finfo(dtype).eps), loss_eps) ** (1 / 3)
 
 
 def _unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -42,6 +42,9 @@ LEAF_SIZE = 8  # groups this small are scanned coordinate by coordinate
 ELEMENTWISE_MAX = 256
 MAX_LOCATED = 10  # stop localizing a tensor after this many wrong elements
 CHUNK = 1 << 16  # coordinates moved per numpy call: temporaries stay this size
+# The magnitudes of a direction's coordinates, by position in a chunk: 1 + the fractional
+# parts of k times the golden ratio, all different, spread evenly over [1, 2).
+MAGNITUDES = (1.0 + (np.arange(CHUNK) * ((5 ** 0.5 - 1) / 2)) % 1.0).astype(np.float32)
 # Roundings of float64 allowed in the projection <analytic, d> (a dot product of n terms).
 PROJECTION_ROUNDINGS = 64.0
 GAP_FACTOR = 4.0  # the measured error bar is this many times the d vs d/2 gap
@@ -79,15 +82,22 @@ class Part:
         """The dtype the steps are computed in (float64, longdouble for longdouble)."""
         return np.result_type(self.base.dtype, np.float64)
 
-    def direction(self, chunk: int) -> np.ndarray:
-        """The direction over one chunk: random signs, magnitudes in [1, 2) (one wrong
-        element always moves the directional derivative, and two wrong elements cannot
-        cancel exactly). The same numbers whichever range asks for them."""
-        count = min(CHUNK, self.size - chunk * CHUNK)
-        d = np.random.default_rng([self.seed, chunk]).random(count, dtype=np.float32)
-        d *= 2
-        d -= 1  # uniform in [-1, 1): exact in float32
-        d += np.copysign(np.float32(1), d)
+    def signs(self, lo: int) -> np.random.Generator:
+        """The generator of the random signs of one move that starts at ``lo``."""
+        return np.random.Generator(np.random.SFC64([self.seed, lo]))
+
+    def direction(self, signs: np.random.Generator, a: int, z: int) -> np.ndarray:
+        """The direction over a:z (within one chunk), times the relative step: random
+        signs, one random bit each (a random float costs 20 times as much), on magnitudes
+        in [1, 2) that never repeat within a chunk, so one wrong element always moves the
+        directional derivative and two cannot cancel but by chance."""
+        count = z - a
+        bits = np.unpackbits(np.frombuffer(signs.bytes((count + 7) // 8), dtype=np.uint8),
+                             count=count)
+        d = bits.astype(np.float32)
+        d -= np.float32(0.5)
+        np.copysign(MAGNITUDES[a % CHUNK:a % CHUNK + count], d, out=d)
+        d *= np.float32(self.relative_step)
         return d
 
     def current(self, lo: int, hi: int) -> np.ndarray:
@@ -152,13 +162,13 @@ class _Walk:
         self.span, self.abs_projection, self.analytic_rounding = [], 0.0, 0.0
         for part, lo, hi in self.segments:
             projection = span = 0.0
-            for chunk, a, z in _chunks(lo, hi):
+            signs = part.signs(lo)
+            for _, a, z in _chunks(lo, hi):
                 base = part.base[a:z]
                 step = self._buffer("step", part.work, z - a)
                 np.abs(base, out=step)
                 np.maximum(step, 1.0, out=step)
-                step *= part.relative_step
-                step *= part.direction(chunk)[a - chunk * CHUNK:z - chunk * CHUNK]
+                step *= part.direction(signs, a, z)
                 target = self._target(part, a, z)
                 np.add(base, step, out=target, casting="unsafe")
                 projection += self._taken(part, target, a, z)

@@ -86,7 +86,7 @@ def _draw_tensor(fig: Any, t: TensorResult, cause: Any) -> None:
         difference = analytic - numeric
     kink = as_matrix(np.asarray(t.kink, dtype=bool)) if t.kink.shape == t.shape else None
     failed = as_matrix(np.asarray(t.failed, dtype=bool)) if t.failed.shape == t.shape else None
-    title = f"{t.name} {t.shape}: {t.status}, {t.mismatched} of {t.checked} elements wrong"
+    title = f"{t.name} {t.shape}: {t.status}, {t.mismatched} of {t.size} elements wrong"
     if cause is not None:
         title += "\n" + "\n".join(textwrap.wrap(f"likely cause ({cause.kind}): {cause.text}",
                                                  170, break_long_words=False))

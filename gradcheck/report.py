@@ -88,16 +88,18 @@ class TensorResult:
     shape: tuple[int, ...]
     dtype: str
     mode: str  # "full" or "fast"
-    checked: int
+    size: int  # elements in the tensor, every one of them checked
     mismatched: int
     max_abs_err: float
     max_rel_err: float
     worst: list[Mismatch] = field(default_factory=list)
     kinks: KinkTally = field(default_factory=KinkTally)
-    rtol: float = 0.0
+    rtol: float = 0.0  # verification: how narrow an error bar vouches for an element
     atol: float = 0.0
+    detect_rtol: float = 0.0  # detection: a mismatch beyond this and the bar is a bug
+    detect_atol: float = 0.0
     tolerance_source: str = ""
-    step: float = 0.0  # relative step eps**(1/3): h = step * max(1, |v|)
+    relative_step: float = 0.0  # eps**(1/3) of the precision in play: h = it * max(1, |v|)
     mismatched_is_lower_bound: bool = False  # fast mode stopped localizing early
     measured: int = 0  # elements compared one by one (fast mode: only localized groups)
     status: str = OK  # OK, FAILED or UNVERIFIED
@@ -248,7 +250,7 @@ def render(report: Report) -> str:
         rows.append([t.name, str(t.shape), t.dtype, t.mode, t.status,
                      sci(t.max_abs_err) if by_element else "-",
                      sci(t.max_rel_err) if by_element else "-",
-                     f"{bound}{t.mismatched} / {t.checked}", str(t.kinks.met)])
+                     f"{bound}{t.mismatched} / {t.size}", str(t.kinks.met)])
     lines += table(rows)
     for t in failed:
         lines.append("")
@@ -295,13 +297,18 @@ def _kink_line(tensors: list[TensorResult], mode: str) -> str:
 
 
 def _tolerance_lines(tensors: list[TensorResult]) -> list[str]:
-    seen: dict[tuple[str, float, float, float, str], list[str]] = {}
+    """The steps and both tolerance levels, once per distinct setting: what an element
+    must clear to be wrong, and how narrow its error bar must be to be verified."""
+    seen: dict[tuple[Any, ...], list[str]] = {}
     for t in tensors:
-        seen.setdefault((t.dtype, t.step, t.rtol, t.atol, t.tolerance_source), []).append(t.name)
+        key = (t.dtype, t.relative_step, t.detect_rtol, t.detect_atol, t.rtol, t.atol,
+               t.tolerance_source)
+        seen.setdefault(key, []).append(t.name)
     lines = []
-    for (dtype, step, rtol, atol, source), names in seen.items():
+    for (dtype, step, detect_rtol, detect_atol, rtol, atol, source), names in seen.items():
         which = "" if len(seen) == 1 else f" [{', '.join(names)}]"
-        lines.append(f"steps: h = {sci(step)} * max(1, |v|) ({dtype}); pass if |a-n| <= atol + "
-                     f"rtol*|n| + rounding noise: rtol {general(rtol)}, atol {general(atol)} "
+        lines.append(f"steps: h = {sci(step)} * max(1, |v|) ({dtype}); wrong if |a-n| > "
+                     f"{general(detect_rtol)}*|n| + {general(detect_atol)} + its measured error "
+                     f"bar; verified if that bar <= {general(rtol)}*|n| + {general(atol)} "
                      f"({source}){which}")
     return lines

@@ -80,7 +80,7 @@ def test_json_is_the_report_as_a_dict(capsys: pytest.CaptureFixture[str]) -> Non
     assert set(by_name) == {"x", "W", "b"}
     assert by_name["x"]["ok"] and by_name["b"]["ok"]
     w = by_name["W"]
-    assert (w["ok"], w["shape"], w["mismatched"], w["checked"]) == (False, [4, 3], 1, 12)
+    assert (w["ok"], w["shape"], w["mismatched"], w["size"]) == (False, [4, 3], 1, 12)
     [worst] = w["worst"]
     assert worst["index"] == [1, 0]
     assert worst["analytic"] == pytest.approx(-worst["numeric"], rel=1e-6)

@@ -45,7 +45,7 @@ def tensor(name: str, analytic: Any, numeric: Any, *, kink: Any = None, value: A
         failed = np.abs(a - n) > bar
     kink = np.zeros(a.shape, dtype=bool) if kink is None else np.asarray(kink)
     return TensorResult(
-        name=name, shape=a.shape, dtype="float64", mode=mode, checked=a.size,
+        name=name, shape=a.shape, dtype="float64", mode=mode, size=a.size,
         mismatched=int(failed.sum()), max_abs_err=0.0, max_rel_err=0.0,
         mismatched_is_lower_bound=lower_bound, measured=int(np.isfinite(n).sum()),
         status="FAILED" if failed.any() else "ok", analytic=a, numeric=n, error_bar=bar,
@@ -559,7 +559,7 @@ def test_no_diagnosis_when_the_numeric_gradient_cannot_be_trusted() -> None:
 
 
 def test_a_report_without_arrays_gets_nothing() -> None:
-    t = TensorResult(name="W", shape=(2, 2), dtype="float64", mode="full", checked=4,
+    t = TensorResult(name="W", shape=(2, 2), dtype="float64", mode="full", size=4,
                      mismatched=4, max_abs_err=1.0, max_rel_err=1.0, status="FAILED")
     assert diagnose(report(t)) == []
 

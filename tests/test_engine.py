@@ -421,7 +421,7 @@ def test_failing_report_names_tensor_index_values_and_options() -> None:
     report = gc.check_params(lambda: float(np.sum(params["w"] ** 2)), grads, params, seed=3)
     text = str(report)
     for piece in ("FAILED w[1, 0]: analytic 0 vs numeric 6", "1 of 1 tensors failed", "w[1, 0]",
-                  "6", "rtol 1e-05", "seed=3",
+                  "6", "1e-05*|n| + 1e-08", "1e-07*|n|", "seed=3",
                   "mode='auto'", "evaluations:"):
         assert piece in text, piece
     with pytest.raises(gc.GradientMismatch, match=r"w\[1, 0\]"):
@@ -468,17 +468,6 @@ def test_executor_gives_the_same_verdict_as_the_serial_scan() -> None:
     assert parallel.evaluations == serial.evaluations
     assert [m.index for t in parallel.tensors for m in t.worst] == [(4, 7)]
     assert parallel.to_dict()["tensors"] == serial.to_dict()["tensors"]
-
-
-@pytest.mark.parametrize("module", ["gradcheck.numeric", "gradcheck.tolerances", "gradcheck.kinks",
-                                    "gradcheck.core", "gradcheck.adapters", "gradcheck.report"])
-def test_docstring_examples_run(module: str) -> None:
-    """The short examples in the engine's docstrings are true."""
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0 and result.attempted > 0
 
 
 def test_hidden_kinks_flat_on_both_sides_are_verified_nearby_not_cried_wolf() -> None:

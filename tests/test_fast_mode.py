@@ -98,7 +98,7 @@ def test_one_element_off_by_one_percent_among_a_million_is_found_and_located() -
     w = next(t for t in report.tensors if t.name == "W")
     assert w.status == "FAILED" and w.worst[0].index == (123, 456), str(report)
     assert [t.status for t in report.tensors if t.name != "W"] == ["ok", "ok"]
-    levels = int(np.ceil(np.log2(w.checked / fast.LEAF_SIZE)))
+    levels = int(np.ceil(np.log2(w.size / fast.LEAF_SIZE)))
     # 3 at the point; the joint direction (4); x and b alone (2 each, linear); then per
     # level two halves of at most 4 each, and the leaf of LEAF_SIZE measured with its
     # second look (4 per element at most)

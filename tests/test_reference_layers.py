@@ -560,17 +560,3 @@ def test_sequential_matches_hand_composition():
     out = h @ d2.params["W"] + d2.params["b"]
     assert net.forward(x) == pytest.approx(0.5 * np.sum((out - 1) ** 2))
     assert_layer_matches_numeric(net, x)
-
-
-@pytest.mark.parametrize(
-    "module",
-    ["reference_nets", "reference_nets.layers", "reference_nets.losses",
-     "reference_nets.network", "reference_nets.classic"],
-)
-def test_docstring_examples_run(module):
-    """The short examples in the reference networks' docstrings are true."""
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0 and result.attempted > 0

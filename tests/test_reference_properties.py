@@ -396,12 +396,3 @@ def test_inputs_put_zeros_in_most_arrays():
     draw()
     assert np.mean(has_zero) >= 0.8
     assert np.mean(has_near) >= 0.55
-
-
-@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
-def test_strategies_docstring_examples_run():
-    """The short examples in gradcheck.strategies' docstrings are true."""
-    import doctest
-
-    result = doctest.testmod(gst)
-    assert result.failed == 0 and result.attempted > 0

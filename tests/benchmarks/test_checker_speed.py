@@ -78,7 +78,7 @@ def test_full_mode_per_coordinate(benchmark: Any) -> None:
     report = benchmark.pedantic(gc.check_layer, args=(net, x), kwargs={"mode": "full"},
                                 rounds=5, warmup_rounds=1)
     assert report.ok, str(report)
-    coordinates = sum(t.checked for t in report.tensors)
+    coordinates = sum(t.size for t in report.tensors)
     assert coordinates == x.size + sum(p.size for p in net.params.values()) == 1020
     assert report.evaluations["loss"] >= 2 * coordinates + 1  # exact counts: test_engine
     benchmark.extra_info.update(coordinates=coordinates, evaluations=dict(report.evaluations))
