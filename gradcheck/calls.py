@@ -28,6 +28,7 @@ ProgressFn = Callable[[int, int], None]
 PROGRESS_INTERVAL = 0.5  # seconds between progress callbacks
 COMPARE_CHUNK = 1 << 16  # elements compared per numpy call
 UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}  # bit patterns by itemsize
+FLOAT64_EPS = float(np.finfo(np.float64).eps)
 
 
 def check_callable(fn: object, label: str, n_args: int, hint: str) -> None:
@@ -106,6 +107,8 @@ def not_an_array(value: object) -> bool:
 
 def as_scalar(value: object, label: str) -> float:
     """The loss as a Python float; anything but a real scalar is a usage error."""
+    if type(value) is float:  # the common case, once per evaluation: no numpy on the way
+        return value
     if not_an_array(value):
         raise GradcheckUsageError(f"{label} returned {returned(value)}: it must return the "
                                   "scalar loss")
@@ -126,6 +129,8 @@ def as_scalar(value: object, label: str) -> float:
 def loss_precision(value: object) -> float:
     """eps of the float type a loss came back in (float64 for Python numbers): a loss
     rounded to float32 carries float32's rounding, whatever the inputs were."""
+    if type(value) is float:
+        return FLOAT64_EPS
     dtype = getattr(value, "dtype", None)
     if dtype is not None and np.issubdtype(dtype, np.floating):
         return float(np.finfo(dtype).eps)
