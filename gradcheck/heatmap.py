@@ -23,6 +23,16 @@ MARKED_MAX = 4000  # kinks marked one by one up to this many per tensor
 WRONG_MARKED_SHARE = 0.25  # wrong elements outlined up to this share of the tensor
 
 
+def require_matplotlib() -> Any:
+    """Import matplotlib or raise ImportError naming the extra to install (every picture
+    of the package comes through here)."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return matplotlib
+
+
 def as_matrix(array: np.ndarray) -> np.ndarray:
     """A tensor as a 2-D picture: a scalar as 1 x 1, a vector as one row, more axes folded
     into the rows (the last axis stays the columns).
@@ -46,11 +56,9 @@ def plot_report(report: Report, path: str | Path) -> Path:
         >>> report = gc.check_layer(layer, x)   # doctest: +SKIP
         >>> report.plot("check.png")             # doctest: +SKIP
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     shown = [t for t in report.tensors if not t.ok and t.analytic.shape == t.shape]
     if not shown:

@@ -1,30 +1,22 @@
 """PNG pictures of gradient flow. matplotlib is optional (``pip install "gradcheck[plot]"``),
-imported only here and only when a picture is asked for; drawing uses the Agg canvas
-directly, so pyplot's global backend in the caller's process is left alone."""
+imported only when a picture is asked for (the package's one guard:
+:func:`gradcheck.heatmap.require_matplotlib`); drawing uses the Agg canvas directly, so
+pyplot's global backend in the caller's process is left alone."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.heatmap import require_matplotlib
 
 if TYPE_CHECKING:
     from gradcheck.diagnostics.flow import FlowReport
 
-INSTALL_HINT = 'matplotlib is needed to draw pictures: pip install "gradcheck[plot]"'
-
-
-def require_matplotlib() -> Any:
-    """Import matplotlib or raise ImportError naming the extra to install."""
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
-    return matplotlib
 
 
 def plot_flows(
