@@ -13,7 +13,7 @@ from typing import Any, Unpack
 
 import numpy as np
 
-from gradcheck.calls import check_callable, not_an_array, returned
+from gradcheck.calls import LossValue, check_callable, not_an_array, returned
 from gradcheck.core import run_check
 from gradcheck.errors import GradcheckUsageError, GradientShapeError, short_repr
 from gradcheck.options import CheckOptions, Options, Subject, front_door
@@ -206,11 +206,24 @@ class LayerObjective:
                                  else upstream_array(upstream, "the output of layer.forward(x)"),
                                  "layer.forward(x)")
         self.rng = rng
+        self._y0: np.ndarray | None = None  # the first forward's output: what moves change
 
     def _forward(self) -> tuple[np.ndarray, float]:
         y = output_array(self.layer.forward(self.params[self.input_name]), "layer.forward(x)")
         g = self.upstream.fit(y, self.rng)
         return y, float(np.sum(g * y, dtype=np.float64))
+
+    def _rounding(self, y: np.ndarray) -> float:
+        """A bound on the rounding L = sum(g * y) carries from an output coarser than
+        float64: one rounding of each output that differs from the first forward's (the
+        others cancel in every difference of two losses). nan for a float64 output."""
+        if self._y0 is None or y.shape != self._y0.shape:
+            return float("nan")
+        changed = y != self._y0
+        g = self.upstream.value
+        assert g is not None
+        return float(np.finfo(y.dtype).eps) * float(np.sum(np.abs(g[changed] * y[changed]),
+                                                           dtype=np.float64))
 
     def output_shape(self) -> tuple[int, ...] | None:
         """The layer's output shape, once a forward has run."""
@@ -218,7 +231,12 @@ class LayerObjective:
         return None if value is None else tuple(value.shape)
 
     def loss(self) -> float:
-        return self._forward()[1]
+        y, value = self._forward()
+        if self._y0 is None:
+            self._y0 = np.array(y, copy=True)
+        if y.dtype.kind != "f" or y.dtype.itemsize >= 8:
+            return value
+        return LossValue(value, self._rounding(y))
 
     def grads(self) -> dict[str, Any]:
         y, _ = self._forward()

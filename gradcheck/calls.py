@@ -105,10 +105,26 @@ def not_an_array(value: object) -> bool:
     return value is None or isinstance(value, str | bytes | dict | Iterator)
 
 
+class LossValue(float):
+    """A loss value that knows a bound on its own rounding, beyond float64's: check_layer
+    sums g * y in float64, and a float16 or float32 y is rounded only in the outputs a move
+    changed, so the loss is far finer than its dtype times |L| (``rounding``: the absolute
+    error bound, in loss units)."""
+
+    rounding: float
+
+    def __new__(cls, value: float, rounding: float) -> LossValue:
+        self = super().__new__(cls, value)
+        self.rounding = rounding
+        return self
+
+
 def as_scalar(value: object, label: str) -> float:
     """The loss as a Python float; anything but a real scalar is a usage error."""
     if type(value) is float:  # the common case, once per evaluation: no numpy on the way
         return value
+    if isinstance(value, LossValue):
+        return float(value)
     if not_an_array(value):
         raise GradcheckUsageError(f"{label} returned {returned(value)}: it must return the "
                                   "scalar loss")
@@ -216,6 +232,7 @@ class Calls:
         self._payload: bytes | None = None
         self.unrepeatable: list[str] = []  # evaluations that came out differently when repeated
         self.loss_at_point = float("nan")  # the loss at the given point, once evaluated
+        self.last_rounding = float("nan")  # the rounding bound the last loss value gave
 
     def note_unrepeatable(self, what: str) -> None:
         """Record that an evaluation repeated at the same point answered differently."""
@@ -226,6 +243,7 @@ class Calls:
             self.tick(self.scanned, self.planned)
         value = self._loss()
         self.loss_eps = max(self.loss_eps, loss_precision(value))
+        self.last_rounding = value.rounding if isinstance(value, LossValue) else float("nan")
         return as_scalar(value, self.loss_label)
 
     def loss(self) -> float:
@@ -279,8 +297,17 @@ class Calls:
 
         self.n_loss += 2 * len(flat_indices)
         if self.executor is None or len(flat_indices) < 2:
-            return central_difference_scan(self._evaluate, self.arrays[name], flat_indices,
-                                           steps, on_step)
+            roundings: list[float] = []
+
+            def evaluate() -> float:
+                value = self._evaluate()
+                roundings.append(self.last_rounding)
+                return value
+
+            stencil = central_difference_scan(evaluate, self.arrays[name], flat_indices,
+                                              steps, on_step)
+            pairs = np.array(roundings).reshape(-1, 2)
+            return stencil._replace(rounding_plus=pairs[:, 0], rounding_minus=pairs[:, 1])
         return scan_on_executor(self.executor, self._pickled(), name, flat_indices, steps,
                                 on_step)
 

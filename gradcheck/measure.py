@@ -29,6 +29,7 @@ from gradcheck.kinks import distance_to_hull, is_jump, kink_mask, roughness
 from gradcheck.numeric import step_sizes
 from gradcheck.text import flat_element
 from gradcheck.tolerances import (
+    NOISE_FACTOR,
     SCALE_FLOOR,
     Tolerance,
     gradient_scale,
@@ -126,10 +127,18 @@ def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.nda
     loss_scale = np.maximum(abs(loss_at_point),
                             np.maximum(np.abs(stencil.loss_plus), np.abs(stencil.loss_minus)))
     taken = 0.5 * (stencil.step_plus + stencil.step_minus)
-    return Differences(stencil.central(), forward, backward,
-                       rounding_floor(setting.loss_eps, loss_scale, taken),
-                       rounding_floor(setting.model_eps, loss_scale, taken),
-                       rounding_allowance(setting.model_eps, loss_scale, taken), taken)
+    floor = rounding_floor(setting.loss_eps, loss_scale, taken)
+    model_floor = rounding_floor(setting.model_eps, loss_scale, taken)
+    allowance = rounding_allowance(setting.model_eps, loss_scale, taken)
+    if stencil.rounding_plus is not None and stencil.rounding_minus is not None:
+        # the loss bounded its own rounding (the outputs a move changed, check_layer): that,
+        # not its dtype times |L|, is what the difference of two values can carry
+        measured = (stencil.rounding_plus + stencil.rounding_minus) / (2 * taken) + floor
+        known = np.isfinite(measured)
+        model_floor = np.where(known, np.minimum(model_floor, measured), model_floor)
+        allowance = np.where(known, np.minimum(allowance, NOISE_FACTOR * measured), allowance)
+    return Differences(stencil.central(), forward, backward, floor, model_floor, allowance,
+                       taken)
 
 
 def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np.ndarray,
@@ -168,7 +177,9 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         kink[curved] = is_jump(np.abs(forward - backward)[curved],
                                np.abs(look.forward - look.backward),
                                np.abs(look.numeric - numeric[curved]), jump_floor[curved])
-    bar = first.floor.copy()
+    # an element that agreed within the rounding its loss can carry has that as its error
+    # bar (a float16 output rounded at the step's scale), never less
+    bar = np.maximum(first.floor, agreement_floor(first))
     allowed = judge.detect(numeric) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
     unverified = np.zeros(len(flat_indices), dtype=bool)
@@ -449,17 +460,20 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_po
           ) -> None:
     """Agreeing elements whose numeric error bar exceeds the verification tolerance become
     unverified: the numbers agree with the analytic value, but are too coarse to vouch for
-    it. An element smaller than a tenth of the largest gradient in the whole check is held
-    to that tenth (its absolute error is what matters next to the others). The slopes
-    measured a step away count among the gradients: at a minimum of a steep bowl (1e13 x^2
-    at 0) the gradient is 0, and the rounding of the loss values a step away is measured
-    against how fast the loss moves there, not against 0 (off the kinks only: a jump's
-    slopes are no scale of the gradient)."""
-    scale = gradient_scale(*(a for m in results.values()
-                             for a in (m.numeric, m.analytic, m.forward[~m.kink],
-                                       m.backward[~m.kink])))
+    it. An element smaller than a tenth of the largest gradient of its tensor is held to
+    that tenth (its absolute error is what matters next to the others; a bias whose
+    gradients are 1 is not held to its weight's 200). The slopes measured a step away count
+    among the gradients: at a minimum of a steep bowl (1e13 x^2 at 0) the gradient is 0,
+    and the rounding of the loss values a step away is measured against how fast the loss
+    moves there, not against 0 (off the kinks only: a jump's slopes are no scale of the
+    gradient). Default atols shrink with the largest gradient of the whole check and |L|."""
+    def scale_of(m: Measured) -> float:
+        return gradient_scale(m.numeric, m.analytic, m.forward[~m.kink], m.backward[~m.kink])
+
+    atol_scale = max(max((scale_of(m) for m in results.values()), default=0.0),
+                     abs(loss_at_point))
     for name, m in results.items():
-        limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale,
-                                                max(scale, abs(loss_at_point)))
+        limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale_of(m),
+                                                atol_scale)
         coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
         m.status[coarse] = UNVERIFIED

@@ -45,6 +45,10 @@ class Stencil(NamedTuple):
     loss_minus: np.ndarray
     step_plus: np.ndarray
     step_minus: np.ndarray
+    # bounds on the rounding of each loss value where the loss reported them (nan where it
+    # did not: then its dtype times |L| is all that is known)
+    rounding_plus: np.ndarray | None = None
+    rounding_minus: np.ndarray | None = None
 
     def central(self) -> np.ndarray:
         """The central difference (L+ - L-) / (h+ + h-); nan where a loss was not finite
