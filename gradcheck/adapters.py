@@ -216,14 +216,18 @@ class LayerObjective:
     def _rounding(self, y: np.ndarray) -> float:
         """A bound on the rounding L = sum(g * y) carries from an output coarser than
         float64: one rounding of each output that differs from the first forward's (the
-        others cancel in every difference of two losses). nan for a float64 output."""
+        others cancel in every difference of two losses), and never less than one of the
+        largest. nan for a float64 output."""
         if self._y0 is None or y.shape != self._y0.shape:
             return float("nan")
         changed = y != self._y0
         g = self.upstream.value
         assert g is not None
-        return float(np.finfo(y.dtype).eps) * float(np.sum(np.abs(g[changed] * y[changed]),
-                                                           dtype=np.float64))
+        weighted = np.abs(g * y, dtype=np.float64)
+        # at least one rounding of the largest output: a change smaller than an output's
+        # resolution leaves it as it was, and is lost just the same
+        return float(np.finfo(y.dtype).eps) * max(float(np.sum(weighted[changed])),
+                                                  float(np.max(weighted, initial=0.0)))
 
     def output_shape(self) -> tuple[int, ...] | None:
         """The layer's output shape, once a forward has run."""

@@ -28,6 +28,7 @@ import numpy as np
 from gradcheck.numeric import relative_step, step_sizes
 from gradcheck.report import TieFinding
 from gradcheck.text import flat_element
+from gradcheck.tolerances import gradient_scale
 
 if TYPE_CHECKING:
     from gradcheck.calls import Calls
@@ -212,10 +213,11 @@ class _Pool:
     analytic: np.ndarray
     forward: np.ndarray
     backward: np.ndarray
+    unsettled: frozenset[str] = frozenset()  # tensors with an element failing or pending
 
     @staticmethod
     def of(calls: Calls, results: dict[str, Measured]) -> _Pool:
-        from gradcheck.measure import HULL, OK, PENDING
+        from gradcheck.measure import BAD, HULL, OK, PENDING
 
         names: list[str] = []
         parts = []
@@ -229,8 +231,11 @@ class _Pool:
                           m.analytic[positions], m.forward[positions], m.backward[positions]))
         columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
                    for k in range(6)]
+        unsettled = frozenset(name for name, m in results.items()
+                              if np.any(np.isin(m.status, (BAD, PENDING))))
+        value, analytic, forward, backward = columns[2:]
         return _Pool(tuple(names), columns[0].astype(np.intp), columns[1].astype(np.intp),
-                     *columns[2:])
+                     value, analytic, forward, backward, unsettled)
 
     def direction(self, members: np.ndarray, orientation: np.ndarray,
                   off_the_point: bool = True) -> TieDirection:
@@ -278,10 +283,11 @@ def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
                                 calls.arrays[name].shape, pool.analytic[inside],
                                 _slope_sign(pool.forward[inside] + pool.backward[inside])):
             add(inside[group], np.ones(len(group)))
-    for members in _equal_jumps(np.abs(pool.forward - pool.backward)):
-        larger_up = np.abs(pool.forward[members]) >= np.abs(pool.backward[members])
-        add(members, np.where(larger_up, 1.0, -1.0))
-        add(members, np.ones(len(members)))
+    for cluster in _equal_jumps(np.abs(pool.forward - pool.backward)):
+        for members in _within_one_tensor_or_equal(pool, cluster):
+            larger_up = np.abs(pool.forward[members]) >= np.abs(pool.backward[members])
+            add(members, np.where(larger_up, 1.0, -1.0))
+            add(members, np.ones(len(members)))
     ranked = sorted(found.values(), key=lambda item: -item[0])
     return ([direction for _, direction in ranked[:MAX_TIE_GROUPS]]
             + _pair_directions(pool, calls, suspicion))
@@ -313,6 +319,18 @@ def _pair_directions(pool: _Pool, calls: Calls,
                                        pool.direction(members, weights, off_the_point=False)))
     candidates.sort(key=lambda item: -item[0])
     return [direction for _, direction in candidates[:MAX_TIE_PAIRS]]
+
+
+def _within_one_tensor_or_equal(pool: _Pool, cluster: np.ndarray) -> list[np.ndarray]:
+    """A cluster of equal jumps as tie candidates: as it is when it lies in one tensor;
+    across tensors, only members of equal value (maximum(a, b) at a == b, max(x, t) at
+    x == t) in tensors with no element failing or pending on its own: a tensor wrong by
+    itself would otherwise put its error on the others' account."""
+    if len({pool.names[i] for i in cluster}) == 1:
+        return [cluster]
+    settled = np.array([i for i in cluster if pool.names[i] not in pool.unsettled],
+                       dtype=np.intp)
+    return [settled[pool.value[settled] == value] for value in np.unique(pool.value[settled])]
 
 
 def _equal_jumps(jump: np.ndarray) -> list[np.ndarray]:
@@ -406,12 +424,17 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
     pool = _Pool.of(calls, results)
     if len(pool.positions) < 2:
         return findings
+    # what the tolerance's atol is relative to: the whole check's gradients, not only a
+    # slope along the tie (a mismatch of 1e-168 where gradients are 0.07 is no bug)
+    atol_scale = max(abs(loss_at_point), gradient_scale(
+        *(a for m in results.values() for a in (m.numeric, m.analytic))))
     for direction in tie_directions(pool, calls):
         if any(results[n].tied[p] for n, p in zip(direction.names, direction.positions,
                                                   strict=True)):
             continue
         setting = max((settings[n] for n in set(direction.names)),
                       key=lambda s: s.model_eps)
+        scope = _TieScope(calls, loss_at_point, setting, atol_scale)
         # a power of 2 (and the moves below, of few bits): members tied in exact
         # arithmetic only (x + c = y + d) stay tied when moved, where rounding would part them
         h = 2.0 ** np.floor(np.log2(float(np.max(step_sizes(direction.base, eps=max(
@@ -421,13 +444,12 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
             direction.names, direction.positions, strict=True)])
         total = float(np.sum(analytic * direction.orientation))
         here = _slopes_along(calls, direction, 0.0, h, loss_at_point)
-        bound = _tie_bound(here, loss_at_point, h / 2, setting)
+        bound = scope.bound(here, h / 2)
         if not _smooth(here, bound):
             if not direction.off_the_point:
                 continue  # a pair that way keeps no tie
             # (a jump on the point is no noise: only the h vs h/2 gap counts in the bound)
-            side_bound = _tie_bound(here._replace(noise=here.gap), loss_at_point, h / 2,
-                                    setting)
+            side_bound = scope.bound(here._replace(noise=here.gap), h / 2)
             low, high = sorted((here.forward, here.backward))
             if low - side_bound <= total <= high + side_bound:
                 continue  # within the slopes on either side: consistent at the point
@@ -436,8 +458,7 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
             # (its members stay equal), and the chain rule must hold there
             verdict = "inconclusive"
             for side in (1.0, -1.0):
-                found = _tie_verdict_off_the_point(calls, direction, side, h, loss_at_point,
-                                                   setting)
+                found = _tie_verdict_off_the_point(scope, direction, side, h)
                 if found == "bug":
                     verdict = "bug"
                     break
@@ -456,8 +477,8 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
         # generator would come back as RuntimeError (PEP 479)
         persists = True
         for sign in (1.0, -1.0):
-            persists = persists and _tie_mismatch_at(calls, direction, sign * shift, h / 2,
-                                                     loss_at_point, setting) == "mismatch"
+            persists = persists and _tie_mismatch_at(scope, direction, sign * shift,
+                                                     h / 2) == "mismatch"
         if persists:
             findings.append(_fail_tie(results, direction, total, slope, calls, warnings, BAD))
         elif direction.off_the_point:  # a group of tied values (a pair is a mere try)
@@ -477,15 +498,15 @@ def _smooth(slopes: TieSlopes, bound: float) -> bool:
     return not jump and slopes.gap <= 2 * bound
 
 
-def _tie_verdict_off_the_point(calls: Calls, direction: TieDirection, side: float, h: float,
-                               loss_at_point: float, setting: Setting) -> str:
+def _tie_verdict_off_the_point(scope: _TieScope, direction: TieDirection, side: float,
+                               h: float) -> str:
     """"bug" when, moved off the point along the direction by h and by 1.5 h on one side,
     the loss is smooth along it at both places and the gradients there do not add up to
     its slope; "fine" when they do at one of them; else "inconclusive"."""
     verdicts = []
     for distance in (1.0, 1.5):
-        verdicts.append(_tie_mismatch_at(calls, direction, side * distance * h, h / 4,
-                                         loss_at_point, setting, off_a_kink=True))
+        verdicts.append(_tie_mismatch_at(scope, direction, side * distance * h, h / 4,
+                                         off_a_kink=True))
         if verdicts[-1] != "mismatch":
             break
     if verdicts == ["mismatch", "mismatch"]:
@@ -526,30 +547,42 @@ def _fail_tie(results: dict[str, Measured], direction: TieDirection, total: floa
 TIE_NOISE_FACTOR = 4.0
 
 
-def _tie_bound(slopes: TieSlopes, loss_at_point: float, step: float, setting: Setting) -> float:
-    """The mismatch a tie's slope can carry: the tolerance, the rounding of the loss
-    values (at their own precision), and what the two steps measured."""
-    from gradcheck.tolerances import rounding_floor
+@dataclass(frozen=True)
+class _TieScope:
+    """What every look along a tie of one check shares."""
 
-    slope = slopes.central_half
-    return float(setting.tolerance.at_kink(np.array(slope), max(abs(slope), abs(loss_at_point)))
-                 + 8 * rounding_floor(setting.loss_eps, abs(loss_at_point), np.array(step))
-                 + TIE_NOISE_FACTOR * slopes.noise)
+    calls: Calls
+    loss_at_point: float
+    setting: Setting  # the coarsest of the members' tensors'
+    atol_scale: float  # what default atols are relative to
+
+    def bound(self, slopes: TieSlopes, step: float) -> float:
+        """The mismatch a tie's slope can carry: the tolerance, the rounding of the loss
+        values (at their own precision), and what the two steps measured."""
+        from gradcheck.tolerances import rounding_floor
+
+        slope = slopes.central_half
+        loss = abs(self.loss_at_point)
+        return float(self.setting.tolerance.at_kink(np.array(slope),
+                                                    max(abs(slope), self.atol_scale))
+                     + 8 * rounding_floor(self.setting.loss_eps, loss, np.array(step))
+                     + TIE_NOISE_FACTOR * slopes.noise)
 
 
-def _tie_mismatch_at(calls: Calls, direction: TieDirection, offset: float, step: float,
-                     loss_at_point: float, setting: Setting, off_a_kink: bool = False) -> str:
+def _tie_mismatch_at(scope: _TieScope, direction: TieDirection, offset: float, step: float,
+                     off_a_kink: bool = False) -> str:
     """At the point moved by ``offset`` along the tie: "mismatch" when the gradients do not
     add up to the loss's slope along it, "match" when they do. With ``off_a_kink`` (the
     direction crossed a kink at the point), "rough" when the direction is not smooth there
     either: nothing to conclude."""
+    calls = scope.calls
     try:
         _move(calls, direction, offset)
         gradient = calls.grads()
     finally:
         calls.restore()
     slopes = _slopes_along(calls, direction, offset, step)
-    bound = _tie_bound(slopes, loss_at_point, step / 2, setting)
+    bound = scope.bound(slopes, step / 2)
     if off_a_kink and not _smooth(slopes, bound):
         return "rough"
     total = sum(float(np.sum(gradient[name].reshape(-1)[direction.flat[inside]]

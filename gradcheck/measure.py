@@ -473,7 +473,10 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_po
     atol_scale = max(max((scale_of(m) for m in results.values()), default=0.0),
                      abs(loss_at_point))
     for name, m in results.items():
-        limit = settings[name].tolerance.verify(np.nan_to_num(m.numeric), scale_of(m),
+        # an element on a kink is measured against its own one-sided slopes
+        magnitude = np.where(m.kink | (m.status == HULL), np.maximum.reduce(
+            [np.abs(m.numeric), np.abs(m.forward), np.abs(m.backward)]), m.numeric)
+        limit = settings[name].tolerance.verify(np.nan_to_num(magnitude), scale_of(m),
                                                 atol_scale)
         coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
         m.status[coarse] = UNVERIFIED

@@ -109,15 +109,26 @@ def build(spec: dict) -> rn.Sequential:
     data=st.data(),
 )
 @example(shape=(1, 1), n_out=1, bias=False, dtype=np.dtype(np.float64), data=None)
+@example(shape=(1, 1), n_out=1, bias=True, dtype=np.dtype(np.float32), data=None)
 def test_dense_passes_check_layer_for_any_shape_weights_and_input(shape, n_out, bias, dtype, data):
-    """Dense (with and without bias, float64 and float32) passes for every fuzzed case."""
-    if data is None:  # the pinned example: 1x1, zero weight, zero input
-        W, b, x = np.zeros((1, 1)), None, np.zeros((1, 1))
+    """Dense (with and without bias, float64 and float32) passes for every fuzzed case: ok
+    in float64; in float32 ok, or unverified with the reason where the output's rounding
+    hides what a step does (W = 0 beside b = 100: a change of x below half a float32 ulp of
+    100 would not show), and never FAILED."""
+    if data is None:  # the pinned examples: 1x1, zero weight, zero input (and b = 100)
+        W, x = np.zeros((1, 1), dtype), np.zeros((1, 1), dtype)
+        b = np.full(1, 100.0, dtype) if bias else None
     else:
         W = data.draw(gst.weights((shape[1], n_out), dtype), label="W")
         b = data.draw(gst.weights((n_out,), dtype), label="b") if bias else None
         x = data.draw(gst.inputs(shape, dtype), label="x")
-    assert_passes(rn.Dense.from_arrays(W, b), x)
+    if dtype == np.float64:
+        assert_passes(rn.Dense.from_arrays(W, b), x)
+        return
+    report = gc.check_layer(rn.Dense.from_arrays(W, b), x)
+    note(str(report))
+    assert report.status != "FAILED", f"false alarm on a correct reference layer:\n{report}"
+    assert all(t.ok or t.unverified_reason for t in report.tensors), str(report)
 
 
 @pytest.mark.parametrize("kind", ACTIVATIONS)
