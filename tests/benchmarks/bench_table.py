@@ -349,7 +349,7 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], fast: list[
             print(f"- torch.autograd.gradcheck on the same MLP, same coordinates: "
                   f"{checker['torch_gradcheck_ms']:.1f} ms against gradcheck's full mode "
                   f"{checker['torch_full_ms']:.1f} ms in the same blocks "
-                  f"({checker['torch_over_full']:.1f}x; others' CPU % "
+                  f"(torch's time / gradcheck's: {checker['torch_over_full']:.1f}x; others' CPU % "
                   f"{_others(checker['torch_others_cpu_percent'], checker['torch_disturbed'])})")
         print()
     if fast:
@@ -373,8 +373,8 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], fast: list[
     if spread:
         ms = spread["ms"]
         others = _others(spread["others_cpu_percent"], spread["disturbed"])
-        print(f"executor= with 2 workers, full mode, median ms per check (others' CPU % "
-              f"{others}):\n")
+        print(f"executor= with 2 workers, full mode, median ms per check, in parentheses "
+              f"serial / that (others' CPU % {others}):\n")
         print("| loss | serial | ProcessPoolExecutor(2) | Dask LocalCluster, 2 workers |")
         print("|---|---:|---:|---:|")
         dask = (f"{ms['waiting_dask']:.0f} ({spread['waiting_dask_speedup']:.2f}x)"
