@@ -150,7 +150,7 @@ def loss_precision(value: object) -> float:
     dtype = getattr(value, "dtype", None)
     if dtype is not None and np.issubdtype(dtype, np.floating):
         return float(np.finfo(dtype).eps)
-    return float(np.finfo(np.float64).eps)
+    return FLOAT64_EPS
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -224,7 +224,7 @@ class Calls:
         self.executor = options.executor
         self.progress = progress
         self.n_loss = self.n_grads = 0
-        self.loss_eps = float(np.finfo(np.float64).eps)  # coarsest precision seen in a loss
+        self.loss_eps = FLOAT64_EPS  # coarsest precision seen in a loss
         self.scanned = 0  # coordinates measured or verified so far, for progress
         self.planned = 0  # coordinates of every tensor, for progress
         self._last_progress = 0.0

@@ -25,6 +25,7 @@ from typing import Unpack
 import numpy as np
 
 from gradcheck.calls import (
+    FLOAT64_EPS,
     Calls,
     GradsFn,
     LossFn,
@@ -72,7 +73,7 @@ from gradcheck.tolerances import (
 AUTO_FULL_MAX = 4096  # "auto": tensors up to this many elements are measured in full
 # Two evaluations at the same point may differ by this much (relative) and still count as
 # the same: summation order inside BLAS can move the last bits between calls.
-REPEAT_RTOL = 8 * float(np.finfo(np.float64).eps)
+REPEAT_RTOL = 8 * FLOAT64_EPS
 
 
 @front_door
@@ -177,14 +178,14 @@ def _run(calls: Calls, options: Options) -> _Findings:
         return _Findings([], problems, warnings)
     _compare_repeated_grads(analytic, calls.grads(copy=False), calls.grads_label, problems)
     for name, gradient in analytic.items():
-        if np.isfinite(gradient).all():
+        finite = np.isfinite(gradient)
+        if finite.all():
             continue
-        bad = ~np.isfinite(gradient)
-        if np.any(bad):
-            first = flat_element(name, int(np.flatnonzero(bad.reshape(-1))[0]), gradient.shape)
-            problems.append(Problem("non_finite_grad", f"{calls.grads_label}[{name!r}] has "
-                                    f"{int(bad.sum())} non-finite value(s) (first at {first})",
-                                    name))
+        bad = ~finite
+        first = flat_element(name, int(np.flatnonzero(bad.reshape(-1))[0]), gradient.shape)
+        problems.append(Problem("non_finite_grad", f"{calls.grads_label}[{name!r}] has "
+                                f"{int(bad.sum())} non-finite value(s) (first at {first})",
+                                name))
 
     rng = options.rng()
     plan = {name: _pick_mode(options.mode, array.size) for name, array in calls.arrays.items()}
@@ -441,7 +442,7 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
                 f"the tolerance (rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) allows; "
                 "evaluate in float64, or pass rtol/atol that match that precision")
     coarse = " (the loss comes back in float32 or coarser: return it as float64)" if (
-        setting.loss_eps > float(np.finfo(np.float64).eps)) else ""
+        setting.loss_eps > FLOAT64_EPS) else ""
     return (f"the loss is large next to its changes: the rounding of its values alone "
             f"limits the numeric derivative to about ±{bar:.1e}, more than the tolerance "
             f"(rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) allows{coarse}; remove a "

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradcheck.calls import Calls
+from gradcheck.calls import FLOAT64_EPS, Calls
 from gradcheck.measure import BAD, Measured, Setting, measure
 from gradcheck.tolerances import rounding_allowance, rounding_floor
 
@@ -209,7 +209,7 @@ class _Walk:
         d): one rounding of each loss value, the rounding of the analytic values in their
         own precision, and of the projection's sum."""
         return (float(rounding_floor(loss_eps, scale, np.ones(1))[0]) + self.analytic_rounding
-                + PROJECTION_ROUNDINGS * float(np.finfo(np.float64).eps) * self.abs_projection)
+                + PROJECTION_ROUNDINGS * FLOAT64_EPS * self.abs_projection)
 
     def generous_rounding(self, setting: Setting, scale: float) -> float:
         """The bound a mismatch must clear to be called a bug: many roundings of the loss

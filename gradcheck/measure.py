@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gradcheck.calls import Calls
+from gradcheck.calls import FLOAT64_EPS, Calls
 from gradcheck.kinks import distance_to_hull, is_jump, kink_mask, roughness
 from gradcheck.numeric import step_sizes
 from gradcheck.text import flat_element
@@ -154,9 +154,9 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     finite = np.isfinite(numeric)
     agreement_floor = _agreement_floor(first, finite)
     # what the default atols are relative to (tolerances.Tolerance._atol)
-    atol_scale = max(gradient_scale(numeric, analytic), abs(loss_at_point))
-    judge = _Judge(tol, atol_scale, SCALE_FLOOR * gradient_scale(numeric, analytic),
-                   agreement_floor)
+    largest = gradient_scale(numeric, analytic)
+    atol_scale = max(largest, abs(loss_at_point))
+    judge = _Judge(tol, atol_scale, SCALE_FLOOR * largest, agreement_floor)
     with np.errstate(invalid="ignore"):
         mismatch = np.abs(analytic - numeric)
         agree = mismatch <= judge.detect(numeric) + agreement_floor(first)
@@ -218,8 +218,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # optimum, log or exp far from 1) and a loss that glitches on one call; a third
         # look tells them apart (:func:`_third_look`). Only where rounding at h/4 stays
         # within what could be vouched for: else agreement within it would be no evidence.
-        limit = tol.verify(np.nan_to_num(half.numeric), gradient_scale(numeric, analytic),
-                           atol_scale)
+        limit = tol.verify(np.nan_to_num(half.numeric), largest, atol_scale)
         third = suspects[rough & (2 * agreement_floor(half) <= limit)]
         if len(third):
             stencils = _Stencils(calls, name, flat_indices, steps, loss_at_point, setting)
@@ -345,7 +344,7 @@ def _third_look(stencils: _Stencils, positions: np.ndarray, at_h: np.ndarray,
     """Rough elements (their central differences at h and h/2 disagree beyond the
     tolerance) looked at again at h/4. Returns the positions the three looks read as
     smooth, with their latest estimate and the one before it, from which its error is
-    measured (:func:`_judge_smooth`).
+    measured (:meth:`_Judge.smooth`).
 
     - curvature shrinks the gap 4x per halving: smooth; the estimates are Richardson's
       (4 c(h/2) - c(h)) / 3 and (4 c(h/4) - c(h/2)) / 3, free of the h^2 term;
@@ -416,10 +415,9 @@ def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_poin
         picked.append((name, sample[top], values[top], np.sign(flat_gradient[sample[top]])))
     expected_per_unit = sum(float(np.sum(np.abs(analytic[n].reshape(-1)[i]) * np.maximum(
         1.0, np.abs(v)))) for n, i, v, _ in picked)
-    float64_eps = float(np.finfo(np.float64).eps)
-    visible = RESOLUTION_MARGIN * float64_eps * abs(loss_at_point)  # what float64 can see
+    visible = RESOLUTION_MARGIN * FLOAT64_EPS * abs(loss_at_point)  # what float64 can see
     if not (np.isfinite(expected_per_unit) and expected_per_unit > 0):
-        return float64_eps
+        return FLOAT64_EPS
     previous = 0.0
     for move in RESOLUTION_PROBES:
         if move * expected_per_unit <= visible:
@@ -443,7 +441,7 @@ def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_poin
         if seen:
             return _eps_between(previous, move)
         previous = move
-    return float64_eps  # never moved as the gradient says: not a matter of precision
+    return FLOAT64_EPS  # never moved as the gradient says: not a matter of precision
 
 
 def _eps_between(unseen: float, seen: float) -> float:
@@ -453,7 +451,7 @@ def _eps_between(unseen: float, seen: float) -> float:
         eps = float(np.finfo(dtype).eps)
         if unseen <= eps < seen:
             return eps
-    return float(np.finfo(np.float64).eps)
+    return FLOAT64_EPS
 
 
 def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_point: float

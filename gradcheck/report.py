@@ -48,10 +48,6 @@ class TieFinding:
     total: float  # their analytic gradients added up along the tie
     slope: float | None  # the loss's slope along the tie at the point (None: judged off it)
 
-    def count(self, tensor: str) -> int:
-        """How many of the members lie in ``tensor``."""
-        return sum(name == tensor for name, _ in self.members)
-
     @property
     def tensors(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name for name, _ in self.members))

@@ -104,7 +104,8 @@ class Tolerance:
 
     def verify(self, numeric: np.ndarray, scale: float, atol_scale: float) -> np.ndarray:
         """The largest numeric error bar at which an element can be vouched for; ``scale``
-        is the largest |gradient| of the check, ``atol_scale`` the larger of it and |L|."""
+        is the largest |gradient| of its tensor, ``atol_scale`` what a default atol is
+        relative to (:meth:`verify_atol`)."""
         magnitude = np.maximum(np.abs(numeric), SCALE_FLOOR * scale)
         return self.verify_atol(atol_scale) + self.rtol * magnitude
 
