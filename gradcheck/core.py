@@ -389,7 +389,7 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
         worst=worst, kinks=tally, rtol=tolerance.rtol, atol=tolerance.atol,
         detect_rtol=tolerance.detect_rtol, detect_atol=tolerance.detect_atol,
         tolerance_source=tolerance.source,
-        relative_step=_relative_step(array.dtype, setting.loss_eps),
+        relative_step=setting.relative_step,
         mismatched_is_lower_bound=lower_bound, measured=int(compared.sum()), status=status,
         unverified=int(unverified.sum()),
         unverified_reason=fast_reason or _unverified_reason(name, array, m, unverified,
@@ -447,12 +447,6 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
             f"limits the numeric derivative to about ±{bar:.1e}, more than the tolerance "
             f"(rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) allows{coarse}; remove a "
             "constant offset from the loss, or pass a larger atol")
-
-
-def _relative_step(dtype: np.dtype, loss_eps: float) -> float:
-    """eps**(1/3) of the coarser of the tensor's dtype and the loss's precision: the
-    relative step h = it * max(1, |v|) that measure() takes (numeric.step_sizes)."""
-    return max(float(np.finfo(dtype).eps), loss_eps) ** (1 / 3)
 
 
 def _unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:

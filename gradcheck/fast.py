@@ -70,8 +70,7 @@ class Part:
     base: np.ndarray  # the saved values, flat, own dtype
     analytic: np.ndarray  # the analytic gradient, flat float64
     seed: int  # the direction's seed
-    relative_step: float  # eps**(1/3) of the precision in play
-    model_eps: float  # precision of the analytic values (the tensor's dtype, or coarser)
+    setting: Setting  # its precisions (model_eps: of the analytic values too) and step
 
     @property
     def size(self) -> int:
@@ -97,7 +96,7 @@ class Part:
         d = bits.astype(np.float32)
         d -= np.float32(0.5)
         np.copysign(MAGNITUDES[a % CHUNK:a % CHUNK + count], d, out=d)
-        d *= np.float32(self.relative_step)
+        d *= np.float32(self.setting.relative_step)
         return d
 
     def current(self, lo: int, hi: int) -> np.ndarray:
@@ -178,7 +177,7 @@ class _Walk:
                 np.abs(part.analytic[a:z], out=magnitude)
                 weight = float(magnitude @ step)
                 self.abs_projection += weight
-                self.analytic_rounding += part.model_eps * weight
+                self.analytic_rounding += part.setting.model_eps * weight
             projections.append(projection)
             self.span.append(span)
         return projections
@@ -266,9 +265,8 @@ def _part(calls: Calls, name: str, analytic_flat: np.ndarray, setting: Setting, 
           ) -> Part:
     array = calls.arrays[name]
     flat = array.reshape(-1) if array.flags.c_contiguous else None  # a view
-    eps = max(float(np.finfo(array.dtype).eps), setting.loss_eps)
     return Part(name, array, flat, calls.originals[name].reshape(-1), analytic_flat, seed,
-                eps ** (1.0 / 3.0), setting.model_eps)
+                setting)
 
 
 def _check_together(scope: _Scope, parts: list[Part]) -> dict[str, FastResult]:

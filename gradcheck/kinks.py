@@ -437,9 +437,8 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
         scope = _TieScope(calls, loss_at_point, setting, atol_scale)
         # a power of 2 (and the moves below, of few bits): members tied in exact
         # arithmetic only (x + c = y + d) stay tied when moved, where rounding would part them
-        h = 2.0 ** np.floor(np.log2(float(np.max(step_sizes(direction.base, eps=max(
-            setting.model_eps, *(float(np.finfo(calls.arrays[n].dtype).eps)
-                                 for n in set(direction.names))))))))
+        h = 2.0 ** np.floor(np.log2(float(np.max(step_sizes(direction.base,
+                                                             eps=setting.model_eps)))))
         analytic = np.array([results[n].analytic[p] for n, p in zip(
             direction.names, direction.positions, strict=True)])
         total = float(np.sum(analytic * direction.orientation))

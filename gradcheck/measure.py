@@ -104,6 +104,11 @@ class Setting:
     loss_eps: float  # precision of the loss values (float64 unless they come back coarser)
     model_eps: float  # coarsest precision the loss passed through (tensor dtype included)
 
+    @property
+    def relative_step(self) -> float:
+        """eps**(1/3) of ``model_eps``: the step is h = it * max(1, |v|)."""
+        return self.model_eps ** (1 / 3)
+
 
 class Differences(NamedTuple):
     """One stencil's numbers per coordinate."""
@@ -147,7 +152,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     tol = setting.tolerance
     dtype = calls.arrays[name].dtype
     values = np.asarray(calls.arrays[name].flat[flat_indices])
-    steps = step_sizes(values, eps=max(float(np.finfo(dtype).eps), setting.loss_eps))
+    steps = step_sizes(values, eps=setting.model_eps)
     analytic = analytic_flat[flat_indices]
     first = differences(calls, name, flat_indices, steps, loss_at_point, setting)
     numeric, forward, backward = first.numeric.copy(), first.forward.copy(), first.backward.copy()
