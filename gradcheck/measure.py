@@ -155,6 +155,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     steps = step_sizes(values, eps=setting.model_eps)
     analytic = analytic_flat[flat_indices]
     first = differences(calls, name, flat_indices, steps, loss_at_point, setting)
+    stencils = _Stencils(calls, name, flat_indices, steps, loss_at_point, setting)
     numeric, forward, backward = first.numeric.copy(), first.forward.copy(), first.backward.copy()
     finite = np.isfinite(numeric)
     agreement_floor = _agreement_floor(first, finite)
@@ -177,8 +178,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # step across a minimum): at h/2 the spread of a curve halves, a jump's stays
         curved = np.flatnonzero(agree & kink)
     if len(curved):
-        look = differences(calls, name, flat_indices[curved], 0.5 * steps[curved],
-                           loss_at_point, setting)
+        look = stencils.look(curved, 0.5)
         kink[curved] = is_jump(np.abs(forward - backward)[curved],
                                np.abs(look.forward - look.backward),
                                np.abs(look.numeric - numeric[curved]), jump_floor[curved])
@@ -193,8 +193,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
 
     suspects = np.flatnonzero(~agree & finite)
     if len(suspects):
-        half = differences(calls, name, flat_indices[suspects], 0.5 * steps[suspects],
-                           loss_at_point, setting)
+        half = stencils.look(suspects, 0.5)
         a = analytic[suspects]
         gap = np.abs(half.numeric - numeric[suspects])
         generous_half = tol.at_kink(half.numeric, atol_scale) + half.allowance
@@ -226,7 +225,6 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         limit = tol.verify(np.nan_to_num(half.numeric), largest, atol_scale)
         third = suspects[rough & (2 * agreement_floor(half) <= limit)]
         if len(third):
-            stencils = _Stencils(calls, name, flat_indices, steps, loss_at_point, setting)
             third, look, earlier = _third_look(stencils, third, first.numeric[third],
                                                numeric[third])
             # Smooth from h/2 on means the one-sided spread d+ - d- (curvature: h L'')
