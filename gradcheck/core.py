@@ -61,7 +61,7 @@ from gradcheck.report import (
 )
 from gradcheck.report import OK as TENSOR_OK
 from gradcheck.report import UNVERIFIED as TENSOR_UNVERIFIED
-from gradcheck.text import flat_element
+from gradcheck.text import flat_element, unravel
 from gradcheck.tolerances import (
     Tolerance,
     gradient_scale,
@@ -366,7 +366,7 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
     for position in np.flatnonzero(bad)[order]:
         note = ("tied: counted together" if m.tied[position]
                 else "at a jittered point" if m.jittered[position] else "")
-        worst.append(Mismatch(index=_unravel(int(m.flat_indices[position]), array.shape),
+        worst.append(Mismatch(index=unravel(int(m.flat_indices[position]), array.shape),
                               analytic=float(m.analytic[position]),
                               numeric=float(m.numeric[position]),
                               abs_err=float(m.error[position]), note=note))
@@ -447,7 +447,3 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
             f"limits the numeric derivative to about ±{bar:.1e}, more than the tolerance "
             f"(rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) allows{coarse}; remove a "
             "constant offset from the loss, or pass a larger atol")
-
-
-def _unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()

@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck.text import element, general
+from gradcheck.text import element, general, unravel
 
 if TYPE_CHECKING:
     from gradcheck.report import Report, TensorResult
@@ -449,7 +449,7 @@ def _element_note(a: float, n: float, bar: float) -> str:
 
 def _listing(v: _View, mask: np.ndarray) -> tuple[str, list[tuple[int, ...]]]:
     flat = np.flatnonzero(mask.reshape(-1))
-    indices = [tuple(int(i) for i in np.unravel_index(int(k), v.shape)) for k in flat[:KEPT]]
+    indices = [unravel(int(k), v.shape) for k in flat[:KEPT]]
     shown = ", ".join(v.element(i) for i in indices[:LISTED])
     return shown + (", ..." if len(flat) > LISTED else ""), indices
 
@@ -1071,7 +1071,7 @@ def _isolated(v: _View, ctx: _Context) -> Diagnosis | None:
             v.mode != "fast" and k > ISOLATED_SHARE * measured):
         return None
     flat = np.flatnonzero(v.failed.reshape(-1))
-    indices = [tuple(int(i) for i in np.unravel_index(int(f), v.shape)) for f in flat]
+    indices = [unravel(int(f), v.shape) for f in flat]
     details = "; ".join(f"{v.element(i)}: {_pair(float(v.a[i]), float(v.n[i]))}"
                         + _element_note(float(v.a[i]), float(v.n[i]), float(v.bar[i]))
                         for i in indices[:LISTED])

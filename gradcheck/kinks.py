@@ -27,8 +27,8 @@ import numpy as np
 
 from gradcheck.numeric import relative_step, step_sizes
 from gradcheck.report import TieFinding
-from gradcheck.text import flat_element
-from gradcheck.tolerances import gradient_scale
+from gradcheck.text import flat_element, unravel
+from gradcheck.tolerances import gradient_scale, rounding_floor
 
 if TYPE_CHECKING:
     from gradcheck.calls import Calls
@@ -418,8 +418,6 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
     on each side, where only the tie remains: 2 points per side, 5 + 1 gradient each.
     Returns the groups it failed.
     """
-    from gradcheck.measure import BAD
-
     findings: list[TieFinding] = []
     pool = _Pool.of(calls, results)
     if len(pool.positions) < 2:
@@ -455,15 +453,10 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
             # the direction crosses a kink at the point, and the gradients add up to more
             # than either side's slope: off the point, on either side, only the tie is left
             # (its members stay equal), and the chain rule must hold there
-            verdict = "inconclusive"
             for side in (1.0, -1.0):
-                found = _tie_verdict_off_the_point(scope, direction, side, h)
-                if found == "bug":
-                    verdict = "bug"
+                if _tie_fails_off_the_point(scope, direction, side, h):
+                    findings.append(_fail_tie(results, direction, total, None, calls, warnings))
                     break
-            if verdict == "bug":
-                findings.append(_fail_tie(results, direction, total, None, calls, warnings,
-                                          BAD))
             continue
         slope = here.central_half
         if abs(total - slope) <= bound:
@@ -479,7 +472,7 @@ def check_ties(calls: Calls, results: dict[str, Measured], settings: dict[str, S
             persists = persists and _tie_mismatch_at(scope, direction, sign * shift,
                                                      h / 2) == "mismatch"
         if persists:
-            findings.append(_fail_tie(results, direction, total, slope, calls, warnings, BAD))
+            findings.append(_fail_tie(results, direction, total, slope, calls, warnings))
         elif direction.off_the_point:  # a group of tied values (a pair is a mere try)
             warnings.append(
                 f"{direction.names[0]}: {len(direction.flat)} elements tied (first "
@@ -497,29 +490,27 @@ def _smooth(slopes: TieSlopes, bound: float) -> bool:
     return not jump and slopes.gap <= 2 * bound
 
 
-def _tie_verdict_off_the_point(scope: _TieScope, direction: TieDirection, side: float,
-                               h: float) -> str:
-    """"bug" when, moved off the point along the direction by h and by 1.5 h on one side,
+def _tie_fails_off_the_point(scope: _TieScope, direction: TieDirection, side: float,
+                             h: float) -> bool:
+    """True when, moved off the point along the direction by h and by 1.5 h on one side,
     the loss is smooth along it at both places and the gradients there do not add up to
-    its slope; "fine" when they do at one of them; else "inconclusive"."""
-    verdicts = []
+    its slope (a match, or a rough stretch, at h settles nothing more is needed there)."""
     for distance in (1.0, 1.5):
-        verdicts.append(_tie_mismatch_at(scope, direction, side * distance * h, h / 4,
-                                         off_a_kink=True))
-        if verdicts[-1] != "mismatch":
-            break
-    if verdicts == ["mismatch", "mismatch"]:
-        return "bug"
-    return "fine" if "match" in verdicts else "inconclusive"
+        if _tie_mismatch_at(scope, direction, side * distance * h, h / 4,
+                            off_a_kink=True) != "mismatch":
+            return False
+    return True
 
 
 def _fail_tie(results: dict[str, Measured], direction: TieDirection, total: float,
-              slope: float | None, calls: Calls, warnings: list[str], bad: int
-              ) -> TieFinding:
+              slope: float | None, calls: Calls, warnings: list[str]) -> TieFinding:
+    """Mark the direction's members failed (tied), warn, and return the finding."""
+    from gradcheck.measure import BAD
+
     for name, inside in direction.segments().items():
         m = results[name]
         positions = direction.positions[inside]
-        m.status[positions] = bad
+        m.status[positions] = BAD
         m.tied[positions] = True
         m.error[positions] = np.abs(m.analytic[positions] - m.numeric[positions])
     tensors = dict.fromkeys(direction.names)
@@ -536,9 +527,8 @@ def _fail_tie(results: dict[str, Measured], direction: TieDirection, total: floa
         f"together: their gradients add up to {total:.6g}{evidence}. A tied maximum must "
         "share its upstream gradient (give it to one element, or split it), not give it to "
         "every tied element.")
-    members = tuple((name, tuple(int(i) for i in np.unravel_index(
-        int(flat), calls.arrays[name].shape))) for name, flat in zip(
-        direction.names, direction.flat, strict=True))
+    members = tuple((name, unravel(int(flat), calls.arrays[name].shape))
+                    for name, flat in zip(direction.names, direction.flat, strict=True))
     return TieFinding(members, float(direction.base[0]), total, slope)
 
 
@@ -558,8 +548,6 @@ class _TieScope:
     def bound(self, slopes: TieSlopes, step: float) -> float:
         """The mismatch a tie's slope can carry: the tolerance, the rounding of the loss
         values (at their own precision), and what the two steps measured."""
-        from gradcheck.tolerances import rounding_floor
-
         slope = slopes.central_half
         loss = abs(self.loss_at_point)
         return float(self.setting.tolerance.at_kink(np.array(slope),

@@ -59,8 +59,19 @@ def flat_element(name: str, flat_index: int, shape: Sequence[int]) -> str:
     >>> flat_element("W", 5, (2, 3))
     'W[1, 2]'
     """
-    index = np.unravel_index(flat_index, tuple(shape)) if len(shape) else ()
-    return element(name, [int(i) for i in index])
+    return element(name, unravel(flat_index, shape))
+
+
+def unravel(flat_index: int, shape: Sequence[int]) -> tuple[int, ...]:
+    """The index, as Python ints, of a flat (C-order) index into a tensor of ``shape``; ``()``
+    for a 0-d tensor.
+
+    >>> unravel(5, (2, 3)), unravel(0, ())
+    ((1, 2), ())
+    """
+    if not len(shape):
+        return ()
+    return tuple(int(i) for i in np.unravel_index(int(flat_index), tuple(shape)))
 
 
 def table(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) -> list[str]:
