@@ -315,7 +315,7 @@ class PairObjective:
         where = f"gradient {position + 1} of {len(names)} (d{name})" if len(names) > 1 \
             else f"the gradient d{name}"
         if not_an_array(gradient):  # None inside a tuple: not a missing return
-            what = "None" if gradient is None or len(names) > 1 else returned(gradient)
+            what = "None" if gradient is None and len(names) > 1 else returned(gradient)
             raise GradientShapeError(f"{label} returned {what} as {where}: return dL/d{name}, "
                                      f"a float array like {name}")
         shape = np.shape(gradient) if isinstance(gradient, np.ndarray) else None

@@ -535,6 +535,22 @@ def test_backward_returning_none_names_the_gradient() -> None:
                       randn(N, D), randn(D, M), randn(M))
 
 
+@pytest.mark.parametrize("backward, with_w, named", [
+    (lambda d, c: None, False, r"None \(a missing return\?\) as the gradient dx"),
+    (lambda d, c: "dx", False, r"a str as the gradient dx"),
+    (lambda d, c: ("dx", c.T @ d), True, r"a str as gradient 1 of 2 \(dx\)"),
+], ids=["bare None", "str", "str in a tuple"])
+def test_a_gradient_that_is_not_an_array_is_named_for_what_it_is(backward, with_w, named
+                                                                 ) -> None:
+    """A bare None is a missing return; a str is a str, alone or inside the tuple."""
+    if with_w:
+        with pytest.raises(GradientShapeError, match=named):
+            gc.check_pair(lambda x, w: (x @ w, x), backward, randn(N, D), randn(D, M))
+    else:
+        with pytest.raises(GradientShapeError, match=named):
+            gc.check_pair(lambda x: (np.maximum(x, 0), x), backward, randn(N, D))
+
+
 def test_upstream_can_be_given_and_is_checked() -> None:
     x = randn(N, D)
     g = randn(N, D)
