@@ -108,13 +108,12 @@ def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser | No
         target, shape = case
         try:
             layer = target.make_layer(args.dtype, args.seed)
+        except LoadError as exc:  # it returned None
+            return _error(str(exc))
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # the factory raised or exited
             return _error(explain_failure(exc, f"building '{target.spec}'"))
-        if layer is None:
-            return _error(f"'{target.spec}' returned None (a missing return?): the factory "
-                          "must return a layer")
         try:
             x = make_input(shape, args.dtype, args.seed)
         except (ValueError, MemoryError) as exc:  # numpy refuses a shape that --force let by

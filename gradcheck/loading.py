@@ -256,7 +256,8 @@ class LayerTarget:
         return path, max(line - 1, 0)
 
     def make_layer(self, dtype: str = "float64", seed: int = 0) -> Any:
-        """Call the factory, passing ``rng`` and ``dtype`` if it accepts them.
+        """Call the factory, passing ``rng`` and ``dtype`` if it accepts them; a factory
+        that returns None is a :class:`LoadError`.
 
         The layer's generator is ``numpy.random.default_rng([seed, 0])``.
         """
@@ -272,7 +273,11 @@ class LayerTarget:
             kwargs["rng"] = np.random.default_rng([seed, 0])
         if self.takes_dtype:
             kwargs["dtype"] = np.dtype(dtype)
-        return self.factory(**kwargs)
+        layer = self.factory(**kwargs)
+        if layer is None:
+            raise LoadError(f"'{self.spec}' returned None (a missing return?): the factory "
+                            "must return a layer")
+        return layer
 
     def input_shape(self, shape: Sequence[int] | None = None) -> tuple[int, ...]:
         """The input shape: ``shape`` if given, else the ``input_shape`` of the factory or layer.

@@ -192,6 +192,18 @@ LAYERS_WITHOUT_EXTRAS = """
 """
 
 
+@pytest.mark.parametrize("shape", [["--shape", "3,2"], []], ids=["shape given", "no shape"])
+def test_a_factory_that_returns_none_is_named(
+    shape: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_module(tmp_path, monkeypatch, "nonefactory", "def make():\n    pass\n")
+    code, out, err = run(["check", "nonefactory:make", *shape], capsys)
+    assert code == 2 and out == ""
+    assert err == ("gradcheck: error: 'nonefactory:make' returned None (a missing return?): "
+                   "the factory must return a layer\n")
+
+
 def test_no_shape_and_no_input_shape_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
