@@ -4,9 +4,6 @@ dict and a :class:`~gradcheck.options.Subject`, and hands them to the one engine
 
 The objectives are small classes rather than closures so that ``executor=`` can pickle
 them (a bound method carries its object, and with it the arrays the engine perturbs).
-
-(No ``from __future__ import annotations`` here: help() then shows the allowed values of
-mode and kinks, not the names of their Literal types.)
 """
 from collections.abc import Callable, Mapping
 from typing import Any, Unpack
@@ -143,12 +140,12 @@ class Upstream:
             return self.value
         if self.value is None:
             self.value = rng.standard_normal(y.shape)
-        if self.value.shape != y.shape and self._fitted is not None:  # fitted once already
-            raise GradcheckUsageError(
-                f"{self.label} returned shape {y.shape} now but {self.value.shape} before: the "
-                "output shape must not change between calls (state kept between calls, or a "
-                "shape taken from something other than the input?)")
         if self.value.shape != y.shape:
+            if self._fitted is not None:  # fitted once already
+                raise GradcheckUsageError(
+                    f"{self.label} returned shape {y.shape} now but {self.value.shape} before: "
+                    "the output shape must not change between calls (state kept between "
+                    "calls, or a shape taken from something other than the input?)")
             raise GradcheckUsageError(f"upstream has shape {self.value.shape} but {self.label} "
                                       f"has shape {y.shape}: pass one shaped like the output")
         if np.issubdtype(y.dtype, np.floating):
@@ -208,22 +205,18 @@ class LayerObjective:
         self.rng = rng
         self._y0: np.ndarray | None = None  # the first forward's output: what moves change
 
-    def _forward(self) -> tuple[np.ndarray, float]:
+    def _forward(self) -> tuple[np.ndarray, np.ndarray]:
+        """The layer's output at the current params, and the upstream gradient fitted to it."""
         y = output_array(self.layer.forward(self.params[self.input_name]), "layer.forward(x)")
-        g = self.upstream.fit(y, self.rng)
-        return y, float(np.sum(g * y, dtype=np.float64))
+        return y, self.upstream.fit(y, self.rng)
 
-    def _rounding(self, y: np.ndarray) -> float:
-        """A bound on the rounding L = sum(g * y) carries from an output coarser than
-        float64: one rounding of each output that differs from the first forward's (the
-        others cancel in every difference of two losses), and never less than one of the
-        largest. nan for a float64 output."""
-        if self._y0 is None or y.shape != self._y0.shape:
-            return float("nan")
+    def _rounding(self, y: np.ndarray, terms: np.ndarray) -> float:
+        """A bound on the rounding L = sum(g * y) (``terms``: g * y) carries from an output
+        coarser than float64: one rounding of each output that differs from the first
+        forward's (the others cancel in every difference of two losses), and never less
+        than one of the largest."""
         changed = y != self._y0
-        g = self.upstream.value
-        assert g is not None
-        weighted = np.abs(g * y, dtype=np.float64)
+        weighted = np.abs(terms, dtype=np.float64)
         # at least one rounding of the largest output: a change smaller than an output's
         # resolution leaves it as it was, and is lost just the same
         return float(np.finfo(y.dtype).eps) * max(float(np.sum(weighted[changed])),
@@ -235,12 +228,14 @@ class LayerObjective:
         return None if value is None else tuple(value.shape)
 
     def loss(self) -> float:
-        y, value = self._forward()
-        if self._y0 is None:
-            self._y0 = np.array(y, copy=True)
+        y, g = self._forward()
+        terms = g * y
+        value = float(np.sum(terms, dtype=np.float64))
         if y.dtype.kind != "f" or y.dtype.itemsize >= 8:
             return value
-        return LossValue(value, self._rounding(y))
+        if self._y0 is None:
+            self._y0 = np.array(y, copy=True)
+        return LossValue(value, self._rounding(y, terms))
 
     def grads(self) -> dict[str, Any]:
         y, _ = self._forward()

@@ -7,7 +7,7 @@ array's own dtype never biases the quotient.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -49,6 +49,18 @@ class Stencil(NamedTuple):
     # did not: then its dtype times |L| is all that is known)
     rounding_plus: np.ndarray | None = None
     rounding_minus: np.ndarray | None = None
+
+    @classmethod
+    def join(cls, parts: Sequence[Stencil]) -> Stencil:
+        """The stencils of consecutive chunks of coordinates as one; without rounding
+        bounds (workers elsewhere do not report them).
+
+        >>> one = Stencil(*(np.array([v]) for v in (1.0, 0.0, 0.5, 0.5)))
+        >>> Stencil.join([one, one]).central()
+        array([1., 1.])
+        """
+        return cls(*(np.concatenate([getattr(p, field) for p in parts])
+                     for field in ("loss_plus", "loss_minus", "step_plus", "step_minus")))
 
     def central(self) -> np.ndarray:
         """The central difference (L+ - L-) / (h+ + h-); nan where a loss was not finite

@@ -17,9 +17,6 @@ one engine, :func:`gradcheck.core.run_check`. What is checked and what passes th
   the mask the same each call): the caller's objects are never changed, and code that
   writes into a passed-through array is named in the report, as a write into a checked
   one is.
-
-(No ``from __future__ import annotations``: help() then shows the allowed values of mode
-and kinks.)
 """
 import copy
 import difflib

@@ -118,8 +118,7 @@ def scan_on_executor(
                              done_so_far(start), plan.workers, plan.per_machine))
     elif count > start:
         parts.append(plan.serial(name, flat_indices[rest], steps[rest], done_so_far(start)))
-    return Stencil(*(np.concatenate(column) for column in zip(*(p[:4] for p in parts),
-                                                                  strict=True)))
+    return Stencil.join(parts)
 
 
 def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndarray,
@@ -151,8 +150,7 @@ def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndar
         parts.append(future.result())
         done += len(parts[-1].loss_plus)
         on_step(done)
-    return Stencil(*(np.concatenate(column) for column in zip(*(p[:4] for p in parts),
-                                                                  strict=True)))
+    return Stencil.join(parts)
 
 
 class Plan:
@@ -212,8 +210,7 @@ class Plan:
         # BLAS threads keeps at most k times that): 0 for a loss that waits, 1 for compute
         busy = min(1.0, sum(second_cpu) / max(sum(second_wall), 1e-9))
         self.decide(default, limited, busy * (threads or 1))
-        return Stencil(*(np.concatenate(pair) for pair in zip(first[:4], second[:4],
-                                                              strict=True)))
+        return Stencil.join([first, second])
 
     def _timed(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
                on_step: Callable[[int], None]) -> tuple[list[float], list[float], Stencil]:

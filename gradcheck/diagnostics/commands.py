@@ -180,7 +180,7 @@ def flow_command(args: argparse.Namespace) -> int:
     """``python -m gradcheck flow``: see :mod:`gradcheck.diagnostics.commands`."""
     try:
         if args.png:
-            from gradcheck.diagnostics.plotting import require_matplotlib
+            from gradcheck.heatmap import require_matplotlib
 
             try:
                 require_matplotlib()
