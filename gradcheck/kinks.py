@@ -222,7 +222,7 @@ class _Pool:
         names: list[str] = []
         parts = []
         for name, m in results.items():
-            positions = np.flatnonzero(m.kink & np.isin(m.status, (OK, HULL, PENDING))
+            positions = np.flatnonzero(m.kink & np.isin(m.status, (OK, HULL, PENDING, BAD))
                                        & ~m.tied)
             names += [name] * len(positions)
             flat = m.flat_indices[positions]

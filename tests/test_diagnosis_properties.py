@@ -390,8 +390,11 @@ def test_tie_bugs_are_named_as_ties(name: str, kinks: str) -> None:
 @pytest.mark.parametrize("kinks", ["subgradient", "hull"])
 @pytest.mark.parametrize("case", as_params(TIE_BUGS))
 def test_a_tie_the_check_failed_is_never_called_a_convention(case: Any, kinks: str) -> None:
+    """Every tie bug of the bank is failed as a tie, in either kinks mode, and a tensor
+    with a failed tie is never diagnosed as a kink convention."""
     layer, x = case.make()
     rep = gc.check_layer(layer, x, kinks=kinks, **case.opts)
+    assert rep.ties, str(rep)
     tied = {name for finding in rep.ties for name in finding.tensors}
     for d in rep.diagnoses:
         assert d.tensor not in tied or d.kind not in ("kink_convention", "at_kinks"), str(rep)
