@@ -144,8 +144,9 @@ def diagnose(report: Report) -> list[Diagnosis]:
     """Name the mistake in each failing tensor of ``report``, where the evidence is solid.
 
     Needs the full arrays of each tensor (``analytic``, ``numeric``, ``error_bar``,
-    ``kink``, ``failed``); a tensor without them, or ok, gets none. Never raises: a
-    diagnosis is an aid to reading the report, and the verdict must not be lost to it.
+    ``kink``, ``failed``); a tensor without them, or ok, gets none. Never raises nor
+    warns: a diagnosis is an aid to reading the report, and the verdict must not be lost
+    to it.
 
     >>> import numpy as np, gradcheck as gc
     >>> p = {"w": np.array([1.0, -2.0, 3.0])}
@@ -153,6 +154,13 @@ def diagnose(report: Report) -> list[Diagnosis]:
     >>> [(d.tensor, d.kind) for d in diagnose(rep)]
     [('w', 'sign')]
     """
+    # the numbers are the report's, NaN where unmeasured and as large or small as the
+    # user's loss made them: every rule refuses a non-finite fit on its own
+    with np.errstate(all="ignore"):
+        return _diagnose_all(report)
+
+
+def _diagnose_all(report: Report) -> list[Diagnosis]:
     try:
         if any(getattr(p, "kind", "") in UNRELIABLE for p in report.problems):
             return []  # the numeric gradient itself cannot be trusted
@@ -209,10 +217,9 @@ class _View:
             return None
         kink = _bool_like(getattr(t, "kink", None), shape)
         failed = _bool_like(getattr(t, "failed", None), shape)
-        with np.errstate(all="ignore"):
-            measured = np.isfinite(a) & np.isfinite(n) & np.isfinite(bar)
-            # the analytic side rounds too: a product like c x numeric is exact only to eps
-            bar = bar + 8 * np.finfo(np.float64).eps * (np.abs(a) + np.abs(n))
+        measured = np.isfinite(a) & np.isfinite(n) & np.isfinite(bar)
+        # the analytic side rounds too: a product like c x numeric is exact only to eps
+        bar = bar + 8 * np.finfo(np.float64).eps * (np.abs(a) + np.abs(n))
         value = getattr(t, "value", None)
         value = None if value is None else np.asarray(value, dtype=np.float64)
         if value is not None and value.shape != shape:
@@ -222,8 +229,7 @@ class _View:
         if getattr(t, "unverified", 0):
             # elements the engine could not decide: their error bars are not to be trusted,
             # so those that disagree with their bar are left out like unmeasured ones
-            with np.errstate(invalid="ignore"):
-                unsure = measured & ~failed & (np.abs(a - n) > bar)
+            unsure = measured & ~failed & (np.abs(a - n) > bar)
             measured = measured & ~unsure
         return _View(t.name, shape, status, t.mode, bool(t.mismatched_is_lower_bound), a, n,
                      bar, kink, failed & measured, measured, measured & ~kink, value,
@@ -402,13 +408,11 @@ def _needs_full(v: _View) -> Diagnosis:
 
 def _clear(values: np.ndarray, bar: np.ndarray) -> np.ndarray:
     """Clearly nonzero: beyond CLEAR error bars (False where not measured)."""
-    with np.errstate(invalid="ignore"):
-        return np.abs(values) > CLEAR * bar
+    return np.abs(values) > CLEAR * bar
 
 
 def _fits(a: np.ndarray, predicted: np.ndarray, bar: np.ndarray, mask: np.ndarray) -> bool:
-    with np.errstate(invalid="ignore", over="ignore"):
-        return bool(mask.any() and np.all(np.abs(a[mask] - predicted[mask]) <= bar[mask]))
+    return bool(mask.any() and np.all(np.abs(a[mask] - predicted[mask]) <= bar[mask]))
 
 
 def _count(n: int, noun: str = "element", plural: str = "") -> str:
@@ -642,8 +646,7 @@ def _named_factor(v: _View, ctx: _Context, mask: np.ndarray) -> tuple[float, str
     clear = mask & _clear(v.n, v.bar)
     # the most telling element (largest |numeric| in error bars) rules out most candidates
     # with one comparison each, before any is held to every element
-    with np.errstate(invalid="ignore", divide="ignore"):
-        best = int(np.argmax(np.where(clear, np.abs(v.n) / v.bar, -1.0)))
+    best = int(np.argmax(np.where(clear, np.abs(v.n) / v.bar, -1.0)))
     a0, n0, bar0 = v.a.flat[best], v.n.flat[best], v.bar.flat[best]
     for c, why in _candidates(ctx):
         if not abs(a0 - c * n0) <= abs(c) * bar0:
@@ -715,8 +718,7 @@ def _transpose(v: _View, ctx: _Context) -> Diagnosis | None:
         return None
     both = v.usable & v.usable.T
     bar = np.maximum(v.bar, v.bar.T)
-    with np.errstate(invalid="ignore"):
-        asymmetric = both & (np.abs(v.n - v.n.T) > CLEAR * (v.bar + v.bar.T))
+    asymmetric = both & (np.abs(v.n - v.n.T) > CLEAR * (v.bar + v.bar.T))
     if not asymmetric.any() or not _fits(v.a, v.n.T, bar, both):
         return None
     k, size = int(both.sum()), v.shape[0]
@@ -739,8 +741,7 @@ def _reversed(v: _View, ctx: _Context) -> Diagnosis | None:
     for axis in axes:
         flipped_n, flipped_bar = np.flip(v.n, axis), np.flip(v.bar, axis)
         both = v.usable & np.flip(v.usable, axis)
-        with np.errstate(invalid="ignore"):
-            asymmetric = both & (np.abs(v.n - flipped_n) > CLEAR * (v.bar + flipped_bar))
+        asymmetric = both & (np.abs(v.n - flipped_n) > CLEAR * (v.bar + flipped_bar))
         if not asymmetric.any() or not _mostly_nonzero(flipped_n, flipped_bar, both):
             continue
         if not _fits(v.a, flipped_n, np.maximum(v.bar, flipped_bar), both):
@@ -783,8 +784,7 @@ def _shifted(v: _View, ctx: _Context) -> Diagnosis | None:
             edge[tuple(index)] = True
             both = v.usable & np.roll(v.usable, shift, axis)
             inside = both & ~edge
-            with np.errstate(invalid="ignore"):
-                telling = inside & (np.abs(v.n - moved_n) > CLEAR * (v.bar + moved_bar))
+            telling = inside & (np.abs(v.n - moved_n) > CLEAR * (v.bar + moved_bar))
             if int(telling.sum()) < FIT_EVIDENCE:
                 continue  # nearly constant along the axis: a shift cannot be told apart
             if not _mostly_nonzero(moved_n, moved_bar, both):
@@ -824,8 +824,7 @@ def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
     """Analytic nonzero where numeric is 0, right elsewhere: at (nearly) all the zeros of
     numeric, or at exactly those a threshold on the input singles out (the x > 6 of a clip
     whose upper mask is missing, among the zeros of x < 0 it kept)."""
-    with np.errstate(invalid="ignore"):
-        zero = v.usable & (np.abs(v.n) <= v.bar)
+    zero = v.usable & (np.abs(v.n) <= v.bar)
     wrong = v.failed & ~v.kink
     k = int(wrong.sum())
     if k < 2 or not np.all(zero[wrong]):
@@ -854,8 +853,7 @@ def _missing_mask(v: _View, ctx: _Context) -> Diagnosis | None:
 def _inverted_mask(v: _View, ctx: _Context) -> Diagnosis | None:
     """Analytic nonzero exactly where numeric is 0, and 0 where numeric is not."""
     clear_a, clear_n = _clear(v.a, v.bar), _clear(v.n, v.bar)
-    with np.errstate(invalid="ignore"):
-        small_a, small_n = np.abs(v.a) <= v.bar, np.abs(v.n) <= v.bar
+    small_a, small_n = np.abs(v.a) <= v.bar, np.abs(v.n) <= v.bar
     only_a = v.usable & clear_a & small_n
     only_n = v.usable & clear_n & small_a
     neither = v.usable & small_a & small_n

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -925,3 +926,15 @@ def test_plot_without_matplotlib_names_the_extra(mistakes: ModuleType, tmp_path:
     # the verdict's exit code (1: a wrong gradient) wins over the picture that could not be made
     assert code == 1 and "likely cause:" in out and "gradcheck[plot]" in err
     assert not (tmp_path / "no.png").exists()
+
+
+def test_a_check_warns_nothing_where_the_numbers_overflow_when_squared() -> None:
+    """Error bars near 1e173 (exp at 400) overflow when squared in the diagnosis's weighted
+    fits: the fit is refused, and numpy's overflow warning is none of the user's business."""
+    x = 400 + np.random.default_rng(4).uniform(0, 1, 5)
+    with warnings.catch_warnings(record=True) as caught:  # "error" would be caught inside
+        warnings.simplefilter("always")
+        rep = gc.check_function(lambda v: float(np.sum(np.exp(v))),
+                                lambda v: 1.0005 * np.exp(v), x)
+    assert rep.status == "FAILED", str(rep)
+    assert [str(w.message) for w in caught] == []
