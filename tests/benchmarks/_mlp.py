@@ -154,14 +154,6 @@ def make_case(name: str, dtype: Any = DTYPE) -> Case:
 # ------------------------------------------------------------------------------ checker
 
 
-def dense_1000() -> tuple[rn.Dense, np.ndarray]:
-    """reference_nets.Dense(1000, 1000) (float64, non-zero bias) and a batch-8 input."""
-    layer = rn.Dense(1000, 1000, rng=0)
-    layer.params["b"][...] = np.random.default_rng(1).standard_normal(1000) * 0.1
-    x = np.random.default_rng(2).standard_normal((8, 1000))
-    return layer, x
-
-
 #: fast mode against torch's fast_mode: Dense(n_in, n_out) at batch 8, float64, x, W and b
 #: checked; label -> (n_in, n_out)
 FAST_SIZES: dict[str, tuple[int, int]] = {

@@ -183,11 +183,10 @@ def backward_rows(args: argparse.Namespace, torch: Any) -> list[dict[str, Any]]:
 
 
 def checker_figures(args: argparse.Namespace, torch: Any) -> dict[str, Any]:
-    """Full mode on the small MLP against its 2n + 1 loss evaluations alone; fast mode on
-    Dense(1000, 1000); torch.autograd.gradcheck on the same MLP for scale."""
+    """Full mode on the small MLP against its 2n + 1 loss evaluations alone, and
+    torch.autograd.gradcheck on the same MLP for scale (fast mode: :func:`fast_rows`)."""
     import _mlp
 
-    import gradcheck as gc
 
     out: dict[str, Any] = {}
     net, xs, labels = _mlp.small_mlp()
@@ -202,15 +201,6 @@ def checker_figures(args: argparse.Namespace, torch: Any) -> dict[str, Any]:
     out.update(full_ms=ms["full"], loss_floor_ms=ms["loss_floor"],
                full_over_loss_floor=ms["full"] / ms["loss_floor"],
                full_others_cpu_percent=others, full_disturbed=disturbed)
-
-    layer, x = _mlp.dense_1000()
-    fast: Contenders = {"fast": (None, lambda: gc.check_layer(layer, x, mode="fast"))}
-    report = gc.check_layer(layer, x, mode="fast")
-    assert report.ok, str(report)
-    out["fast_evaluations"] = dict(report.evaluations)
-    out["fast_parameters"] = layer.params["W"].size + layer.params["b"].size
-    ms, others, disturbed = measure_calmly(fast, args, 1, "fast mode")
-    out.update(fast_ms=ms["fast"], fast_others_cpu_percent=others, fast_disturbed=disturbed)
 
     if torch is not None:
         mlp, inputs = _mlp.torch_mlp_gradcheck_args(torch, net, xs, labels)
@@ -340,11 +330,6 @@ def print_table(rows: list[dict[str, Any]], checker: dict[str, Any], fast: list[
               f"{checker['loss_floor_ms']:.1f} ms; full check / loss evaluations = "
               f"{checker['full_over_loss_floor']:.2f} (others' CPU % "
               f"{_others(checker['full_others_cpu_percent'], checker['full_disturbed'])})")
-        ev = checker["fast_evaluations"]
-        print(f"- fast mode, Dense(1000, 1000) batch 8 float64 "
-              f"({checker['fast_parameters']:,} parameters and x): {checker['fast_ms']:.0f} ms, "
-              f"{ev['loss']} loss + {ev['grads']} gradient evaluations (others' CPU % "
-              f"{_others(checker['fast_others_cpu_percent'], checker['fast_disturbed'])})")
         if "torch_gradcheck_ms" in checker:
             print(f"- torch.autograd.gradcheck on the same MLP, same coordinates: "
                   f"{checker['torch_gradcheck_ms']:.1f} ms against gradcheck's full mode "

@@ -42,7 +42,7 @@ def _median(benchmark: Any) -> float | None:
 
 @pytest.mark.benchmark(group=FAST_GROUP)
 def test_fast_mode_dense_1000x1000(benchmark: Any) -> None:
-    layer, x = _mlp.dense_1000()
+    layer, x = _mlp.fast_dense(*_mlp.FAST_SIZES["1M"])
     report = benchmark.pedantic(gc.check_layer, args=(layer, x), kwargs={"mode": "fast"},
                                 rounds=5, warmup_rounds=1)
     assert report.ok, str(report)
@@ -63,7 +63,7 @@ def test_torch_fast_mode_dense_1000x1000(benchmark: Any) -> None:
     """torch.autograd.gradcheck(..., fast_mode=True) on the same function x @ W + b, the
     same values (skipped without torch): the group's figures set the two side by side."""
     torch = pytest.importorskip("torch")
-    layer, x = _mlp.dense_1000()
+    layer, x = _mlp.fast_dense(*_mlp.FAST_SIZES["1M"])
     dense, inputs = _mlp.torch_dense_gradcheck_args(torch, layer, x)
     ok = benchmark.pedantic(torch.autograd.gradcheck, args=(dense, inputs),
                             kwargs={"fast_mode": True}, rounds=5, warmup_rounds=1)
