@@ -58,6 +58,19 @@ class Layer:
         return f"{type(self).__name__}()"
 
 
+class TieRouted(Layer):
+    """Base of the layers whose backward routes a tie by ``tie`` (a valid convention: to
+    the "first" or "last" tied element, or "split" among them; the bugs: "all" of them get
+    all of it, or "none" gets any), shown in their repr."""
+
+    def __init__(self, tie="first"):
+        super().__init__()
+        self.tie = tie
+
+    def __repr__(self):
+        return f"{type(self).__name__}(tie={self.tie!r})"
+
+
 class Dense(Layer):
     """y = x @ W + b  (x: (batch, n_in))."""
 
@@ -278,15 +291,8 @@ class MaxPool1d(Layer):
         return (w * g[..., None]).reshape(x.shape).astype(x.dtype)
 
 
-class Max2(Layer):
+class Max2(TieRouted):
     """Elementwise max(x[0], x[1]) of two stacked inputs; a tie routes by ``tie``."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"Max2(tie={self.tie!r})"
 
     def forward(self, x):
         self.x = x
@@ -1451,15 +1457,8 @@ def _route(values, top, tie):
     return _tie_mask(values, top, tie)
 
 
-class MaxAll(Layer):
+class MaxAll(TieRouted):
     """y = max over axis 1 (keepdims); a tie routes by ``tie`` ("all" is the bug)."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"MaxAll(tie={self.tie!r})"
 
     def forward(self, x):
         self.x = x
@@ -1470,16 +1469,9 @@ class MaxAll(Layer):
         return (w * g).astype(self.x.dtype)
 
 
-class MaxPool2x2(Layer):
+class MaxPool2x2(TieRouted):
     """2x2 max-pool, stride 2, on (N, C, H, W), written with loops like the public
     ``max_pool_backward_naive``; ``tie="all"`` is its ``(window == window.max()) * dout``."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"MaxPool2x2(tie={self.tie!r})"
 
     def forward(self, x):
         self.x = x
@@ -1664,12 +1656,9 @@ def _named(name, make, doc):
 
 
 def _tie_convention(name, layer_factory, x_factory, doc, **opts):
-    def make():
-        return layer_factory(), x_factory()
-
-    make.__name__ = name
-    make.__doc__ = doc
-    _register(TIE_CONVENTIONS, opts=opts)(make)
+    """Register (layer_factory(), x_factory()) in TIE_CONVENTIONS as ``name``."""
+    _register(TIE_CONVENTIONS, opts=opts)(
+        _named(name, lambda: (layer_factory(), x_factory()), doc))
 
 
 for _tie in ("first", "last", "split"):
@@ -1734,15 +1723,8 @@ class MaxWithThreshold(Layer):
         return gx
 
 
-class MaxAbs(Layer):
+class MaxAbs(TieRouted):
     """y = max |x| over axis 1 (an inf-norm); a tie between +a and -a routes by ``tie``."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"MaxAbs(tie={self.tie!r})"
 
     def forward(self, x):
         self.x = x
@@ -1772,16 +1754,9 @@ class MaxShifted(Layer):
         return _route(z, z.max(axis=1), self.tie) * g
 
 
-class ZeroPaddedMaxPool(Layer):
+class ZeroPaddedMaxPool(TieRouted):
     """1-D max-pool (width 3, stride 3) of x padded with one zero on each side: on a black
     image the padding ties with the image, so moving the tied pixels up is a kink too."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"ZeroPaddedMaxPool(tie={self.tie!r})"
 
     def forward(self, x):
         self.windows = np.pad(x, ((0, 0), (1, 1))).reshape(len(x), -1, 3)
@@ -1793,16 +1768,9 @@ class ZeroPaddedMaxPool(Layer):
         return d.reshape(len(g), -1)[:, 1:-1]
 
 
-class ReLUThenMaxPool(Layer):
+class ReLUThenMaxPool(TieRouted):
     """ReLU (ReLU'(0) = 1) then a max over pairs: on a black image every pair ties at the
     ReLU's kink."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"ReLUThenMaxPool(tie={self.tie!r})"
 
     def forward(self, x):
         self.x = x
@@ -1815,17 +1783,10 @@ class ReLUThenMaxPool(Layer):
         return d * (self.x >= 0)
 
 
-class SortDescending(Layer):
+class SortDescending(TieRouted):
     """y = each row sorted in descending order; backward routes each slot's gradient back
     by position ("first": argsort order) or, the bug, by value: every tied copy gets every
     tied slot's gradient."""
-
-    def __init__(self, tie="first"):
-        super().__init__()
-        self.tie = tie
-
-    def __repr__(self):
-        return f"SortDescending(tie={self.tie!r})"
 
     def forward(self, x):
         self.x = x
@@ -1862,8 +1823,8 @@ for _name, (_layer, _x, _doc) in HIDDEN_TIES.items():
     _register(TIE_BUGS)(_named(f"{_name}_counted_for_all",
                                lambda f=_layer, x=_x: (f("all"), x()),
                                f"{_doc}; every tied element gets the upstream."))
-    _register(TIE_CONVENTIONS)(_named(f"{_name}_first", lambda f=_layer, x=_x: (f("first"), x()),
-                                      f"{_doc}; the tie routed to the first."))
+    _tie_convention(f"{_name}_first", lambda f=_layer: f("first"), _x,
+                    f"{_doc}; the tie routed to the first.")
 
 
 # ---- low precision: float16 / float32 / longdouble

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
-from test_diagnosis import report, tensor
+from test_diagnosis import holds, report, tensor
 
 import gradcheck as gc
 from gradcheck.diagnosis import diagnose, kinds
@@ -129,8 +129,7 @@ def test_an_error_along_one_index_is_found(seed: int, rows: int, cols: int, axis
 def test_missing_mask_is_found_with_its_condition(seed: int, rows: int, cols: int) -> None:
     x = _normal(seed, (rows, cols))
     g = _normal(seed + 1, (rows, cols))
-    if not (x < 0).any() or not (x > 0).any():
-        return
+    assume((x < 0).any() and (x > 0).any())
     found = diagnose(report(tensor("x", g, g * (x > 0), value=x)))
     if int((x < 0).sum()) == 1:  # one masked element: isolated says the same
         assert kinds(found)["x"] in {"missing_mask", "isolated"}
@@ -139,24 +138,16 @@ def test_missing_mask_is_found_with_its_condition(seed: int, rows: int, cols: in
     assert found[0].where == "x < 0"
 
 
-def _holds(condition: str, x: np.ndarray) -> np.ndarray:
-    """Where a condition the diagnosis named ("x < 0.5", "|x| > 1") is true."""
-    left, op, bound = condition.split(" ")
-    values = np.abs(x) if left.startswith("|") else x
-    return values < float(bound) if op == "<" else values > float(bound)
-
-
 @given(seeds, sides, sides, st.floats(0.5, 2.0))
 def test_a_missing_upper_mask_is_found_exactly(seed: int, rows: int, cols: int,
                                                top: float) -> None:
     x = 2 * _normal(seed, (rows, cols))
     g = _normal(seed + 1, (rows, cols))
     clipped = x > top
-    if int(clipped.sum()) < 3:
-        return  # too few to single out by a threshold: isolated, or nothing
+    assume(int(clipped.sum()) >= 3)  # fewer cannot be singled out by a threshold
     found = diagnose(report(tensor("x", g * (x > 0), g * (x > 0) * (x < top), value=x)))
     assert kinds(found) == {"x": "missing_mask"}
-    assert found[0].where is not None and np.array_equal(_holds(found[0].where, x), clipped)
+    assert found[0].where is not None and np.array_equal(holds(found[0].where, x), clipped)
 
 
 @given(seeds, st.integers(2, 6), st.sampled_from([3, 4]), st.booleans())
@@ -169,7 +160,7 @@ def test_a_named_routing_condition_holds_exactly(seed: int, windows: int, width:
     found = diagnose(report(tensor("x", g * routed, g * argmax, value=x)))
     assert kinds(found) == {"x": "inverted_mask"}
     if found[0].where is not None:
-        assert np.array_equal(_holds(found[0].where, x), routed), found[0].text
+        assert np.array_equal(holds(found[0].where, x), routed), found[0].text
 
 
 @given(seeds, st.integers(3, 7), st.integers(3, 7), st.sampled_from([0, 1]),

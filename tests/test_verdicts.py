@@ -131,6 +131,8 @@ def _has_harmful_tie(layer, x):
         return not x.any()  # a black image: every window tied
     if isinstance(layer, lb.MaxWithThreshold):
         return bool(np.any(x == layer.params["t"]))
+    if isinstance(layer, lb.SortDescending):  # any two equal values of a row
+        return any(len(np.unique(row)) < len(row) for row in x)
     return lb.has_tied_max(x, axis=1)
 
 
