@@ -467,17 +467,19 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_po
     among the gradients: at a minimum of a steep bowl (1e13 x^2 at 0) the gradient is 0,
     and the rounding of the loss values a step away is measured against how fast the loss
     moves there, not against 0 (off the kinks only: a jump's slopes are no scale of the
-    gradient). Default atols shrink with the largest gradient of the whole check and |L|."""
-    def scale_of(m: Measured) -> float:
-        return gradient_scale(m.numeric, m.analytic, m.forward[~m.kink], m.backward[~m.kink])
-
-    atol_scale = max(max((scale_of(m) for m in results.values()), default=0.0),
-                     abs(loss_at_point))
+    gradient). A tensor with no scale of its own (every gradient and slope exactly 0: the
+    loss never moved, as for W of a Dense layer whose input is 0) is held to a tenth of the
+    check's largest gradient. Default atols shrink with the largest gradient of the whole
+    check and |L|."""
+    scales = {name: gradient_scale(m.numeric, m.analytic, m.forward[~m.kink],
+                                   m.backward[~m.kink]) for name, m in results.items()}
+    check_scale = max(scales.values(), default=0.0)
+    atol_scale = max(check_scale, abs(loss_at_point))
     for name, m in results.items():
         # an element on a kink is measured against its own one-sided slopes
         magnitude = np.where(m.kink | (m.status == HULL), np.maximum.reduce(
             [np.abs(m.numeric), np.abs(m.forward), np.abs(m.backward)]), m.numeric)
-        limit = settings[name].tolerance.verify(np.nan_to_num(magnitude), scale_of(m),
-                                                atol_scale)
+        limit = settings[name].tolerance.verify(np.nan_to_num(magnitude),
+                                                scales[name] or check_scale, atol_scale)
         coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
         m.status[coarse] = UNVERIFIED

@@ -803,6 +803,48 @@ def test_a_steep_bowl_at_its_minimum_is_verified() -> None:
     assert report.ok, str(report)
 
 
+def test_a_tensor_the_loss_never_sees_beside_a_large_loss_is_verified() -> None:
+    """Dense with x = 0 and W = 0 beside b = (300, 0, 0, 0): dL/dx and dL/dW are exactly 0
+    and the loss does not move at all when they move. The rounding of |L| ~ 300 bounds
+    their numeric derivative to ~1e-8: no scale of their own to hold that to, so the
+    check's (b's gradients, order 1) is used, not the bare atol."""
+    from reference_nets.layers import Dense
+
+    layer = Dense.from_arrays(np.zeros((1, 4)), np.array([300.0, 0.0, 0.0, 0.0]))
+    report = gc.check_layer(layer, np.zeros((2, 1)))
+    assert report.ok, str(report)
+
+
+def test_a_dead_hidden_layer_under_a_large_cost_is_verified() -> None:
+    """Net222 with Theta1 = 0, Theta2 = [[100, 0, 0], [0, 0, 0]], x = 0: J = 5000 and
+    dJ/dTheta1 = 0 exactly (Theta2's weights on the hidden units are 0); Theta2's
+    gradient (100) sets the scale Theta1 is held to."""
+    from reference_nets.classic import Net222
+
+    net = Net222(np.zeros((2, 3)), np.array([[100.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    X, Y = np.zeros((1, 2)), np.zeros((1, 2))
+    report = gc.check_params(lambda: net.cost(X, Y), lambda: net.gradients(X, Y), net.params)
+    assert report.ok, str(report)
+
+
+def test_a_missing_gradient_the_loss_shows_is_never_excused_by_the_checks_scale() -> None:
+    """The same Dense with x = 1e-3: dL/dW = x^T g is small but visible above the loss's
+    rounding; a backward that leaves dW at 0 has a tensor scale of its own (the numeric
+    values) and is not vouched for by b's."""
+    from reference_nets.layers import Dense
+
+    class NoDW(Dense):
+        def backward(self, grad_y):
+            dx = super().backward(grad_y)
+            self.grads["W"] = np.zeros_like(self.grads["W"])
+            return dx
+
+    layer = NoDW.from_arrays(np.zeros((1, 4)), np.array([300.0, 0.0, 0.0, 0.0]))
+    report = gc.check_layer(layer, np.full((2, 1), 1e-3))
+    w = next(t for t in report.tensors if t.name == "W")
+    assert w.status == "FAILED", str(report)
+
+
 class Glitching:
     """sum(sin(v) v) + (sum v)^2, plus 0.01 on 3% of the calls (a flaky cache, an unseeded
     dropout at a small rate); the base point happens to answer the same each time."""
