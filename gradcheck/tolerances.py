@@ -151,15 +151,30 @@ def rounding_floor(loss_eps: float, loss_scale: np.ndarray | float, steps: np.nd
                    ) -> np.ndarray:
     """The error a central difference carries from the rounding of the loss values
     themselves: each is off by up to eps |L| / 2, so a difference of two by up to eps |L|,
-    and the quotient by eps |L| / h (the steps taken are exact)."""
-    return loss_eps * np.asarray(loss_scale) / steps
+    and the quotient by eps |L| / h (the steps taken are exact). Below the smallest normal
+    number the spacing no longer shrinks with |L| (subnormals): |L| counts as that.
+
+    >>> float(rounding_floor(float(np.finfo(np.float64).eps), 1e-316, np.ones(1))[0])
+    5e-324
+    """
+    return loss_eps * _normal(loss_eps, loss_scale) / steps
 
 
 def rounding_allowance(eps: float, loss_scale: np.ndarray | float, steps: np.ndarray
                        ) -> np.ndarray:
     """The generous bound on rounding a mismatch must clear before it is called a bug:
-    NOISE_FACTOR * eps * |L| / h, eps of the coarsest precision the loss passed through."""
-    return NOISE_FACTOR * eps * np.asarray(loss_scale) / steps
+    NOISE_FACTOR * eps * |L| / h, eps of the coarsest precision the loss passed through
+    (|L| at least that precision's smallest normal number, as in :func:`rounding_floor`)."""
+    return NOISE_FACTOR * eps * _normal(eps, loss_scale) / steps
+
+
+def _normal(eps: float, loss_scale: np.ndarray | float) -> np.ndarray:
+    """|L|, or the smallest normal number of the float type of this eps where |L| is less:
+    eps times it is the spacing of the subnormals."""
+    tiny = next((float(np.finfo(t).tiny) for t in (np.float16, np.float32, np.float64,
+                                                     np.longdouble)
+                 if float(np.finfo(t).eps) == eps), 0.0)
+    return np.maximum(np.asarray(loss_scale), tiny)
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:

@@ -845,6 +845,17 @@ def test_a_missing_gradient_the_loss_shows_is_never_excused_by_the_checks_scale(
     assert w.status == "FAILED", str(report)
 
 
+def test_a_loss_in_the_subnormal_range_is_never_failed() -> None:
+    """L = 1e-316 sum(v x c) is subnormal in float64: its values are spaced 5e-324 apart
+    whatever their size, not eps |L|, so a step of 6e-6 resolves the slope to about 1 %.
+    The rounding floor counts that spacing: unverified with the reason, never FAILED."""
+    c = np.array([1.0, -2.0, 3.0])
+    report = gc.check_function(lambda v: 1e-316 * float(np.sum(v * c)), lambda v: 1e-316 * c,
+                               np.array([0.5, 1.0, -1.5]))
+    assert report.status != "FAILED", str(report)
+    assert all(t.ok or t.unverified_reason for t in report.tensors), str(report)
+
+
 class Glitching:
     """sum(sin(v) v) + (sum v)^2, plus 0.01 on 3% of the calls (a flaky cache, an unseeded
     dropout at a small rate); the base point happens to answer the same each time."""
