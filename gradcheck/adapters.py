@@ -210,17 +210,20 @@ class LayerObjective:
         y = output_array(self.layer.forward(self.params[self.input_name]), "layer.forward(x)")
         return y, self.upstream.fit(y, self.rng)
 
-    def _rounding(self, y: np.ndarray, terms: np.ndarray) -> float:
+    def _rounding(self, y: np.ndarray, g: np.ndarray, terms: np.ndarray) -> float:
         """A bound on the rounding L = sum(g * y) (``terms``: g * y) carries from an output
         coarser than float64: one rounding of each output that differs from the first
         forward's (the others cancel in every difference of two losses), and never less
-        than one of the largest."""
+        than one of the largest. One rounding of an output is eps |y|, or its spacing where
+        y is subnormal (fewer digits: 1e-41 in float32 has 3 of them)."""
         changed = y != self._y0
-        weighted = np.abs(terms, dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # an inf output: no bound (nan), as with eps
+            spacing = np.spacing(np.abs(y)).astype(np.float64)
+        weighted = np.maximum(float(np.finfo(y.dtype).eps) * np.abs(terms, dtype=np.float64),
+                              np.abs(g) * spacing)
         # at least one rounding of the largest output: a change smaller than an output's
         # resolution leaves it as it was, and is lost just the same
-        return float(np.finfo(y.dtype).eps) * max(float(np.sum(weighted[changed])),
-                                                  float(np.max(weighted, initial=0.0)))
+        return max(float(np.sum(weighted[changed])), float(np.max(weighted, initial=0.0)))
 
     def output_shape(self) -> tuple[int, ...] | None:
         """The layer's output shape, once a forward has run."""
@@ -235,7 +238,7 @@ class LayerObjective:
             return value
         if self._y0 is None:
             self._y0 = np.array(y, copy=True)
-        return LossValue(value, self._rounding(y, terms))
+        return LossValue(value, self._rounding(y, g, terms))
 
     def grads(self) -> dict[str, Any]:
         y, _ = self._forward()

@@ -140,8 +140,8 @@ def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.nda
         # not its dtype times |L|, is what the difference of two values can carry
         measured = (stencil.rounding_plus + stencil.rounding_minus) / (2 * taken) + floor
         known = np.isfinite(measured)
-        model_floor = np.where(known, np.minimum(model_floor, measured), model_floor)
-        allowance = np.where(known, np.minimum(allowance, NOISE_FACTOR * measured), allowance)
+        model_floor = np.where(known, measured, model_floor)
+        allowance = np.where(known, NOISE_FACTOR * measured, allowance)
     return Differences(stencil.central(), forward, backward, floor, model_floor, allowance,
                        taken)
 

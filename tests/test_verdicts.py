@@ -856,6 +856,18 @@ def test_a_loss_in_the_subnormal_range_is_never_failed() -> None:
     assert all(t.ok or t.unverified_reason for t in report.tensors), str(report)
 
 
+def test_a_float32_layer_with_subnormal_weights_is_never_failed() -> None:
+    """W = 1.2e-41 in float32 is subnormal: y = x W keeps 3 significant digits, so a move
+    of x changes y by a few dozen spacings, not by eps |y|. check_layer bounds each
+    output's rounding by its spacing there, and the engine takes that bound as it is (not
+    the smaller eps |L|): the numeric derivative's 2 % noise is not read as a bug."""
+    from reference_nets.layers import Dense
+
+    layer = Dense.from_arrays(np.array([[1.1755e-41]], dtype=np.float32))
+    report = gc.check_layer(layer, np.full((2, 1), 0.758366, dtype=np.float32))
+    assert report.status != "FAILED", str(report)
+
+
 class Glitching:
     """sum(sin(v) v) + (sum v)^2, plus 0.01 on 3% of the calls (a flaky cache, an unseeded
     dropout at a small rate); the base point happens to answer the same each time."""
