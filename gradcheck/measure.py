@@ -52,16 +52,18 @@ NOISE_MARGIN = 2.0
 # A third look (h/4) at a rough element reads the loss as smooth there when its gap to the
 # h/2 look is this many times smaller than the gap between h and h/2 (truncation: 4x).
 THIRD_LOOK_SHRINK = 2.5
-# The input-resolution probe (:func:`input_resolution`): relative moves tried in turn (the
-# first is far below float32's resolution, the next two straddle float32's and float16's),
-# how many coordinates move, and how many float64 roundings of |L| a change must exceed to
-# be expected.
-RESOLUTION_PROBES = (1e-9, 1e-6, 1e-2)
-RESOLUTION_COORDINATES = 64
-RESOLUTION_MARGIN = 64.0
 # ... and takes the h look for an outlier (to be repeated) when it is this many times
 # smaller: far beyond what truncation does.
 OUTLIER_SHRINK = 16.0
+# The input-resolution probe (:func:`input_resolution`): relative moves tried in turn (the
+# first is far below float32's resolution, the next two straddle float32's and float16's),
+# how many coordinates move, how many float64 roundings of |L| a change must exceed to be
+# expected, and the share of the expected change the odd part of a blind loss's change
+# stays within (a loss that cannot see the move stays put).
+RESOLUTION_PROBES = (1e-9, 1e-6, 1e-2)
+RESOLUTION_COORDINATES = 64
+RESOLUTION_MARGIN = 64.0
+BLIND_SHARE = 0.25
 # A repeated look at the same point may move by this many roundings of the loss values.
 REPEAT_FLOORS = 16.0
 
@@ -398,12 +400,18 @@ def _agreement_floor(first: Differences, finite: np.ndarray
 
 def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_point: float,
                      rng: np.random.Generator) -> float:
-    """The relative resolution at which the loss sees its inputs, measured: float64 eps
-    when a move of RESOLUTION_PROBES[0] changes it as the gradient says it should; else the
-    eps of the float type (float32, float16) whose resolution lies below the first move
-    that does: a loss that casts to float32 inside is blind to smaller moves, though it
-    comes back as a Python float. A loss that never moves as its gradient says (a wrong
-    gradient) keeps float64's. Two loss evaluations, more only where it is coarse.
+    """The relative resolution at which the loss sees its inputs, measured: the eps of the
+    float type (float32, float16) whose resolution lies between a relative move of
+    RESOLUTION_PROBES the loss is blind to and a larger one it follows as the gradient says
+    (a loss that casts to float32 inside, though it comes back as a Python float); else
+    float64's. Two loss evaluations per move tried, and two more before a coarse claim.
+
+    Only a loss that stays put (its odd part, (L(+m) - L(-m)) / 2, nowhere near what the
+    gradient predicts) counts as blind: one that moves, but not as its gradient says, has a
+    wrong gradient, not a coarse resolution, and keeps float64's (as does a move too small
+    for float64 to show: no evidence either way). A coarse claim also needs the loss to be
+    linear at the move it follows (half the move, half the change): a curve that catches up
+    with a wrong gradient's prediction at a larger move is not a resolution.
 
     The coordinates moved are those with the largest |gradient| x max(1, |value|) among a
     random few of every tensor, each toward its gradient's sign, so the change adds up.
@@ -421,35 +429,46 @@ def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_poin
     visible = RESOLUTION_MARGIN * FLOAT64_EPS * abs(loss_at_point)  # what float64 can see
     if not (np.isfinite(expected_per_unit) and expected_per_unit > 0):
         return FLOAT64_EPS
-    previous = 0.0
-    for move in RESOLUTION_PROBES:
-        if move * expected_per_unit <= visible:
-            previous = move
-            continue  # too small a move to show in float64 either
-        # seen: the loss moves as the gradient says, both ways (a loss blind to the move
-        # stays put, or jumps by a rounding of its coarse arithmetic where a coordinate sat
-        # at a rounding boundary: one way, by chance as much as expected)
-        expected = move * expected_per_unit
-        seen = True
-        for sign in (1.0, -1.0):
+
+    def changes(move: float) -> tuple[float, float]:
+        """L(+move) - L and L(-move) - L, every picked coordinate moved toward its sign."""
+        found = []
+        for sign in (1.0, -1.0):  # a loop: a StopIteration of the user's code stays one
             try:
                 for name, indices, values, signs in picked:
                     calls.arrays[name].flat[indices] = values + sign * signs * move * np.maximum(
                         1.0, np.abs(values))
-                moved = calls.loss()
+                found.append(calls.loss() - loss_at_point)
             finally:
                 calls.restore()
-            seen = seen and abs((moved - loss_at_point) - sign * expected) <= (
-                0.5 * expected + visible)
-        if seen:
-            return _eps_between(previous, move)
-        previous = move
+        return found[0], found[1]
+
+    blind_at = 0.0  # the largest move the loss stayed put for
+    for move in RESOLUTION_PROBES:
+        expected = move * expected_per_unit
+        if expected <= visible:
+            continue  # too small a move to show in float64 either: no evidence
+        up, down = changes(move)
+        odd = (up - down) / 2
+        # seen: the loss moves as the gradient says, both ways (a loss blind to the move
+        # stays put, or jumps by a rounding of its coarse arithmetic where a coordinate sat
+        # at a rounding boundary: one way, by chance as much as expected)
+        if abs(up - expected) <= 0.5 * expected + visible and abs(down + expected) <= (
+                0.5 * expected + visible):
+            if not blind_at:
+                return FLOAT64_EPS
+            half_up, half_down = changes(move / 2)
+            linear = abs((half_up - half_down) / 2 - odd / 2) <= abs(odd) / 6 + visible
+            return _eps_between(blind_at, move) if linear else FLOAT64_EPS
+        if abs(odd) > BLIND_SHARE * expected + visible:
+            return FLOAT64_EPS  # it moved, but not as the gradient says: not a precision
+        blind_at = move
     return FLOAT64_EPS  # never moved as the gradient says: not a matter of precision
 
 
 def _eps_between(unseen: float, seen: float) -> float:
     """eps of the float type whose resolution lies between a relative move the loss did
-    not see and one it saw (float64's, when it saw the first)."""
+    not see and one it saw (float64's when none does)."""
     for dtype in (np.float32, np.float16):
         eps = float(np.finfo(dtype).eps)
         if unseen <= eps < seen:

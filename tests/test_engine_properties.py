@@ -368,6 +368,21 @@ SQUARE_AT_ZERO = NetSpec((("square",),), ((0.0,),))
 @example(spec=SMOOTH_STACK, corruption=Corruption("scale", -0.01, 1), useed=4)
 @example(spec=SMOOTH_STACK, corruption=Corruption("drop_derivative", 0.0, 2), useed=5)
 @example(spec=ABS_AND_LEAKY, corruption=Corruption("element", 0.05, 0), useed=6)
+# found by the deep profile: a float64 net whose x gradient is halved; the input-resolution
+# probe read the mismatch as a loss blind to small moves, and the check run again at
+# float32's (float16's) tolerances let the wrong gradient through (or left W1 unverified)
+@example(
+    spec=NetSpec(ops=(("square",), ("dense", ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+                                    None), ("sigmoid",)), x=((0.0, 0.0, 6.103515625e-05),)),
+    corruption=Corruption(kind="scale", delta=0.5, pick=0),
+    useed=118,
+)
+@example(
+    spec=NetSpec(ops=(("square",), ("dense", ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0)),
+                                    None), ("sigmoid",)), x=((6.103515625e-05, 0.0, 0.0),)),
+    corruption=Corruption(kind="scale", delta=0.5, pick=0),
+    useed=27,
+)
 def test_one_corruption_always_fails(spec, corruption, useed):
     """Property: the same random composition with ONE detectable corruption of its backward
     (scale by 1 + delta, |delta| >= 1e-2; sign flip; dropped activation derivative; one param
@@ -399,6 +414,16 @@ RELU_CANCELLATION = NetSpec(  # every unit on its kink, then a dense read-out
                       ("relu", 0.0)), x=((0.0,),)),
     corruption=Corruption(kind="scale", delta=0.5, pick=0),
     useed=1,
+)
+# found by the deep profile: b1 scaled; the probe read the mismatch as float16 internals
+@example(
+    spec=NetSpec(ops=(("leaky", 0.01, 0.01),
+                      ("dense", ((-1.0, 1.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
+                       (1.0, 0.0, 0.0)),
+                      ("dense", ((-0.015625, -1.0), (1.0, 0.0), (0.0, 0.0)), None),
+                      ("leaky", 0.1, 0.1)), x=((0.0, 0.0, 0.0),)),
+    corruption=Corruption(kind="scale", delta=0.5, pick=0),
+    useed=207,
 )
 def test_one_corruption_of_a_relu_net_always_fails(spec, corruption, useed):
     """Property: the corruption property on piecewise-linear nets (dense maps, ReLU with any

@@ -868,6 +868,49 @@ def test_a_float32_layer_with_subnormal_weights_is_never_failed() -> None:
     assert report.status != "FAILED", str(report)
 
 
+def _tanh_layer_computed_in(dtype: type):
+    """sum(tanh(x W)^2) with x and W cast to ``dtype`` inside, returned as a Python float,
+    and its gradient in float64 from the same activations."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((5, 3))
+
+    def f(v: np.ndarray) -> float:
+        return float(np.sum(np.tanh(v.astype(dtype) @ w.astype(dtype)) ** 2))
+
+    def grad(v: np.ndarray) -> np.ndarray:
+        z = np.tanh(v.astype(dtype) @ w.astype(dtype)).astype(np.float64)
+        return (2 * z * (1 - z ** 2)) @ w.T
+
+    return f, grad, rng.standard_normal((4, 5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=lambda d: np.dtype(d).name)
+def test_a_loss_computed_in_low_precision_inside_is_checked_at_that_precision(dtype) -> None:
+    """Its values come back as float64 but it does not see moves finer than its dtype's
+    resolution: measured (a probe of moves below and above it), said in a warning, and the
+    check run again at that precision: never FAILED."""
+    f, grad, x = _tanh_layer_computed_in(dtype)
+    report = gc.check_function(f, grad, x)
+    assert report.status != "FAILED", str(report)
+    name = np.dtype(dtype).name
+    assert any(f"finer than {name}'s resolution" in w for w in report.warnings), str(report)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("factor", [0.5, 0.75, 1.4, 2.0, 4.0, -1.0])
+def test_a_wrong_gradient_is_never_excused_as_a_coarse_resolution(dtype, factor) -> None:
+    """The probe reads a resolution off the loss's own response: a loss that moves, but
+    not as its gradient says, has a wrong gradient. Whatever it concludes, a wrong gradient
+    is never ok, and FAILED where the precision decides (float16's numbers, whose error
+    bars are as wide as the bug, may leave it UNVERIFIED, as they leave the right one)."""
+    f, grad, x = _tanh_layer_computed_in(dtype)
+    report = gc.check_function(f, lambda v: factor * grad(v), x)
+    assert not report.ok, str(report)
+    if dtype is not np.float16:
+        assert report.status == "FAILED", str(report)
+
+
 class Glitching:
     """sum(sin(v) v) + (sum v)^2, plus 0.01 on 3% of the calls (a flaky cache, an unseeded
     dropout at a small rate); the base point happens to answer the same each time."""
