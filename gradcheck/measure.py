@@ -480,25 +480,26 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_po
           ) -> None:
     """Agreeing elements whose numeric error bar exceeds the verification tolerance become
     unverified: the numbers agree with the analytic value, but are too coarse to vouch for
-    it. An element smaller than a tenth of the largest gradient of its tensor is held to
-    that tenth (its absolute error is what matters next to the others; a bias whose
-    gradients are 1 is not held to its weight's 200). The slopes measured a step away count
-    among the gradients: at a minimum of a steep bowl (1e13 x^2 at 0) the gradient is 0,
-    and the rounding of the loss values a step away is measured against how fast the loss
-    moves there, not against 0 (off the kinks only: a jump's slopes are no scale of the
-    gradient). A tensor with no scale of its own (every gradient and slope exactly 0: the
-    loss never moved, as for W of a Dense layer whose input is 0) is held to a tenth of the
-    check's largest gradient. Default atols shrink with the largest gradient of the whole
-    check and |L|."""
-    scales = {name: gradient_scale(m.numeric, m.analytic, m.forward[~m.kink],
-                                   m.backward[~m.kink]) for name, m in results.items()}
-    check_scale = max(scales.values(), default=0.0)
+    it. An element smaller than a tenth of the check's largest gradient is held to that
+    tenth: its error bar is negligible next to the gradients that matter (W of a Dense
+    layer whose input is 0, beside a bias under a loss of 300; a dead hidden layer). A
+    small tensor is not excused by a large one for all that: whether an element agrees at
+    all is judged against its own tensor's scale (:class:`_Judge`), so a float16 bias
+    whose sign is flipped fails beside its weight's 200. The slopes measured a step away
+    count among the gradients: at a minimum of a steep bowl (1e13 x^2 at 0) the gradient
+    is 0, and the rounding of the loss values a step away is measured against how fast the
+    loss moves there, not against 0 (off the kinks only: a jump's slopes are no scale of
+    the gradient). Default atols shrink with the largest gradient of the whole check and
+    |L|."""
+    check_scale = max((gradient_scale(m.numeric, m.analytic, m.forward[~m.kink],
+                                      m.backward[~m.kink]) for m in results.values()),
+                      default=0.0)
     atol_scale = max(check_scale, abs(loss_at_point))
     for name, m in results.items():
         # an element on a kink is measured against its own one-sided slopes
         magnitude = np.where(m.kink | (m.status == HULL), np.maximum.reduce(
             [np.abs(m.numeric), np.abs(m.forward), np.abs(m.backward)]), m.numeric)
         limit = settings[name].tolerance.verify(np.nan_to_num(magnitude),
-                                                scales[name] or check_scale, atol_scale)
+                                                check_scale, atol_scale)
         coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
         m.status[coarse] = UNVERIFIED

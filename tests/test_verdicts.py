@@ -815,13 +815,19 @@ def test_a_tensor_the_loss_never_sees_beside_a_large_loss_is_verified() -> None:
     assert report.ok, str(report)
 
 
-def test_a_dead_hidden_layer_under_a_large_cost_is_verified() -> None:
-    """Net222 with Theta1 = 0, Theta2 = [[100, 0, 0], [0, 0, 0]], x = 0: J = 5000 and
-    dJ/dTheta1 = 0 exactly (Theta2's weights on the hidden units are 0); Theta2's
-    gradient (100) sets the scale Theta1 is held to."""
+@pytest.mark.parametrize("hidden_weight", [0.0, 4.84e-281])
+def test_a_dead_hidden_layer_under_a_large_cost_is_verified(hidden_weight: float) -> None:
+    """Net222 with Theta1 = [[1, 0, 0], 0], Theta2 = [[100, w, w], [w, w, w]], x = 0:
+    J = 5000 and dJ/dTheta1 is 0, or 5e-279 (w = 4.8e-281, as the default hypothesis
+    profile drew it): nothing next to Theta2's gradient (100), which sets the scale Theta1
+    is held to."""
     from reference_nets.classic import Net222
 
-    net = Net222(np.zeros((2, 3)), np.array([[100.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+    theta1 = np.zeros((2, 3))
+    theta1[0, 0] = 1.0
+    theta2 = np.full((2, 3), hidden_weight)
+    theta2[0, 0] = 100.0
+    net = Net222(theta1, theta2)
     X, Y = np.zeros((1, 2)), np.zeros((1, 2))
     report = gc.check_params(lambda: net.cost(X, Y), lambda: net.gradients(X, Y), net.params)
     assert report.ok, str(report)
