@@ -204,6 +204,7 @@ class LayerObjective:
                                  "layer.forward(x)")
         self.rng = rng
         self._y0: np.ndarray | None = None  # the first forward's output: what moves change
+        self._rounding64: float | None = None  # float64 outputs: eps sum |g y| at the point
 
     def _forward(self) -> tuple[np.ndarray, np.ndarray]:
         """The layer's output at the current params, and the upstream gradient fitted to it."""
@@ -214,16 +215,15 @@ class LayerObjective:
         """A bound on the rounding L = sum(g * y) (``terms``: g * y) carries from an output
         coarser than float64: one rounding of each output that differs from the first
         forward's (the others cancel in every difference of two losses), and never less
-        than one of the largest. One rounding of an output is eps |y|, or its spacing where
-        y is subnormal (fewer digits: 1e-41 in float32 has 3 of them)."""
-        changed = y != self._y0
-        with np.errstate(invalid="ignore"):  # an inf output: no bound (nan), as with eps
-            spacing = np.spacing(np.abs(y)).astype(np.float64)
-        weighted = np.maximum(float(np.finfo(y.dtype).eps) * np.abs(terms, dtype=np.float64),
-                              np.abs(g) * spacing)
+        than one of the largest. One rounding of an output is eps |y|, plus the spacing of
+        the subnormals where |y| is tiny (1e-41 in float32 keeps 3 digits)."""
+        info = np.finfo(y.dtype)
+        weighted = (float(info.eps) * np.abs(terms, dtype=np.float64)
+                    + float(info.smallest_subnormal) * np.abs(g))
         # at least one rounding of the largest output: a change smaller than an output's
         # resolution leaves it as it was, and is lost just the same
-        return max(float(np.sum(weighted[changed])), float(np.max(weighted, initial=0.0)))
+        return max(float(np.sum(weighted[y != self._y0])),
+                   float(np.max(weighted, initial=0.0)))
 
     def output_shape(self) -> tuple[int, ...] | None:
         """The layer's output shape, once a forward has run."""
@@ -234,8 +234,15 @@ class LayerObjective:
         y, g = self._forward()
         terms = g * y
         value = float(np.sum(terms, dtype=np.float64))
-        if y.dtype.kind != "f" or y.dtype.itemsize >= 8:
+        if y.dtype.kind != "f":
             return value
+        if y.dtype.itemsize >= 8:
+            # every output's rounding, not eps |L|: terms of either sign cancel in L, their
+            # roundings do not (g = (1, -1) on y = (1, 1 + 1e-13)). Taken at the point
+            # once: a step moves it by a part in 1e5, and this runs once per evaluation
+            if self._rounding64 is None:
+                self._rounding64 = float(np.finfo(y.dtype).eps) * float(np.abs(terms).sum())
+            return LossValue(value, self._rounding64)
         if self._y0 is None:
             self._y0 = np.array(y, copy=True)
         return LossValue(value, self._rounding(y, g, terms))

@@ -851,6 +851,19 @@ def test_a_missing_gradient_the_loss_shows_is_never_excused_by_the_checks_scale(
     assert w.status == "FAILED", str(report)
 
 
+def test_a_linear_layer_whose_loss_terms_cancel_is_never_failed() -> None:
+    """Dense with W = 0, b = (0, 0, 1) and x = 2.8e-8: moving W changes y by 1.7e-13, and
+    y[:, 2] = 1 + 1.7e-13 is rounded by 1.1e-16 each time, a part in 1e3 of the change.
+    L = sum(g y) can be far smaller than the terms whose roundings it carries (g of either
+    sign cancels): the bound is eps sum |g y|, not eps |L|, and no rounding is read as a bug
+    (found by the deep hypothesis profile)."""
+    from reference_nets.layers import Dense
+
+    layer = Dense.from_arrays(np.zeros((3, 3)), np.array([0.0, 0.0, 1.0]))
+    report = gc.check_layer(layer, np.full((3, 3), 2.76319466e-08))
+    assert report.status != "FAILED", str(report)
+
+
 def test_a_loss_in_the_subnormal_range_is_never_failed() -> None:
     """L = 1e-316 sum(v x c) is subnormal in float64: its values are spaced 5e-324 apart
     whatever their size, not eps |L|, so a step of 6e-6 resolves the slope to about 1 %.
