@@ -16,6 +16,7 @@ from gradcheck.errors import GradcheckUsageError, GradientShapeError, short_repr
 from gradcheck.options import CheckOptions, Options, Subject, front_door
 from gradcheck.protocols import Layer
 from gradcheck.report import Report
+from gradcheck.tolerances import precision_dtype
 
 INPUT_NAME = "x"
 
@@ -205,19 +206,32 @@ class LayerObjective:
         self.rng = rng
         self._y0: np.ndarray | None = None  # the first forward's output: what moves change
         self._rounding64: float | None = None  # float64 outputs: eps sum |g y| at the point
+        self._precisions: dict[np.dtype, np.dtype] = {}  # output dtype -> precision in play
 
     def _forward(self) -> tuple[np.ndarray, np.ndarray]:
         """The layer's output at the current params, and the upstream gradient fitted to it."""
         y = output_array(self.layer.forward(self.params[self.input_name]), "layer.forward(x)")
         return y, self.upstream.fit(y, self.rng)
 
+    def _precision(self, y: np.ndarray) -> np.dtype:
+        """The coarser of the output's dtype and the finest of the params' (the input
+        among them): a float32 layer that hands back float64 (or a Python float) computed
+        in float32 all the same; one with any float64 param computed in float64 (numpy
+        casts up), where that is all that is known."""
+        if y.dtype not in self._precisions:  # once per output dtype: this runs per loss
+            finest = min((p.dtype for p in self.params.values()),
+                         key=lambda dtype: np.finfo(dtype).eps)
+            self._precisions[y.dtype] = precision_dtype(y.dtype, finest)
+        return self._precisions[y.dtype]
+
     def _rounding(self, y: np.ndarray, g: np.ndarray, terms: np.ndarray) -> float:
         """A bound on the rounding L = sum(g * y) (``terms``: g * y) carries from an output
         coarser than float64: one rounding of each output that differs from the first
         forward's (the others cancel in every difference of two losses), and never less
         than one of the largest. One rounding of an output is eps |y|, plus the spacing of
-        the subnormals where |y| is tiny (1e-41 in float32 keeps 3 digits)."""
-        info = np.finfo(y.dtype)
+        the subnormals where |y| is tiny (1e-41 in float32 keeps 3 digits); eps of the
+        coarser of the output's and the params' precision."""
+        info = np.finfo(self._precision(y))
         weighted = (float(info.eps) * np.abs(terms, dtype=np.float64)
                     + float(info.smallest_subnormal) * np.abs(g))
         # at least one rounding of the largest output: a change smaller than an output's
@@ -236,7 +250,7 @@ class LayerObjective:
         value = float(np.sum(terms, dtype=np.float64))
         if y.dtype.kind != "f":
             return value
-        if y.dtype.itemsize >= 8:
+        if self._precision(y).itemsize >= 8:
             # every output's rounding, not eps |L|: terms of either sign cancel in L, their
             # roundings do not (g = (1, -1) on y = (1, 1 + 1e-13)). Taken at the point
             # once: a step moves it by a part in 1e5, and this runs once per evaluation

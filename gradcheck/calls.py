@@ -225,6 +225,7 @@ class Calls:
         self.progress = progress
         self.n_loss = self.n_grads = 0
         self.loss_eps = FLOAT64_EPS  # coarsest precision seen in a loss
+        self.loss_quantum = 0.0  # steps the loss's values move in, where measured coarser
         self.scanned = 0  # coordinates measured or verified so far, for progress
         self.planned = 0  # coordinates of every tensor, for progress
         self._last_progress = 0.0
@@ -232,6 +233,9 @@ class Calls:
         self._payload: bytes | None = None
         self.unrepeatable: list[str] = []  # evaluations that came out differently when repeated
         self.loss_at_point = float("nan")  # the loss at the given point, once evaluated
+        # the smallest non-zero |L - loss_at_point| any evaluation gave: the loss resolves
+        # changes this small (a loss rounded in coarse steps never shows a smaller one)
+        self.smallest_change = float("inf")
         self.last_rounding = float("nan")  # the rounding bound the last loss value gave
 
     def note_unrepeatable(self, what: str) -> None:
@@ -248,7 +252,20 @@ class Calls:
 
     def loss(self) -> float:
         self.n_loss += 1
-        return self._evaluate()
+        value = self._evaluate()
+        change = abs(value - self.loss_at_point)  # nan before the point's: no change seen
+        if 0 < change < self.smallest_change:
+            self.smallest_change = change
+        return value
+
+    def _saw(self, *values: np.ndarray) -> None:
+        """Keep the smallest non-zero change from the point among these loss values."""
+        for found in values:
+            with np.errstate(invalid="ignore"):
+                change = np.abs(found - self.loss_at_point)
+            moved = change[change > 0]  # nan (no point yet, a non-finite loss) drops out
+            if moved.size:
+                self.smallest_change = min(self.smallest_change, float(moved.min()))
 
     def grads(self, copy: bool = True) -> dict[str, np.ndarray]:
         """The gradient at the current params, validated; as copies unless ``copy`` is
@@ -307,9 +324,12 @@ class Calls:
             stencil = central_difference_scan(evaluate, self.arrays[name], flat_indices,
                                               steps, on_step)
             pairs = np.array(roundings).reshape(-1, 2)
-            return stencil._replace(rounding_plus=pairs[:, 0], rounding_minus=pairs[:, 1])
-        return scan_on_executor(self.executor, self._pickled(), name, flat_indices, steps,
-                                on_step)
+            stencil = stencil._replace(rounding_plus=pairs[:, 0], rounding_minus=pairs[:, 1])
+        else:
+            stencil = scan_on_executor(self.executor, self._pickled(), name, flat_indices,
+                                       steps, on_step)
+        self._saw(stencil.loss_plus, stencil.loss_minus)
+        return stencil
 
     def _pickled(self) -> bytes:
         import pickle

@@ -44,6 +44,8 @@ from gradcheck.measure import (
     Measured,
     Setting,
     input_resolution,
+    judge_still,
+    loss_quantum,
     measure,
     vouch,
 )
@@ -119,11 +121,14 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
     calls = Calls(loss, grads, arrays, options, subject, progress)
     try:
         found = _run(calls, options)
-        coarser = _coarser_than_it_says(calls, found.tensors, found.problems, options)
-        if coarser:  # measure again, at the precision the loss really has
-            calls.scanned = 0
-            found = _run(calls, options)
-            found.warnings.insert(0, coarser)
+        measured_again: list[str] = []
+        for probe in (_coarser_than_it_says, _quantized):
+            warning = probe(calls, found.tensors, found.problems, options)
+            if warning:  # measure again, at the resolution the loss really has
+                measured_again.append(warning)
+                calls.scanned = 0
+                found = _run(calls, options)
+                found.warnings[:0] = measured_again
         calls.tick(calls.planned, calls.planned)
     finally:
         calls.restore()
@@ -221,6 +226,7 @@ def _run(calls: Calls, options: Options) -> _Findings:
         settle_by_jitter(calls, results, settings, rng, warnings)
     if _unrepeatable(calls, problems) or _state_changed(calls, loss0, problems):
         return _Findings([], problems, [])  # no verdict, and no kink, off a moving target
+    judge_still(results, settings, calls.originals, loss0, calls.smallest_change)
     vouch(results, settings, loss0)
 
     tensors = [_tensor_result(name, calls, plan[name], results[name], settings[name],
@@ -252,12 +258,38 @@ def _coarser_than_it_says(calls: Calls, tensors: list[TensorResult], problems: l
             f"inside. Checked again with {name}'s steps and tolerances.")
 
 
+def _quantized(calls: Calls, tensors: list[TensorResult], problems: list[Problem],
+               options: Options) -> str:
+    """When a check found wrong elements, whether the loss's values move in steps far
+    coarser than its precision at |L| (:func:`loss_quantum`): a wrong-looking gradient may
+    be the steps'. If so, ``calls.loss_quantum`` takes them (the check is to be measured
+    again with each loss value off by up to half a step) and the warning that says so is
+    returned; else "". Costs a few loss evaluations, and none when nothing failed."""
+    if problems or calls.loss_quantum or not any(t.status == FAILED for t in tensors):
+        return ""
+    model_eps = max([calls.loss_eps] + [float(np.finfo(a.dtype).eps)
+                                        for a in calls.arrays.values()])
+    analytic = {t.name: t.analytic for t in tensors}
+    quantum = loss_quantum(calls, analytic, calls.loss_at_point, options.rng(), model_eps)
+    if not quantum:
+        return ""
+    calls.loss_quantum = quantum
+    return (f"the loss moves in steps of about {quantum:.1e}, far coarser than its precision "
+            f"at |L| = {abs(calls.loss_at_point):.1e}: it stayed put, bit for bit, under a "
+            "move its gradient says changes it, and followed the gradient at larger moves. "
+            "Its arithmetic rounds at a larger scale than its value (-log(p) or 1 - p with p "
+            "a float near 1, a saturated softmax or sigmoid). Checked again with each loss "
+            "value off by up to half a step; compute the loss in a stable form (from the "
+            "logits: log-sum-exp, log1p) to check it more finely.")
+
+
 def _setting(calls: Calls, array: np.ndarray, analytic: np.ndarray, options: Options) -> Setting:
     """Tolerances and precisions for one tensor: the coarser of its dtype and the loss's."""
     precision = precision_dtype(array.dtype, _dtype_of_eps(calls.loss_eps))
     tolerance = tolerance_for(precision, options.rtol, options.atol)
     return Setting(tolerance=tolerance, kinks=options.kinks, loss_eps=calls.loss_eps,
-                   model_eps=max(float(np.finfo(array.dtype).eps), calls.loss_eps))
+                   model_eps=max(float(np.finfo(array.dtype).eps), calls.loss_eps),
+                   loss_quantum=calls.loss_quantum)
 
 
 def _dtype_of_eps(eps: float) -> np.dtype:
@@ -392,8 +424,8 @@ def _tensor_result(name: str, calls: Calls, mode: str, m: Measured, setting: Set
         relative_step=setting.relative_step,
         mismatched_is_lower_bound=lower_bound, measured=int(compared.sum()), status=status,
         unverified=int(unverified.sum()),
-        unverified_reason=fast_reason or _unverified_reason(name, array, m, unverified,
-                                                            tolerance, setting),
+        unverified_reason=fast_reason or _unverified_reason(
+            name, array, m, unverified, tolerance, setting, calls.loss_at_point),
         **_full_arrays(array, analytic, m))
 
 
@@ -421,7 +453,7 @@ def _full_arrays(array: np.ndarray, analytic: np.ndarray, m: Measured) -> dict[s
 
 
 def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: np.ndarray,
-                       tolerance: Tolerance, setting: Setting) -> str:
+                       tolerance: Tolerance, setting: Setting, loss_at_point: float) -> str:
     if not unverified.any():
         return ""
     stuck = unverified & ~np.isfinite(values.reshape(-1)[m.flat_indices])
@@ -430,6 +462,16 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
         return (f"{int(stuck.sum())} element(s) are NaN or inf at the given point (first "
                 f"{first}): a coordinate that is not finite cannot be moved by a finite step; "
                 "give them finite values (the loss may ignore them) to check them")
+    still = unverified & m.still
+    if still.any():
+        first = flat_element(name, int(m.flat_indices[np.flatnonzero(still)[0]]), values.shape)
+        return (f"the loss stayed as it was, bit for bit, at steps h and h/2 of these (first "
+                f"{first}), where their analytic values say it changes, and no evaluation of "
+                "the check moved it by so little: its arithmetic may round such changes "
+                "away (-log(p) or 1 - p with p a float near 1, a saturated softmax or "
+                "sigmoid), or the loss is flat there, and the numbers cannot tell which; "
+                "compute the loss in a stable form (from the logits: log-sum-exp, "
+                "log1p), or check at a less saturated point")
     smooth = unverified & ~m.kink
     if not smooth.any():
         return ("kink coordinates outside the one-sided derivatives that no jittered point "
@@ -441,6 +483,29 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
                 "(rounding in low-precision arithmetic, noise, or strong curvature), more than "
                 f"the tolerance (rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) allows; "
                 "evaluate in float64, or pass rtol/atol that match that precision")
+    gray = smooth & (m.error > m.allowed) & ~m.rough
+    if gray.any() and not setting.loss_quantum:
+        worst = np.flatnonzero(gray)[np.argmax(m.error[gray])]
+        first = flat_element(name, int(m.flat_indices[worst]), values.shape)
+        return ("these disagree with the loss by more than the error its numbers measured, "
+                "yet by less than the rounding it could carry (worst "
+                f"{first}: analytic {m.analytic[worst]:.6g} vs numeric {m.numeric[worst]:.6g})"
+                ": a loss that rounds more than its value shows (a difference of nearly equal "
+                "numbers inside it, a - y or 1 - p) and a small bug look alike there; check "
+                "at a point where these gradients are larger next to the loss, or pass an "
+                f"atol above {m.error[worst]:.1e} if that difference is acceptable")
+    if setting.loss_quantum:
+        return (f"the loss moves only in steps of about {setting.loss_quantum:.1e} (see the "
+                f"warnings): they limit the numeric derivative to about ±{bar:.1e}, more "
+                f"than the tolerance (rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) "
+                "allows; compute the loss in a stable form (from the logits: log-sum-exp, "
+                "log1p), or check at a less saturated point")
+    tiny = float(np.finfo(_dtype_of_eps(setting.loss_eps)).tiny)
+    if 0 < abs(loss_at_point) < tiny:
+        return (f"the loss at the point ({loss_at_point:.1e}) is below the smallest normal "
+                f"number of its precision ({tiny:.1e}), where values keep only a few digits: "
+                f"they limit the numeric derivative to about ±{bar:.1e}; scale the loss up (a "
+                "constant factor on the loss and its gradient) to check it")
     coarse = " (the loss comes back in float32 or coarser: return it as float64)" if (
         setting.loss_eps > FLOAT64_EPS) else ""
     return (f"the loss is large next to its changes: the rounding of its values alone "

@@ -203,18 +203,20 @@ class _Walk:
         for part, lo, hi in self.segments:
             part.restore(lo, hi)
 
-    def tight_rounding(self, loss_eps: float, scale: float) -> float:
+    def tight_rounding(self, setting: Setting, scale: float) -> float:
         """What the numbers carry for certain, in loss units (the quotient is per unit of
-        d): one rounding of each loss value, the rounding of the analytic values in their
-        own precision, and of the projection's sum."""
-        return (float(rounding_floor(loss_eps, scale, np.ones(1))[0]) + self.analytic_rounding
-                + PROJECTION_ROUNDINGS * FLOAT64_EPS * self.abs_projection)
+        d): one rounding of each loss value (a measured step of them where it is coarser),
+        the rounding of the analytic values in their own precision, and of the projection's
+        sum."""
+        return (max(float(rounding_floor(setting.loss_eps, scale, np.ones(1))[0]),
+                    setting.loss_quantum)
+                + self.analytic_rounding + PROJECTION_ROUNDINGS * FLOAT64_EPS * self.abs_projection)
 
     def generous_rounding(self, setting: Setting, scale: float) -> float:
         """The bound a mismatch must clear to be called a bug: many roundings of the loss
         at the coarsest precision it passed through, and the projection's rounding."""
         return (float(rounding_allowance(setting.model_eps, scale, np.ones(1))[0])
-                + self.tight_rounding(setting.loss_eps, scale))
+                + self.tight_rounding(setting, scale))
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def _test_direction(scope: _Scope, segments: list[Segment]) -> _Test:
         coarse = (loss_plus - loss_minus) / 2
         per_segment = [(p - m) / 2 for p, m in zip(plus, minus, strict=True)]
         projection = sum(per_segment)
-        tight = walk.tight_rounding(setting.loss_eps, scale)
+        tight = walk.tight_rounding(setting, scale)
         if (np.isfinite(coarse) and np.isfinite(projection)
                 and abs(coarse - projection) <= tight):
             return _judge(tight, per_segment, walk, setting)
@@ -365,7 +367,7 @@ def _test_direction(scope: _Scope, segments: list[Segment]) -> _Test:
     mismatch = abs(fine - analytic)
     # the error of the d/2 value: the truncation and noise the two steps show, and the
     # roundings that are there for certain (a rounding of |L| at d/2 counts twice)
-    bar = GAP_FACTOR * abs(coarse - fine) + 2 * walk.tight_rounding(setting.loss_eps, scale)
+    bar = GAP_FACTOR * abs(coarse - fine) + 2 * walk.tight_rounding(setting, scale)
     generous = max(bar, 2 * walk.generous_rounding(setting, scale))
     if abs(coarse - fine) > 1e-2 * (abs(fine) + abs(analytic)) + generous:  # not smooth
         return _Test("disagrees", bar, [False] * len(segments))

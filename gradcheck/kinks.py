@@ -681,7 +681,7 @@ def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
     was_failing = m.status[positions] == BAD
     take = settled & (~was_failing | right_both)
     minus_failed = minus.status != OK
-    for field_name in ("analytic", "numeric", "error", "allowed", "bar"):
+    for field_name in ("analytic", "numeric", "error", "allowed", "bar", "still"):
         chosen = np.where(minus_failed, getattr(minus, field_name), getattr(plus, field_name))
         getattr(m, field_name)[positions[take]] = chosen[take]
     m.status[positions[take]] = np.where(right_both, OK,

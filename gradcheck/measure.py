@@ -55,6 +55,10 @@ THIRD_LOOK_SHRINK = 2.5
 # ... and takes the h look for an outlier (to be repeated) when it is this many times
 # smaller: far beyond what truncation does.
 OUTLIER_SHRINK = 16.0
+# A smooth element too wide to vouch for whose looks so far all reach a kink inside the
+# stencil is looked at with the step halved again, down to this fraction of h (a float32
+# step reaches past a ReLU's 0 a thousandth away; h/16 clears it).
+LAST_LOOK = 1 / 16
 # The input-resolution probe (:func:`input_resolution`): relative moves tried in turn (the
 # first is far below float32's resolution, the next two straddle float32's and float16's),
 # how many coordinates move, how many float64 roundings of |L| a change must exceed to be
@@ -64,6 +68,11 @@ RESOLUTION_PROBES = (1e-9, 1e-6, 1e-2)
 RESOLUTION_COORDINATES = 64
 RESOLUTION_MARGIN = 64.0
 BLIND_SHARE = 0.25
+# The loss-quantum probe (:func:`loss_quantum`): each move tried is this many times the
+# last, up to this many relative steps.
+QUANTUM_GROWTH = 8.0
+QUANTUM_LARGEST = 64.0
+QUANTUM_MOVES = 16  # at most this many moves (L = 0 shows any change)
 # A repeated look at the same point may move by this many roundings of the loss values.
 REPEAT_FLOORS = 16.0
 
@@ -85,12 +94,15 @@ class Measured:
     error: np.ndarray  # |a - n|, or the distance to the hull where the hull settled it
     jittered: np.ndarray  # bool: verdict (and numbers) from a re-check at a jittered point
     tied: np.ndarray  # bool: failed as a group of tied elements
+    # bool: failed with a loss that came back bit for bit as at the point at every look:
+    # wrong only where the check shows the loss resolves such a change (:func:`judge_still`)
+    still: np.ndarray
 
     @staticmethod
     def concat(parts: list[Measured]) -> Measured:
         if not parts:
             kinds = {"flat_indices": np.intp, "status": np.intp, "rough": bool, "kink": bool,
-                     "jittered": bool, "tied": bool}
+                     "jittered": bool, "tied": bool, "still": bool}
             return Measured(*(np.zeros(0, dtype=kinds.get(f.name, np.float64))
                               for f in fields(Measured)))
         return Measured(*(np.concatenate([getattr(p, f.name) for p in parts])
@@ -105,6 +117,9 @@ class Setting:
     kinks: str  # the kinks mode
     loss_eps: float  # precision of the loss values (float64 unless they come back coarser)
     model_eps: float  # coarsest precision the loss passed through (tensor dtype included)
+    # the steps the loss's values move in where measured far coarser than eps |L| (a loss
+    # near 0 computed through intermediates near 1): each value is off by up to half of it
+    loss_quantum: float = 0.0
 
     @property
     def relative_step(self) -> float:
@@ -124,6 +139,7 @@ class Differences(NamedTuple):
     model_floor: np.ndarray
     allowance: np.ndarray  # generous rounding bound a bug must clear
     steps: np.ndarray  # the steps taken
+    still: np.ndarray  # bool: both loss values came back bit for bit as at the point
 
 
 def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.ndarray,
@@ -144,8 +160,14 @@ def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.nda
         known = np.isfinite(measured)
         model_floor = np.where(known, measured, model_floor)
         allowance = np.where(known, NOISE_FACTOR * measured, allowance)
+    if setting.loss_quantum:  # measured steps: a few of them are all they can carry
+        quantum = setting.loss_quantum / taken
+        floor = np.maximum(floor, quantum)
+        model_floor = np.maximum(model_floor, quantum)
+        allowance = np.maximum(allowance, 4 * quantum)
+    still = (stencil.loss_plus == loss_at_point) & (stencil.loss_minus == loss_at_point)
     return Differences(stencil.central(), forward, backward, floor, model_floor, allowance,
-                       taken)
+                       taken, still)
 
 
 def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np.ndarray,
@@ -190,6 +212,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     allowed = judge.detect(numeric) + bar
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
     unverified = np.zeros(len(flat_indices), dtype=bool)
+    still = np.zeros(len(flat_indices), dtype=bool)
     # generous: what the old single-step test accepted; a kink's numbers are judged by it
     generous = tol.at_kink(numeric, atol_scale) + first.allowance
 
@@ -217,37 +240,66 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         generous[suspects[rough]] = generous_half[rough]
         rough_bar[suspects] = smooth & verdict.rough_bar
         agree[suspects] = smooth & verdict.fine
+        # a loss that never moved gives a numeric 0 with no error bar to measure: blind to
+        # the move (its arithmetic rounds it away: -log p with p rounded to 1), or flat
+        still[suspects] = smooth & ~verdict.fine & first.still[suspects] & half.still
         unverified[suspects] = smooth & ~verdict.fine & ~verdict.wrong
         kink[suspects] = rough | jump
         # Rough: the two looks differ by more than the tolerance. A kink inside the stencil
         # does that, but so do strong curvature (a gradient tiny next to it: near an
         # optimum, log or exp far from 1) and a loss that glitches on one call; a third
-        # look tells them apart (:func:`_third_look`). Only where rounding at h/4 stays
-        # within what could be vouched for: else agreement within it would be no evidence.
+        # look tells them apart (:func:`_third_look`). So it does for a smooth element
+        # the two looks cannot decide or vouch for (a float32 step that reaches past a
+        # kink: the gap is within rounding, yet no measure of the error).
+        # Only where rounding at h/4 stays within what could be vouched for: else
+        # agreement within it would be no evidence.
         limit = tol.verify(np.nan_to_num(half.numeric), largest, atol_scale)
-        third = suspects[rough & (2 * agreement_floor(half) <= limit)]
-        if len(third):
-            third, look, earlier = _third_look(stencils, third, first.numeric[third],
-                                               numeric[third])
-            # Smooth from h/2 on means the one-sided spread d+ - d- (curvature: h L'')
-            # halves from h/2 to h/4. A kink on the point (a tie) keeps it; kinks within
-            # h/2 (several, as a zero row through Dense + ReLU spreads them) move it any
-            # which way. Those stay kinks.
-            spread_half = np.abs(forward - backward)[third]
-            spread_quarter = np.abs(look.forward - look.backward)
-            halves = (np.abs(spread_quarter - spread_half / 2)
-                      <= spread_half / 8 + 2 * look.floor + jump_floor[third] / 8)
-            third, look, earlier = third[halves], _subset(look, halves), earlier[halves]
-            late = judge.smooth(analytic[third], earlier, (forward - backward)[third], look)
+        too_wide = smooth & ~verdict.wrong & ~still[suspects] & (
+            ~verdict.fine | (verdict.own_error > limit))
+        looked = (rough | too_wide) & (2 * agreement_floor(half) <= limit)
+        # the looks so far of each element looked at again: the last two, and the spread
+        candidates, fraction = suspects[looked], 0.25
+        at_h, at_half = first.numeric[candidates], numeric[candidates]
+        spread_before, limit = np.abs(forward - backward)[candidates], limit[looked]
+        while len(candidates):
+            settled, look, earlier, consistent = _third_look(stencils, candidates, at_h,
+                                                             at_half, fraction)
+            # Smooth from the last step on means the one-sided spread d+ - d- (curvature:
+            # h L'') halves with the step. A kink on the point (a tie) keeps it; kinks
+            # within the step (several, as a zero row through Dense + ReLU spreads them)
+            # move it any which way. Those stay kinks.
+            spread_now = np.abs(look.forward - look.backward)
+            halves = settled & (np.abs(spread_now - spread_before / 2)
+                                <= spread_before / 8 + 2 * look.floor
+                                + jump_floor[candidates] / 8)
+            done = candidates[halves]
+            late = judge.smooth(analytic[done], earlier[halves], (forward - backward)[done],
+                                _subset(look, halves))
             for column, new in ((numeric, look.numeric), (forward, look.forward),
                                 (backward, look.backward)):
-                column[third] = new
-            bar[third] = late.own_error
-            allowed[third] = late.allowed
-            rough_bar[third] = late.rough_bar
-            agree[third] = late.fine
-            unverified[third] = ~late.fine & ~late.wrong
-            kink[third] = False
+                column[done] = new[halves]
+            # a smaller step's rounding floor is larger: an element looked at again because
+            # it could not be decided agrees within what the looks measured, never within
+            # that floor alone (a float16 bug of 6% would hide in it at h/4)
+            fine = late.fine & (kink[done] | (np.abs(analytic[done] - look.numeric[halves])
+                                              <= late.allowed))
+            bar[done] = late.own_error
+            allowed[done] = late.allowed
+            rough_bar[done] = late.rough_bar
+            agree[done] = fine
+            unverified[done] = ~fine & ~late.wrong
+            kink[done] = False
+            # A smooth element too wide to vouch for, not smooth from the last step on
+            # either (a float32 step reaching past a ReLU's 0 a thousandth away at every
+            # look so far, or just clear of it at the last): halve again, while the
+            # rounding at the next step stays within what could be vouched for. (A rough
+            # element keeps its kink: several kinks within the steps, as a zero row through
+            # Dense + ReLU spreads them, can read as smooth at a smaller one.)
+            again = (consistent & ~halves & ~kink[candidates] & (fraction > LAST_LOOK)
+                     & (2 * agreement_floor(look) <= limit))
+            candidates, fraction = candidates[again], fraction / 2
+            at_h, at_half = at_half[again], look.numeric[again]
+            spread_before, limit = spread_now[again], limit[again]
 
     # a coordinate that is NaN or inf at the point cannot be moved by a finite step
     unverified |= ~np.isfinite(values)
@@ -269,7 +321,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     count = len(flat_indices)
     return Measured(flat_indices, analytic, numeric, forward, backward, allowed, bar,
                     rough_bar, kink, status, error, np.zeros(count, dtype=bool),
-                    np.zeros(count, dtype=bool))
+                    np.zeros(count, dtype=bool), still & (status == BAD))
 
 
 class SmoothVerdict(NamedTuple):
@@ -345,11 +397,14 @@ class _Stencils:
 
 
 def _third_look(stencils: _Stencils, positions: np.ndarray, at_h: np.ndarray,
-                at_half: np.ndarray) -> tuple[np.ndarray, Differences, np.ndarray]:
-    """Rough elements (their central differences at h and h/2 disagree beyond the
-    tolerance) looked at again at h/4. Returns the positions the three looks read as
-    smooth, with their latest estimate and the one before it, from which its error is
-    measured (:meth:`_Judge.smooth`).
+                at_half: np.ndarray, fraction: float = 0.25
+                ) -> tuple[np.ndarray, Differences, np.ndarray, np.ndarray]:
+    """Elements whose central differences at h and h/2 disagree beyond the tolerance (or
+    by too much to vouch for them) looked at again at h/4 (``fraction`` of the first step;
+    "h" and "h/2" are then the two looks before). Returns which the three looks read as
+    smooth, the look with their latest estimate and the one before it, from which its
+    error is measured (:meth:`_Judge.smooth`), and which read consistently (every
+    reading but the middle outlier's).
 
     - curvature shrinks the gap 4x per halving: smooth; the estimates are Richardson's
       (4 c(h/2) - c(h)) / 3 and (4 c(h/4) - c(h/2)) / 3, free of the h^2 term;
@@ -361,15 +416,16 @@ def _third_look(stencils: _Stencils, positions: np.ndarray, at_h: np.ndarray,
     An outlying look is taken again at the same point: a loss that answers differently
     there is named (``Calls.note_unrepeatable``), never read as a kink.
     """
-    look = stencils.look(positions, 0.25)
+    look = stencils.look(positions, fraction)
     gap = np.abs(at_half - at_h)
     with np.errstate(invalid="ignore"):
         settled = np.abs(look.numeric - at_half) <= gap / THIRD_LOOK_SHRINK
         first_outlier = settled & (np.abs(look.numeric - at_half) <= gap / OUTLIER_SHRINK)
         middle_outlier = ~settled & (np.abs(look.numeric - at_h) <= gap / THIRD_LOOK_SHRINK)
-    for fraction, outlier, seen in ((1.0, first_outlier, at_h), (0.5, middle_outlier, at_half)):
+    for earlier_fraction, outlier, seen in ((4 * fraction, first_outlier, at_h),
+                                            (2 * fraction, middle_outlier, at_half)):
         if outlier.any():
-            again = stencils.look(positions[outlier], fraction)
+            again = stencils.look(positions[outlier], earlier_fraction)
             moved = np.abs(again.numeric - seen[outlier]) > REPEAT_FLOORS * again.floor
             shape = stencils.calls.arrays[stencils.name].shape
             for k in np.flatnonzero(moved):
@@ -382,8 +438,7 @@ def _third_look(stencils: _Stencils, positions: np.ndarray, at_h: np.ndarray,
     curved = settled & ~first_outlier
     latest = np.where(curved, (4 * look.numeric - at_half) / 3, look.numeric)
     earlier = np.where(curved, (4 * at_half - at_h) / 3, at_half)
-    return (positions[settled], _subset(look._replace(numeric=latest), settled),
-            earlier[settled])
+    return settled, look._replace(numeric=latest), earlier, ~middle_outlier
 
 
 def _agreement_floor(first: Differences, finite: np.ndarray
@@ -396,6 +451,64 @@ def _agreement_floor(first: Differences, finite: np.ndarray
         return lambda d: d.model_floor
     observed = NOISE_MARGIN * float(np.max(spread))  # in loss units: noise does not shrink
     return lambda d: np.minimum(d.model_floor, observed / d.steps)
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """Joint moves of a few coordinates for the resolution probes: those with the largest
+    |gradient| x max(1, |value|) among a random few of every tensor, each moved toward its
+    gradient's sign by ``move`` x max(1, |value|), so the change adds up to ``move`` x
+    ``expected_per_unit`` where the gradient is right."""
+
+    calls: Calls
+    loss_at_point: float
+    picked: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]  # name, indices, values, signs
+    expected_per_unit: float
+
+    @staticmethod
+    def pick(calls: Calls, analytic: dict[str, np.ndarray], loss_at_point: float,
+             rng: np.random.Generator) -> _Probe:
+        picked = []
+        for name, gradient in analytic.items():
+            flat_gradient = gradient.reshape(-1)
+            sample = rng.integers(0, flat_gradient.size, min(flat_gradient.size, 4096))
+            values = calls.originals[name].reshape(-1)[sample].astype(np.float64)
+            weight = np.abs(flat_gradient[sample]) * np.maximum(1.0, np.abs(values))
+            top = np.argsort(-np.nan_to_num(weight), kind="stable")[:RESOLUTION_COORDINATES]
+            picked.append((name, sample[top], values[top], np.sign(flat_gradient[sample[top]])))
+        expected = sum(float(np.sum(np.abs(analytic[n].reshape(-1)[i]) * np.maximum(
+            1.0, np.abs(v)))) for n, i, v, _ in picked)
+        return _Probe(calls, loss_at_point, picked, expected)
+
+    @property
+    def usable(self) -> bool:
+        return bool(np.isfinite(self.expected_per_unit) and self.expected_per_unit > 0)
+
+    def changes(self, move: float) -> tuple[float, float]:
+        """L(+move) - L and L(-move) - L, every picked coordinate moved toward its sign."""
+        found = []
+        for sign in (1.0, -1.0):  # a loop: a StopIteration of the user's code stays one
+            try:
+                for name, indices, values, signs in self.picked:
+                    self.calls.arrays[name].flat[indices] = (
+                        values + sign * signs * move * np.maximum(1.0, np.abs(values)))
+                found.append(self.calls.loss() - self.loss_at_point)
+            finally:
+                self.calls.restore()
+        return found[0], found[1]
+
+    def follows(self, move: float, up: float, down: float, visible: float) -> bool:
+        """The loss moved as the gradient says, both ways (within half the change)."""
+        expected = move * self.expected_per_unit
+        return (abs(up - expected) <= 0.5 * expected + visible
+                and abs(down + expected) <= 0.5 * expected + visible)
+
+    def linear(self, move: float, up: float, down: float, visible: float) -> bool:
+        """Half the move gives half the change (odd parts): the loss is linear at ``move``,
+        so that it followed the gradient there is no catching up of a curve."""
+        half_up, half_down = self.changes(move / 2)
+        odd = (up - down) / 2
+        return abs((half_up - half_down) / 2 - odd / 2) <= abs(odd) / 6 + visible
 
 
 def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_point: float,
@@ -412,58 +525,71 @@ def input_resolution(calls: Calls, analytic: dict[str, np.ndarray], loss_at_poin
     for float64 to show: no evidence either way). A coarse claim also needs the loss to be
     linear at the move it follows (half the move, half the change): a curve that catches up
     with a wrong gradient's prediction at a larger move is not a resolution.
-
-    The coordinates moved are those with the largest |gradient| x max(1, |value|) among a
-    random few of every tensor, each toward its gradient's sign, so the change adds up.
     """
-    picked = []
-    for name, gradient in analytic.items():
-        flat_gradient = gradient.reshape(-1)
-        sample = rng.integers(0, flat_gradient.size, min(flat_gradient.size, 4096))
-        values = calls.originals[name].reshape(-1)[sample].astype(np.float64)
-        weight = np.abs(flat_gradient[sample]) * np.maximum(1.0, np.abs(values))
-        top = np.argsort(-np.nan_to_num(weight), kind="stable")[:RESOLUTION_COORDINATES]
-        picked.append((name, sample[top], values[top], np.sign(flat_gradient[sample[top]])))
-    expected_per_unit = sum(float(np.sum(np.abs(analytic[n].reshape(-1)[i]) * np.maximum(
-        1.0, np.abs(v)))) for n, i, v, _ in picked)
+    probe = _Probe.pick(calls, analytic, loss_at_point, rng)
     visible = RESOLUTION_MARGIN * FLOAT64_EPS * abs(loss_at_point)  # what float64 can see
-    if not (np.isfinite(expected_per_unit) and expected_per_unit > 0):
+    if not probe.usable:
         return FLOAT64_EPS
-
-    def changes(move: float) -> tuple[float, float]:
-        """L(+move) - L and L(-move) - L, every picked coordinate moved toward its sign."""
-        found = []
-        for sign in (1.0, -1.0):  # a loop: a StopIteration of the user's code stays one
-            try:
-                for name, indices, values, signs in picked:
-                    calls.arrays[name].flat[indices] = values + sign * signs * move * np.maximum(
-                        1.0, np.abs(values))
-                found.append(calls.loss() - loss_at_point)
-            finally:
-                calls.restore()
-        return found[0], found[1]
-
     blind_at = 0.0  # the largest move the loss stayed put for
     for move in RESOLUTION_PROBES:
-        expected = move * expected_per_unit
+        expected = move * probe.expected_per_unit
         if expected <= visible:
             continue  # too small a move to show in float64 either: no evidence
-        up, down = changes(move)
+        up, down = probe.changes(move)
         odd = (up - down) / 2
         # seen: the loss moves as the gradient says, both ways (a loss blind to the move
         # stays put, or jumps by a rounding of its coarse arithmetic where a coordinate sat
         # at a rounding boundary: one way, by chance as much as expected)
-        if abs(up - expected) <= 0.5 * expected + visible and abs(down + expected) <= (
-                0.5 * expected + visible):
+        if probe.follows(move, up, down, visible):
             if not blind_at:
                 return FLOAT64_EPS
-            half_up, half_down = changes(move / 2)
-            linear = abs((half_up - half_down) / 2 - odd / 2) <= abs(odd) / 6 + visible
+            linear = probe.linear(move, up, down, visible)
             return _eps_between(blind_at, move) if linear else FLOAT64_EPS
         if abs(odd) > BLIND_SHARE * expected + visible:
             return FLOAT64_EPS  # it moved, but not as the gradient says: not a precision
         blind_at = move
     return FLOAT64_EPS  # never moved as the gradient says: not a matter of precision
+
+
+def loss_quantum(calls: Calls, analytic: dict[str, np.ndarray], loss_at_point: float,
+                 rng: np.random.Generator, model_eps: float) -> float:
+    """The steps the loss's values move in, measured, where they are far coarser than its
+    precision at |L| makes them: a loss near 0 computed through intermediates near 1
+    (-log p with p a float near 1, a saturated softmax) rounds at their scale, not its own.
+    0.0 where no such steps show.
+
+    Moves growing QUANTUM_GROWTH-fold are tried in turn, from the smallest whose predicted
+    change float64 would show at |L| (RESOLUTION_MARGIN roundings) up to QUANTUM_LARGEST
+    relative steps (at most QUANTUM_MOVES of them). A claim needs the first of them to
+    leave the loss as it was, bit for bit both ways (one it sees shows its resolution is
+    not the matter), and a larger one it follows as the gradient says, linearly (moves of a
+    few steps in between may follow it only roughly): a wrong gradient whose loss does not
+    move (a leak through a dead unit) never catches up. The quantum is the smallest change
+    seen, more than the change the largest blind move predicted: an upper bound on the
+    loss's resolution, so it can widen an error bar, never narrow one. Two loss
+    evaluations per move tried, and two more before a claim.
+    """
+    probe = _Probe.pick(calls, analytic, loss_at_point, rng)
+    if not probe.usable:
+        return 0.0
+    visible = RESOLUTION_MARGIN * model_eps * abs(loss_at_point)
+    largest = QUANTUM_LARGEST * model_eps ** (1 / 3)
+    move = max(visible * QUANTUM_GROWTH / probe.expected_per_unit,
+               largest * QUANTUM_GROWTH ** -QUANTUM_MOVES)
+    blind_change = 0.0  # the change predicted at the largest move the loss stayed put for
+    changes: list[float] = []  # every non-zero change seen
+    while move <= largest:
+        up, down = probe.changes(move)
+        changes += [abs(change) for change in (up, down) if change]
+        if not changes:
+            blind_change = move * probe.expected_per_unit
+        elif not blind_change:
+            return 0.0  # the loss saw the first move it could: resolution is not the matter
+        elif probe.follows(move, up, down, 0.0) and probe.linear(move, up, down, 0.0):
+            quantum = min(changes)
+            return quantum if quantum > blind_change else 0.0
+        move *= QUANTUM_GROWTH
+    return 0.0
 
 
 def _eps_between(unseen: float, seen: float) -> float:
@@ -474,6 +600,31 @@ def _eps_between(unseen: float, seen: float) -> float:
         if unseen <= eps < seen:
             return eps
     return FLOAT64_EPS
+
+
+def judge_still(results: dict[str, Measured], settings: dict[str, Setting],
+                originals: dict[str, np.ndarray], loss_at_point: float,
+                smallest_change: float) -> None:
+    """Elements whose loss never moved (``Measured.still``: numeric 0 at h and h/2, bit for
+    bit, against an analytic value that predicts a change) are wrong where the loss can be
+    shown to resolve the change predicted at h/2: some evaluation of the check moved it by
+    no more than that (a loss rounded in coarse steps never moves by less than one), or no
+    plausible rounding could hide it, NOISE_FACTOR roundings of max(|L|, 1) at the coarsest
+    precision in play (a loss near 0 computed through intermediates near 1, as -log p is
+    for p near 1, rounds at their scale, not its own). Elsewhere they stay unverified: the
+    loss may be blind to the move, or flat, and the numbers cannot tell which. Runs after
+    the re-checks at jittered points: a loss flat on both sides of hidden kinks is settled
+    there first."""
+    for name, m in results.items():
+        positions = np.flatnonzero(m.still & (m.status == BAD))
+        if not len(positions):
+            continue
+        values = originals[name].reshape(-1)[m.flat_indices[positions]]
+        setting = settings[name]
+        predicted = np.abs(m.analytic[positions]) * step_sizes(values, setting.model_eps) / 2
+        hidden = NOISE_FACTOR * setting.model_eps * max(abs(loss_at_point), 1.0)
+        blind = (predicted < smallest_change) & (predicted <= hidden)
+        m.status[positions[blind]] = UNVERIFIED
 
 
 def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_point: float

@@ -34,6 +34,20 @@ def checked(report: gc.Report) -> gc.Report:
     return report
 
 
+# Where the loss's own arithmetic limits what its values show (a saturated softmax, a loss
+# below the smallest normal number, a - y or 1 - p computed by cancellation), a right
+# gradient may be left unverified; the report then names that limit. Never FAILED.
+ROUNDING_LIMITS = ("bit for bit", "moves only in steps", "below the smallest normal",
+                   "rounds more than its value shows")
+
+
+def ok_or_limited_by_rounding(report: gc.Report) -> bool:
+    """ok, or unverified where every tensor left unverified names one of ROUNDING_LIMITS."""
+    return report.ok or (report.status == "UNVERIFIED" and all(
+        t.ok or any(limit in t.unverified_reason for limit in ROUNDING_LIMITS)
+        for t in report.tensors))
+
+
 # ------------------------------------------------------------------ 1. scalar ReLU chains
 
 
@@ -88,13 +102,15 @@ def test_relu_chain_closed_form_equals_layer_backprop(w, x, y, c):
 @example(w=[-1.0], x=2.0, y=1.0)  # dead output unit: no gradient flows
 @example(w=[-0.5, 2.0], x=1.5, y=1.0)
 @example(w=[1.0, -2.0, 0.5], x=1.0, y=0.5)  # dead middle unit
+@example(w=[1.0], x=3.149820490561665e-162, y=0.0)  # the cost x^2 / 2 is subnormal
 def test_checker_agrees_with_relu_chain_closed_form(w, x, y):
-    """gc.check_params accepts the closed-form dC/dw of the 1-, 2- and 3-weight chains."""
+    """gc.check_params accepts the closed-form dC/dw of the 1-, 2- and 3-weight chains
+    (ok; unverified only where the cost is below the smallest normal number)."""
     w0 = np.array(w, dtype=float)
     w = w0.copy()
     report = checked(gc.check_params(
         lambda: relu_chain_cost(w, x, y), lambda: {"w": relu_chain_grad(w, x, y)}, {"w": w}))
-    assert report.ok, str(report)
+    assert ok_or_limited_by_rounding(report), str(report)
     np.testing.assert_array_equal(w, w0)  # restored bit for bit
 
 
@@ -134,13 +150,27 @@ def two_layer_cases(draw: st.DrawFn) -> tuple[TwoLayerNet, np.ndarray, np.ndarra
     return net, X, draw(gst.labels(batch, n_out))
 
 
+def _confident_two_layer_net() -> tuple[TwoLayerNet, np.ndarray, np.ndarray]:
+    """p(label) = 1 - 8e-8: the loss -log p moves in steps of 1e-16 (p's spacing near 1)."""
+    net = TwoLayerNet(1, 3, 2, rng=0)
+    net.params["W1"][:] = [[-1.978982860032647, 0.13741863791390352, -1.5623597873070665]]
+    net.params["b1"][:] = 0.0
+    net.params["W2"][:] = [[-1.004053155766071, 1.188305539474956],
+                           [0.644247718741491, -0.7991661649405921],
+                           [-1.5496395286634341, 0.8970995999109462]]
+    net.params["b2"][:] = 0.0
+    return net, np.array([[-2.0]]), np.array([1])
+
+
 @given(case=two_layer_cases())
+@example(case=_confident_two_layer_net())
 def test_checker_agrees_with_two_layer_softmax_net(case):
-    """gc.check_params accepts TwoLayerNet.gradients (the closed form) for any batch."""
+    """gc.check_params accepts TwoLayerNet.gradients (the closed form) for any batch (ok;
+    unverified only where the loss's arithmetic limits it: a near-certain prediction)."""
     net, X, labels = case
     report = checked(gc.check_params(lambda: net.loss(X, labels),
                                      lambda: net.gradients(X, labels), net.params))
-    assert report.ok, str(report)
+    assert ok_or_limited_by_rounding(report), str(report)
 
 
 @given(case=two_layer_cases())
@@ -204,10 +234,12 @@ def test_checker_agrees_with_net222(theta1, theta2, X, output, data):
     net = Net222(theta1, theta2, output=output)
     report = checked(gc.check_params(lambda: net.cost(X, Y), lambda: net.gradients(X, Y),
                                      net.params))
-    # ok, or (on degenerate draws where every unit sits on a kink) kinks left unverified:
-    # never a failure, and nothing but kinks undecided
+    # ok, or (on degenerate draws: every unit on a kink, gradients a millionth of the
+    # others) kinks or the loss's rounding left unverified: never a failure
     assert report.status != "FAILED", str(report)
-    assert all(t.unverified == t.kinks.unverified for t in report.tensors), str(report)
+    assert all(t.unverified == t.kinks.unverified
+               or any(limit in t.unverified_reason for limit in ROUNDING_LIMITS)
+               for t in report.tensors), str(report)
 
 
 def test_net222_missing_relu_prime_in_delta2_is_caught():
@@ -244,7 +276,9 @@ def nielsen_cases(draw: st.DrawFn) -> tuple[Network, np.ndarray, np.ndarray]:
 @example(case=(Network([2, 3, 2], rng=0), np.array([[0.5, -1.0], [0.0, 2.0]]), np.eye(2)))
 def test_checker_agrees_with_nielsen_backprop(case):
     """BP1-BP4 in matrix form over a mini-batch pass gc.check_params, params taken in place
-    from the network's own weights and biases lists."""
+    from the network's own weights and biases lists (ok; unverified only where the cost's
+    rounding limits it: x = 8e-7 makes dC/dw a millionth of dC/db, and the a - y inside
+    the cost rounds at 25 roundings of C itself, too coarse for float64's 1e-5)."""
     net, x, y = case
     params = {f"w{i}": w for i, w in enumerate(net.weights)}
     params |= {f"b{i}": b for i, b in enumerate(net.biases)}
@@ -255,9 +289,9 @@ def test_checker_agrees_with_nielsen_backprop(case):
                 **{f"b{i}": g for i, g in enumerate(nabla_b)}}
 
     report = checked(gc.check_params(lambda: net.cost(x, y), grads, params))
-    assert report.ok, str(report)
-    assert checked(gc.check_params(lambda: net.cost(x, y), lambda: net.gradients(x, y),
-                                   net.params)).ok
+    assert ok_or_limited_by_rounding(report), str(report)
+    assert ok_or_limited_by_rounding(checked(gc.check_params(
+        lambda: net.cost(x, y), lambda: net.gradients(x, y), net.params)))
 
 
 @given(case=nielsen_cases())

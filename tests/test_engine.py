@@ -141,17 +141,19 @@ def test_a_wrong_element_costs_two_more_evaluations_to_confirm() -> None:
     """A failing element is re-measured at h/2 before it is called wrong; in subgradient
     mode it is also re-checked at a mirrored pair of jittered points (at each: the loss,
     its two-step stencil at h and h/2, and one more gradient call). A check that fails
-    also asks, with two more evaluations, whether the loss sees its inputs only at a
-    coarser precision than its float64 values suggest (it does not here)."""
+    also asks, with two more evaluations each, whether the loss sees its inputs only at a
+    coarser precision than its float64 values suggest, and whether its values move in
+    coarser steps than its precision at |L| (neither here: each probe's first move shows
+    the loss moving)."""
     params = {"w": RNG.standard_normal(5), "v": RNG.standard_normal(3)}
     f = Counted(params, wrong=0.5)
     report = gc.check_params(f.loss, f.grads, params, mode="full", kinks="hull")
     assert not report.ok
-    assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + 2, 2)
+    assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + 2 + 2, 2)
     f = Counted(params, wrong=0.5)
     report = gc.check_params(f.loss, f.grads, params, mode="full")
     assert not report.ok and report.tensors[1].worst[0].index == (0,)
-    assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + 2 * (1 + 2 + 2) + 2, 4)
+    assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + 2 * (1 + 2 + 2) + 2 + 2, 4)
 
 
 def test_params_are_restored_bit_for_bit_also_when_user_code_raises() -> None:

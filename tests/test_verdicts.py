@@ -983,3 +983,125 @@ def test_nan_coordinates_the_loss_ignores_are_unverified_not_a_loss_problem() ->
 def test_a_wrong_gradient_beside_nan_coordinates_still_fails() -> None:
     report = gc.check_function(_masked_square, lambda v: np.where(MASK, 3 * v, 0.0), PADDED)
     assert report.status == "FAILED", str(report)
+
+
+# ------------------------------------------- losses whose arithmetic rounds above |L|
+
+
+def _saturated_cross_entropy(z: np.ndarray) -> float:
+    """-log p of class 0 from p = softmax(z) computed naively: at z = (40, 0), p rounds to
+    1 in float64 and the loss to 0, though it is 4e-18."""
+    p = np.exp(z - z.max()) / np.sum(np.exp(z - z.max()))
+    return float(-np.log(p[0]))
+
+
+def _saturated_cross_entropy_grad(z: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max()) / np.sum(np.exp(z - z.max()))
+    return p - np.array([1.0, 0.0])
+
+
+def test_a_loss_that_rounds_a_change_away_is_unverified_not_failed() -> None:
+    """A saturated softmax: the loss stays 0 bit for bit at every step, where the (right)
+    gradient 4e-18 says it moves; no evaluation shows it resolving such a change. Was
+    FAILED (numeric 0 against 4e-18, with an error bar of 0)."""
+    rep = gc.check_function(_saturated_cross_entropy, _saturated_cross_entropy_grad,
+                            np.array([40.0, 0.0]))
+    assert rep.status == "UNVERIFIED", str(rep)
+    assert "bit for bit" in rep.tensors[0].unverified_reason
+
+
+def test_a_leak_through_a_dead_unit_is_failed_though_the_loss_never_moves() -> None:
+    """The loss stays put along the dead unit's weight, but it moves by less than the
+    leaked gradient predicts along the other weight: a loss that resolves such changes, so
+    the unmoved one is a wrong gradient."""
+    def loss(w: np.ndarray) -> float:
+        return float(3.0 * max(w[0], 0.0) + 0.01 * w[1])
+
+    def leaky(w: np.ndarray) -> np.ndarray:
+        return np.array([3.0, 0.01])  # ReLU' missing: w[0] = -1 is dead
+
+    rep = gc.check_function(loss, leaky, np.array([-1.0, 0.5]))
+    assert rep.status == "FAILED", str(rep)
+    assert [m.index for m in rep.tensors[0].worst] == [(0,)]
+
+
+def test_a_gradient_of_a_loss_that_never_moves_is_failed_when_no_rounding_hides_it() -> None:
+    """A constant loss with gradient 1: a change of 1e-6 from 0 is no rounding of any
+    intermediate near 1, though no evaluation ever moved the loss."""
+    rep = gc.check_function(lambda w: 0.0, lambda w: np.ones_like(w), np.array([0.5, -2.0]))
+    assert rep.status == "FAILED", str(rep)
+
+
+def _rounded_square(step: float):
+    """sum(w^2) rounded to multiples of ``step``: a loss that moves in steps far coarser
+    than float64's at |L| (as -log p does for p near 1)."""
+    def loss(w: np.ndarray) -> float:
+        return float(np.round(np.sum(w**2) / step) * step)
+    return loss
+
+
+def test_a_loss_that_moves_in_coarse_steps_is_measured_with_them() -> None:
+    """Steps of 1e-10 on a loss of about 0.9: the right gradient is never FAILED (it was:
+    the steps move a central difference by up to 1.6e-5, 1e-4 of it relative); the warning
+    names the steps found, and the reason says what limits the check."""
+    w = np.random.default_rng(0).standard_normal(6)
+    rep = gc.check_function(_rounded_square(1e-10), lambda v: 2 * v, w)
+    assert rep.status == "UNVERIFIED", str(rep)
+    assert any("steps of about 1.0e-10" in warning for warning in rep.warnings), str(rep)
+    assert "moves only in steps" in rep.tensors[0].unverified_reason
+
+
+def test_a_wrong_gradient_of_a_loss_that_moves_in_coarse_steps_still_fails() -> None:
+    """The steps widen the error bar by step / h, never enough to excuse a 1% bug."""
+    w = np.random.default_rng(0).standard_normal(6)
+
+    def wrong(v: np.ndarray) -> np.ndarray:
+        g = 2 * v
+        g[3] *= 1.01
+        return g
+
+    rep = gc.check_function(_rounded_square(1e-10), wrong, w)
+    assert rep.status == "FAILED", str(rep)
+    assert [m.index for m in rep.tensors[0].worst] == [(3,)]
+
+
+class _ShiftedMaskReLU:
+    """float32 ReLU whose backward masks with x > 2e-3 instead of x > 0."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.maximum(x, np.float32(0))
+
+    def backward(self, g: np.ndarray) -> np.ndarray:
+        return g * (self.x > 2e-3)
+
+
+def test_a_float32_relu_near_its_kink_is_verified_and_a_shifted_mask_is_not() -> None:
+    """Inputs of 1e-3: float32's step 5e-3 reaches past the kink at h, h/2 and h/4; smaller
+    steps settle the elements whose upstream gradient is small (they were UNVERIFIED). A
+    mask shifted to 2e-3 drops exactly those gradients: never ok."""
+    from reference_nets import layers
+
+    x = np.array([[2.0] + [1e-3 * (1 + k / 64) for k in range(15)]], np.float32)
+    assert gc.check_layer(layers.ReLU(), x).ok
+    assert not gc.check_layer(_ShiftedMaskReLU(), x).ok
+
+
+def test_a_float32_layer_returning_a_python_float_is_held_to_float32_rounding() -> None:
+    """A float32 network whose cost head hands back float(...): the value went through
+    float32, its float64 type notwithstanding. Was FAILED at a jittered point (an ulp of
+    the cost, 77, read as a 0.5% error of a 0.09 gradient)."""
+    import reference_nets as rn
+
+    f32 = np.float32
+    net = rn.Sequential(rn.Dense.from_arrays(np.zeros((1, 1), f32)), rn.ReLU(),
+                        rn.Dense.from_arrays(np.zeros((1, 3), f32)), rn.Softmax(),
+                        rn.Dense.from_arrays(-np.ones((3, 4), f32)), rn.LeakyReLU(0.1),
+                        rn.QuadraticCost(np.full((2, 4), 3.0, f32)))
+    rep = gc.check_layer(net, np.zeros((2, 1), f32))
+    assert rep.status != "FAILED", str(rep)
+    assert all(t.ok or t.unverified_reason for t in rep.tensors), str(rep)
