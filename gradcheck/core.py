@@ -260,12 +260,14 @@ def _coarser_than_it_says(calls: Calls, tensors: list[TensorResult], problems: l
 
 def _quantized(calls: Calls, tensors: list[TensorResult], problems: list[Problem],
                options: Options) -> str:
-    """When a check found wrong elements, whether the loss's values move in steps far
-    coarser than its precision at |L| (:func:`loss_quantum`): a wrong-looking gradient may
-    be the steps'. If so, ``calls.loss_quantum`` takes them (the check is to be measured
-    again with each loss value off by up to half a step) and the warning that says so is
-    returned; else "". Costs a few loss evaluations, and none when nothing failed."""
-    if problems or calls.loss_quantum or not any(t.status == FAILED for t in tensors):
+    """When a check did not verify every tensor, whether the loss's values move in steps
+    far coarser than its precision at |L| (:func:`loss_quantum`): a wrong-looking or
+    undecided gradient may be the steps'. If so, ``calls.loss_quantum`` takes them (the
+    check is to be measured again with each loss value off by up to half a step: the
+    error bars the steps really give, wider where they were too narrow to decide) and the
+    warning that says so is returned; else "". Costs a few loss evaluations, and none
+    when all is ok."""
+    if problems or calls.loss_quantum or all(t.ok for t in tensors):
         return ""
     model_eps = max([calls.loss_eps] + [float(np.finfo(a.dtype).eps)
                                         for a in calls.arrays.values()])
@@ -472,6 +474,14 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
                 "sigmoid), or the loss is flat there, and the numbers cannot tell which; "
                 "compute the loss in a stable form (from the logits: log-sum-exp, "
                 "log1p), or check at a less saturated point")
+    tiny = float(np.finfo(_dtype_of_eps(setting.loss_eps)).tiny)
+    subnormal_bar = float(np.max(np.nan_to_num(m.bar[unverified], nan=np.inf)))
+    if abs(loss_at_point) < tiny and subnormal_bar < tiny:
+        return (f"the loss ({loss_at_point:.1e} at the point) and its changes are below the "
+                f"smallest normal number of its precision ({tiny:.1e}), where values keep "
+                f"only a few digits: they limit the numeric derivative to about "
+                f"±{subnormal_bar:.1e}; scale the loss up (a constant factor on the loss and "
+                "its gradient) to check it")
     smooth = unverified & ~m.kink
     if not smooth.any():
         return ("kink coordinates outside the one-sided derivatives that no jittered point "
@@ -500,12 +510,6 @@ def _unverified_reason(name: str, values: np.ndarray, m: Measured, unverified: n
                 f"than the tolerance (rtol {tolerance.rtol:g}, atol {tolerance.atol:g}) "
                 "allows; compute the loss in a stable form (from the logits: log-sum-exp, "
                 "log1p), or check at a less saturated point")
-    tiny = float(np.finfo(_dtype_of_eps(setting.loss_eps)).tiny)
-    if 0 < abs(loss_at_point) < tiny:
-        return (f"the loss at the point ({loss_at_point:.1e}) is below the smallest normal "
-                f"number of its precision ({tiny:.1e}), where values keep only a few digits: "
-                f"they limit the numeric derivative to about ±{bar:.1e}; scale the loss up (a "
-                "constant factor on the loss and its gradient) to check it")
     coarse = " (the loss comes back in float32 or coarser: return it as float64)" if (
         setting.loss_eps > FLOAT64_EPS) else ""
     return (f"the loss is large next to its changes: the rounding of its values alone "

@@ -140,6 +140,7 @@ class Differences(NamedTuple):
     allowance: np.ndarray  # generous rounding bound a bug must clear
     steps: np.ndarray  # the steps taken
     still: np.ndarray  # bool: both loss values came back bit for bit as at the point
+    reported: np.ndarray  # bool: the loss bounded its own rounding (model_floor is that)
 
 
 def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.ndarray,
@@ -153,13 +154,14 @@ def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.nda
     floor = rounding_floor(setting.loss_eps, loss_scale, taken)
     model_floor = rounding_floor(setting.model_eps, loss_scale, taken)
     allowance = rounding_allowance(setting.model_eps, loss_scale, taken)
+    reported = np.zeros(len(taken), dtype=bool)
     if stencil.rounding_plus is not None and stencil.rounding_minus is not None:
         # the loss bounded its own rounding (the outputs a move changed, check_layer): that,
         # not its dtype times |L|, is what the difference of two values can carry
         measured = (stencil.rounding_plus + stencil.rounding_minus) / (2 * taken) + floor
-        known = np.isfinite(measured)
-        model_floor = np.where(known, measured, model_floor)
-        allowance = np.where(known, NOISE_FACTOR * measured, allowance)
+        reported = np.isfinite(measured)
+        model_floor = np.where(reported, measured, model_floor)
+        allowance = np.where(reported, NOISE_FACTOR * measured, allowance)
     if setting.loss_quantum:  # measured steps: a few of them are all they can carry
         quantum = setting.loss_quantum / taken
         floor = np.maximum(floor, quantum)
@@ -167,7 +169,7 @@ def differences(calls: Calls, name: str, flat_indices: np.ndarray, steps: np.nda
         allowance = np.maximum(allowance, 4 * quantum)
     still = (stencil.loss_plus == loss_at_point) & (stencil.loss_minus == loss_at_point)
     return Differences(stencil.central(), forward, backward, floor, model_floor, allowance,
-                       taken, still)
+                       taken, still, reported)
 
 
 def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np.ndarray,
@@ -445,12 +447,16 @@ def _agreement_floor(first: Differences, finite: np.ndarray
                      ) -> Callable[[Differences], np.ndarray]:
     """The rounding a numeric value may differ by and still agree, for stencils of this
     tensor: one rounding of |L| at the coarsest precision (``model_floor``), capped by the
-    noise the first look's second differences show when there are enough of them."""
+    noise the first look's second differences show when there are enough of them. Not
+    where the loss bounded its own rounding: that bound is what its values carry, and a
+    rounding that falls alike on every value (terms of a sum that a move leaves as they
+    were) leaves second differences of 0 while each first difference is off by it."""
     spread = np.abs(first.forward - first.backward)[finite] * first.steps[finite]
     if len(spread) < NOISE_SAMPLES:
         return lambda d: d.model_floor
     observed = NOISE_MARGIN * float(np.max(spread))  # in loss units: noise does not shrink
-    return lambda d: np.minimum(d.model_floor, observed / d.steps)
+    return lambda d: np.where(d.reported, d.model_floor,
+                              np.minimum(d.model_floor, observed / d.steps))
 
 
 @dataclass(frozen=True)

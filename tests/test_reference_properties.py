@@ -222,12 +222,15 @@ def test_random_network_passes_check_layer(spec):
     W1=gst.weights((3, 4)),
     W2=gst.weights((4, 2)),
 )
+@example(x=np.zeros((1, 3)), zero_rows=[0],  # the loss and its changes are subnormal
+         W1=np.full((3, 4), 1e-8), W2=np.full((4, 2), 2.2250738585072014e-308))
 @example(x=-np.ones((3, 3)), zero_rows=[0],  # kinks whose jump is 1e-7 of 0.W's largest
          W1=np.array([[0.0, 0.0, 0.0, -200.0], [0.0] * 4, [0.0] * 4]),
          W2=np.array([[1e-7, 1e-7], [1e-7, 1e-7], [1e-7, 1e-7], [1.0, 1e-7]]))
 def test_zero_rows_through_bias_free_dense_relu_pass(x, zero_rows, W1, W2):
     """A zero input row through bias-free Dense + ReLU (many kinks crossed at once) passes
-    (unverified only where a kink's jump is within the loss's rounding: 1e-7 next to 200)."""
+    (unverified only where a kink's jump is within the loss's rounding, 1e-7 next to 200,
+    or where the loss and its changes are subnormal)."""
     x = x.copy()
     x[[r % x.shape[0] for r in zero_rows]] = 0.0
     net = rn.Sequential(rn.Dense.from_arrays(W1), rn.ReLU(), rn.Dense.from_arrays(W2))

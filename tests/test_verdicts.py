@@ -1105,3 +1105,28 @@ def test_a_float32_layer_returning_a_python_float_is_held_to_float32_rounding() 
     rep = gc.check_layer(net, np.zeros((2, 1), f32))
     assert rep.status != "FAILED", str(rep)
     assert all(t.ok or t.unverified_reason for t in rep.tensors), str(rep)
+
+
+def test_a_near_certain_softmax_is_verified_with_the_steps_its_loss_moves_in() -> None:
+    """Logits (9.75, 0): -log p0 with p0 = 1 - 6e-5 moves in steps of p0's spacing, 1e-16,
+    500 roundings of the loss itself; the element's mismatch sat between agreeing and
+    failing (UNVERIFIED). Measured with those steps it is verified."""
+    import reference_nets as rn
+
+    rep = gc.check_layer(rn.SoftmaxCrossEntropy(np.array([0])), np.array([[9.75, 0.0]]))
+    assert rep.ok, str(rep)
+    assert any("moves in steps" in warning for warning in rep.warnings), str(rep)
+
+
+def test_a_sum_whose_terms_round_alike_is_held_to_its_rounding_not_its_noise() -> None:
+    """Dense with W = 0, b = (0, 0, 1e-3) and one input of 7e-8: every move of W leaves the
+    terms g * 1e-3 of the loss as they were, so their rounding falls alike on every value
+    and the second differences show no noise, while each first difference is off by an
+    ulp of the sum: 3x the error bar the noise allowed (UNVERIFIED). The loss's own bound
+    on its rounding is kept."""
+    import reference_nets as rn
+
+    x = np.zeros((3, 3))
+    x[1, 0] = 7.20146319e-08
+    layer = rn.Dense.from_arrays(np.zeros((3, 3)), np.array([0.0, 0.0, 0.001]))
+    assert gc.check_layer(layer, x).ok
