@@ -585,25 +585,34 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
                      rng: np.random.Generator, warnings: list[str]) -> None:
     """Re-check, together, the coordinates the given point cannot settle.
 
-    Those are kink coordinates whose analytic value is outside the hull, and failing
-    elements: a multi-kink point can hide its kinks entirely (ReLU -> negate -> ReLU at 0
-    is flat on both sides, yet a valid ReLU'(0) = 0.5 gives a nonzero chain rule). Failing
-    elements are re-checked worst first, RECHECK_SAMPLE per tensor; the rest only if every
-    one of those turns out right nearby, so a buggy layer costs little more.
+    Those are kink coordinates whose analytic value is outside the hull, failing elements
+    (a multi-kink point can hide its kinks entirely: ReLU -> negate -> ReLU at 0 is flat on
+    both sides, yet a valid ReLU'(0) = 0.5 gives a nonzero chain rule), and undecided ones
+    whose first looks straddled a kink (a ReLU input of 1.5e-6 under a step of 6e-6: three
+    looks can read the kink as curvature). Failing elements are re-checked worst first,
+    RECHECK_SAMPLE per tensor; the rest only if every one of those turns out right nearby,
+    so a buggy layer costs little more. Failing and undecided elements are cleared only
+    where right at both jittered points.
 
     Each round moves all of them by a random 16-32 steps (so a stencil no longer reaches
     the kink), once each way (x + d and x - d), asks for the gradient at both points, and
     compares as usual. A coordinate still on a kink gets a fresh jitter next round; after
     JITTER_ROUNDS it is left unverified.
     """
-    from gradcheck.measure import BAD, PENDING, UNVERIFIED
+    from gradcheck.measure import BAD, PENDING, UNVERIFIED, too_coarse
 
     outside = {name: np.flatnonzero(m.status == PENDING) for name, m in results.items()}
     failing = {name: _worst_first(m, np.flatnonzero((m.status == BAD) & ~m.tied))
                for name, m in results.items()}
-    pending = {name: np.concatenate([outside[name], failing[name][:RECHECK_SAMPLE]])
+    coarse = too_coarse(results, settings, calls.loss_at_point)
+    undecided = {name: _worst_first(m, np.flatnonzero(
+        ((m.status == UNVERIFIED) | coarse[name]) & m.near_kink))
+        for name, m in results.items()}
+    queued = {name: np.concatenate([failing[name], undecided[name]]) for name in results}
+    pending = {name: np.concatenate([outside[name], queued[name][:RECHECK_SAMPLE]])
                for name in results}
-    later = {name: failing[name][RECHECK_SAMPLE:] for name in results}
+    later = {name: queued[name][RECHECK_SAMPLE:] for name in results}
+    rechecked = {name: queued[name][:RECHECK_SAMPLE] for name in results}
     for _round in range(JITTER_ROUNDS):
         pending = {name: positions for name, positions in pending.items() if len(positions)}
         if not pending:
@@ -619,14 +628,14 @@ def settle_by_jitter(calls: Calls, results: dict[str, Measured], settings: dict[
             m = results[name]
             settled = _record_jittered(m, positions, plus[name], minus[name])
             pending[name] = positions[~settled]
-            if len(later[name]) and not np.any(m.status[failing[name]] == BAD):
+            if len(later[name]) and not np.any(m.status[rechecked[name]] == BAD):
                 pending[name] = np.concatenate([pending[name], later[name]])
-                failing[name] = np.concatenate([failing[name], later[name]])
+                rechecked[name] = np.concatenate([rechecked[name], later[name]])
                 later[name] = later[name][:0]
     for name, m in results.items():
         m.status[outside[name][m.status[outside[name]] == PENDING]] = UNVERIFIED
-        _jitter_warnings(name, m, outside[name], failing[name], calls.arrays[name].shape,
-                         warnings)
+        _jitter_warnings(name, m, outside[name], failing[name], undecided[name],
+                         calls.arrays[name].shape, warnings)
 
 
 def _worst_first(m: Measured, positions: np.ndarray) -> np.ndarray:
@@ -666,19 +675,19 @@ def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
 
     A coordinate is settled where neither point is on a kink, and right only if right at
     both. A kink coordinate takes the new numbers (from the side that failed, if one did):
-    the old ones straddle a kink. A failing element keeps its own numbers and is cleared
-    only if right on both sides, as a kink the loss did not show: a bug that holds on one
-    side of a nearby kink (a dropped ReLU derivative just below 0) stays a bug. A side
-    too coarse to decide leaves the coordinate unverified, never ok.
+    the old ones straddle a kink. A failing (or undecided) element keeps its own numbers
+    and is cleared only if right on both sides, as a kink the loss did not show: a bug that
+    holds on one side of a nearby kink (a dropped ReLU derivative just below 0) stays a
+    bug. A side too coarse to decide leaves the coordinate unverified, never ok.
     """
-    from gradcheck.measure import BAD, OK, UNVERIFIED
+    from gradcheck.measure import BAD, OK, PENDING, UNVERIFIED
 
     # settled where not on a kink, or agreeing anyway (a kink flag on an agreeing element
     # is curvature near a minimum: x^2 a few steps from 0)
     settled = ((plus.status == OK) | ~plus.kink) & ((minus.status == OK) | ~minus.kink)
     right_both = settled & (plus.status == OK) & (minus.status == OK)
     wrong_either = (plus.status == BAD) | (minus.status == BAD)
-    was_failing = m.status[positions] == BAD
+    was_failing = m.status[positions] != PENDING  # failing or undecided: held to both sides
     take = settled & (~was_failing | right_both)
     minus_failed = minus.status != OK
     for field_name in ("analytic", "numeric", "error", "allowed", "bar", "still"):
@@ -692,6 +701,7 @@ def _record_jittered(m: Measured, positions: np.ndarray, plus: Measured,
 
 
 def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.ndarray,
+                     undecided: np.ndarray,
                      shape: tuple[int, ...], warnings: list[str]) -> None:
     from gradcheck.measure import UNVERIFIED
 
@@ -714,4 +724,12 @@ def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.nd
             "with the loss at the given point but agree at a jittered point nearby: kinks "
             "the loss does not show (ReLU -> negate -> ReLU at 0 is flat on both sides, yet "
             "ReLU'(0) > 0 gives a nonzero chain rule). Verified nearby, not at the point; "
+            "re-run with kinks='hull' to hold the point itself to account.")
+    nearby = undecided[m.jittered[undecided]]
+    if len(nearby):
+        first = flat_element(name, int(m.flat_indices[nearby[0]]), shape)
+        warnings.append(
+            f"{name}: {len(nearby)} element(s) (first {first}) could not be decided at the "
+            "given point (their steps straddle a kink: a ReLU input closer to 0 than the "
+            "step) and agree at a jittered point nearby. Verified nearby, not at the point; "
             "re-run with kinks='hull' to hold the point itself to account.")

@@ -97,12 +97,16 @@ class Measured:
     # bool: failed with a loss that came back bit for bit as at the point at every look:
     # wrong only where the check shows the loss resolves such a change (:func:`judge_still`)
     still: np.ndarray
+    # bool: looked at again for its looks' disagreement while its one-sided slopes were
+    # apart, or its first two looks far apart (a kink within the step): if undecided, it
+    # is re-checked at a jittered point
+    near_kink: np.ndarray
 
     @staticmethod
     def concat(parts: list[Measured]) -> Measured:
         if not parts:
             kinds = {"flat_indices": np.intp, "status": np.intp, "rough": bool, "kink": bool,
-                     "jittered": bool, "tied": bool, "still": bool}
+                     "jittered": bool, "tied": bool, "still": bool, "near_kink": bool}
             return Measured(*(np.zeros(0, dtype=kinds.get(f.name, np.float64))
                               for f in fields(Measured)))
         return Measured(*(np.concatenate([getattr(p, f.name) for p in parts])
@@ -195,6 +199,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         # a kink must stand clear of rounding noise, or a coarse loss reads as kinks
         kink = (kink_mask(forward, backward, dtype) & finite
                 & (np.abs(forward - backward) > first.allowance / 8))
+        apart = kink.copy()  # one-sided slopes apart at the first look
         # a one-sided spread must clear this to be a jump: the detection tolerance of the
         # slopes themselves (a smaller jump cannot move any convention's value out of
         # tolerance, and a linear piece's rounding would pass for one) and the rounding
@@ -215,6 +220,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     rough_bar = np.zeros(len(flat_indices), dtype=bool)
     unverified = np.zeros(len(flat_indices), dtype=bool)
     still = np.zeros(len(flat_indices), dtype=bool)
+    near_kink = np.zeros(len(flat_indices), dtype=bool)
     # generous: what the old single-step test accepted; a kink's numbers are judged by it
     generous = tol.at_kink(numeric, atol_scale) + first.allowance
 
@@ -259,6 +265,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
         too_wide = smooth & ~verdict.wrong & ~still[suspects] & (
             ~verdict.fine | (verdict.own_error > limit))
         looked = (rough | too_wide) & (2 * agreement_floor(half) <= limit)
+        near_kink[suspects] = looked & (rough | apart[suspects])
         # the looks so far of each element looked at again: the last two, and the spread
         candidates, fraction = suspects[looked], 0.25
         at_h, at_half = first.numeric[candidates], numeric[candidates]
@@ -323,7 +330,7 @@ def measure(calls: Calls, name: str, flat_indices: np.ndarray, analytic_flat: np
     count = len(flat_indices)
     return Measured(flat_indices, analytic, numeric, forward, backward, allowed, bar,
                     rough_bar, kink, status, error, np.zeros(count, dtype=bool),
-                    np.zeros(count, dtype=bool), still & (status == BAD))
+                    np.zeros(count, dtype=bool), still & (status == BAD), near_kink)
 
 
 class SmoothVerdict(NamedTuple):
@@ -648,15 +655,24 @@ def vouch(results: dict[str, Measured], settings: dict[str, Setting], loss_at_po
     loss moves there, not against 0 (off the kinks only: a jump's slopes are no scale of
     the gradient). Default atols shrink with the largest gradient of the whole check and
     |L|."""
+    for name, coarse in too_coarse(results, settings, loss_at_point).items():
+        results[name].status[coarse] = UNVERIFIED
+
+
+def too_coarse(results: dict[str, Measured], settings: dict[str, Setting],
+               loss_at_point: float) -> dict[str, np.ndarray]:
+    """Per tensor, the agreeing elements whose error bar is too wide to vouch for them
+    (:func:`vouch`)."""
     check_scale = max((gradient_scale(m.numeric, m.analytic, m.forward[~m.kink],
                                       m.backward[~m.kink]) for m in results.values()),
                       default=0.0)
     atol_scale = max(check_scale, abs(loss_at_point))
+    coarse = {}
     for name, m in results.items():
         # an element on a kink is measured against its own one-sided slopes
         magnitude = np.where(m.kink | (m.status == HULL), np.maximum.reduce(
             [np.abs(m.numeric), np.abs(m.forward), np.abs(m.backward)]), m.numeric)
         limit = settings[name].tolerance.verify(np.nan_to_num(magnitude),
                                                 check_scale, atol_scale)
-        coarse = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
-        m.status[coarse] = UNVERIFIED
+        coarse[name] = ((m.status == OK) | (m.status == HULL)) & (m.bar > limit)
+    return coarse

@@ -103,6 +103,7 @@ def test_relu_chain_closed_form_equals_layer_backprop(w, x, y, c):
 @example(w=[-0.5, 2.0], x=1.5, y=1.0)
 @example(w=[1.0, -2.0, 0.5], x=1.0, y=0.5)  # dead middle unit
 @example(w=[1.0], x=3.149820490561665e-162, y=0.0)  # the cost x^2 / 2 is subnormal
+@example(w=[1.536265139164302e-06], x=1.0, y=0.0)  # w x within a step of the kink
 def test_checker_agrees_with_relu_chain_closed_form(w, x, y):
     """gc.check_params accepts the closed-form dC/dw of the 1-, 2- and 3-weight chains
     (ok; unverified only where the cost is below the smallest normal number)."""

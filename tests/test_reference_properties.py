@@ -171,11 +171,20 @@ def test_softmax_cross_entropy_head_passes_check_layer(shape, data):
 
 
 @given(shape=gst.batch_shapes(), data=st.data())
+@example(shape=(1, 1), data=None)
 def test_binary_cross_entropy_head_passes_check_layer(shape, data):
-    """BinaryCrossEntropy passes for any logits (+-1000 included) and targets in [0, 1]."""
-    x = data.draw(gst.logits(shape), label="logits")
-    target = data.draw(gst.binary_targets(shape), label="target")
-    assert_passes(rn.BinaryCrossEntropy(target), x)
+    """BinaryCrossEntropy passes for any logits (+-1000 included) and targets in [0, 1]
+    (unverified only where the loss's arithmetic limits it: at logit 1000 and target
+    1 - 1e-16 the loss x - x t moves in steps of an ulp of 1000, the gradient 1e-16 by
+    far less)."""
+    if data is None:  # pinned: was FAILED, numeric 0 against 5e-17
+        x, target = np.array([[1000.0]]), np.array([[1.0 - 2.0**-53]])
+    else:
+        x = data.draw(gst.logits(shape), label="logits")
+        target = data.draw(gst.binary_targets(shape), label="target")
+    report = gc.check_layer(rn.BinaryCrossEntropy(target), x)
+    note(str(report))
+    assert ok_or_limited_by_rounding(report), f"false alarm on a correct head:\n{report}"
 
 
 @given(spec=networks())

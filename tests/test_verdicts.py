@@ -1130,3 +1130,24 @@ def test_a_sum_whose_terms_round_alike_is_held_to_its_rounding_not_its_noise() -
     x[1, 0] = 7.20146319e-08
     layer = rn.Dense.from_arrays(np.zeros((3, 3)), np.array([0.0, 0.0, 0.001]))
     assert gc.check_layer(layer, x).ok
+
+
+def test_an_undecided_element_whose_steps_straddle_a_kink_is_verified_nearby() -> None:
+    """ReLU(w x) with w x = 1.5e-6, under a step of 6e-6: every look straddles the kink
+    at 0, and three looks read it as curvature, too coarsely to vouch (UNVERIFIED). Moved
+    16-32 steps off the point, both ways, the gradient is right: verified nearby, and the
+    report says so. A gradient twice too large is never ok."""
+    from reference_nets import relu_chain_cost, relu_chain_grad
+
+    w = np.array([1.536265139164302e-06])
+
+    def right() -> dict[str, np.ndarray]:
+        return {"w": relu_chain_grad(w, 1.0, 0.0)}
+
+    def doubled() -> dict[str, np.ndarray]:
+        return {"w": 2 * relu_chain_grad(w, 1.0, 0.0)}
+
+    rep = gc.check_params(lambda: relu_chain_cost(w, 1.0, 0.0), right, {"w": w})
+    assert rep.ok and rep.tensors[0].kinks.by_jitter == 1, str(rep)
+    assert any("jittered point nearby" in warning for warning in rep.warnings), str(rep)
+    assert not gc.check_params(lambda: relu_chain_cost(w, 1.0, 0.0), doubled, {"w": w}).ok
