@@ -66,6 +66,7 @@ LAST_LOOK = 1 / 16
 # stays within (a loss that cannot see the move stays put).
 RESOLUTION_PROBES = (1e-9, 1e-6, 1e-2)
 RESOLUTION_COORDINATES = 64
+PROBE_SAMPLE = 4096  # coordinates of a tensor the probes choose among
 RESOLUTION_MARGIN = 64.0
 BLIND_SHARE = 0.25
 # The loss-quantum probe (:func:`loss_quantum`): each move tried is this many times the
@@ -484,7 +485,9 @@ class _Probe:
         picked = []
         for name, gradient in analytic.items():
             flat_gradient = gradient.reshape(-1)
-            sample = rng.integers(0, flat_gradient.size, min(flat_gradient.size, 4096))
+            # distinct coordinates: one drawn twice would count twice in the prediction
+            sample = (np.arange(flat_gradient.size) if flat_gradient.size <= PROBE_SAMPLE
+                      else np.unique(rng.integers(0, flat_gradient.size, PROBE_SAMPLE)))
             values = calls.originals[name].reshape(-1)[sample].astype(np.float64)
             weight = np.abs(flat_gradient[sample]) * np.maximum(1.0, np.abs(values))
             top = np.argsort(-np.nan_to_num(weight), kind="stable")[:RESOLUTION_COORDINATES]

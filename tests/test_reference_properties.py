@@ -161,13 +161,17 @@ def test_quadratic_cost_head_passes_check_layer(shape, data):
 @given(shape=gst.batch_shapes(), data=st.data())
 @example(shape=(1, 2), data=None)
 def test_softmax_cross_entropy_head_passes_check_layer(shape, data):
-    """SoftmaxCrossEntropy passes for any logits (ties, +-1000) and labels."""
+    """SoftmaxCrossEntropy passes for any logits (ties, +-1000) and labels (unverified
+    only where the loss's arithmetic limits it: at logits (-8, 7) -log p moves in steps of
+    1e-16, which limit a gradient of 3e-7 to about 1e-5 of itself)."""
     if data is None:  # pinned: a saturated row with logit 1000
         x, labels = np.array([[1000.0, 0.0]]), np.array([1])
     else:
         x = data.draw(gst.logits(shape), label="logits")
         labels = data.draw(gst.labels(shape[0], shape[1]), label="labels")
-    assert_passes(rn.SoftmaxCrossEntropy(labels), x)
+    report = gc.check_layer(rn.SoftmaxCrossEntropy(labels), x)
+    note(str(report))
+    assert ok_or_limited_by_rounding(report), f"false alarm on a correct head:\n{report}"
 
 
 @given(shape=gst.batch_shapes(), data=st.data())

@@ -1151,3 +1151,15 @@ def test_an_undecided_element_whose_steps_straddle_a_kink_is_verified_nearby() -
     assert rep.ok and rep.tensors[0].kinks.by_jitter == 1, str(rep)
     assert any("jittered point nearby" in warning for warning in rep.warnings), str(rep)
     assert not gc.check_params(lambda: relu_chain_cost(w, 1.0, 0.0), doubled, {"w": w}).ok
+
+
+def test_the_steps_probe_counts_each_coordinate_once() -> None:
+    """Logits (-9, 2), label 1: -log p moves in steps of 1e-16. The probe drew its two
+    coordinates with replacement, moved x[0, 0] once but predicted its change twice, so
+    the loss never followed the prediction and no step was found (UNVERIFIED); drawn
+    once each, the steps are found and the check is verified."""
+    import reference_nets as rn
+
+    rep = gc.check_layer(rn.SoftmaxCrossEntropy(np.array([1])), np.array([[-9.0, 2.0]]))
+    assert rep.ok, str(rep)
+    assert any("moves in steps" in warning for warning in rep.warnings), str(rep)
