@@ -253,9 +253,7 @@ class Calls:
     def loss(self) -> float:
         self.n_loss += 1
         value = self._evaluate()
-        change = abs(value - self.loss_at_point)  # nan before the point's: no change seen
-        if 0 < change < self.smallest_change:
-            self.smallest_change = change
+        self._saw(np.array([value]))
         return value
 
     def _saw(self, *values: np.ndarray) -> None:

@@ -716,20 +716,17 @@ def _jitter_warnings(name: str, m: Measured, outside: np.ndarray, failing: np.nd
             + ". Correct when several kinks are crossed at once (a zero row through a "
             "bias-free Dense + ReLU); for an elementwise layer it is a bug: re-run with "
             "kinks='hull'.")
-    hidden = failing[m.jittered[failing]]
-    if len(hidden):
-        first = flat_element(name, int(m.flat_indices[hidden[0]]), shape)
-        warnings.append(
-            f"{name}: {len(hidden)} element(s) (first {first}) disagree "
-            "with the loss at the given point but agree at a jittered point nearby: kinks "
-            "the loss does not show (ReLU -> negate -> ReLU at 0 is flat on both sides, yet "
-            "ReLU'(0) > 0 gives a nonzero chain rule). Verified nearby, not at the point; "
-            "re-run with kinks='hull' to hold the point itself to account.")
-    nearby = undecided[m.jittered[undecided]]
-    if len(nearby):
-        first = flat_element(name, int(m.flat_indices[nearby[0]]), shape)
-        warnings.append(
-            f"{name}: {len(nearby)} element(s) (first {first}) could not be decided at the "
-            "given point (their steps straddle a kink: a ReLU input closer to 0 than the "
-            "step) and agree at a jittered point nearby. Verified nearby, not at the point; "
-            "re-run with kinks='hull' to hold the point itself to account.")
+    for rechecked, why in (
+            (failing, "disagree with the loss at the given point but agree at a jittered "
+                      "point nearby: kinks the loss does not show (ReLU -> negate -> ReLU at "
+                      "0 is flat on both sides, yet ReLU'(0) > 0 gives a nonzero chain rule)"),
+            (undecided, "could not be decided at the given point (their steps straddle a "
+                        "kink: a ReLU input closer to 0 than the step) and agree at a "
+                        "jittered point nearby")):
+        cleared = rechecked[m.jittered[rechecked]]
+        if len(cleared):
+            first = flat_element(name, int(m.flat_indices[cleared[0]]), shape)
+            warnings.append(
+                f"{name}: {len(cleared)} element(s) (first {first}) {why}. Verified nearby, "
+                "not at the point; re-run with kinks='hull' to hold the point itself to "
+                "account.")

@@ -470,9 +470,9 @@ def _agreement_floor(first: Differences, finite: np.ndarray
 @dataclass(frozen=True)
 class _Probe:
     """Joint moves of a few coordinates for the resolution probes: those with the largest
-    |gradient| x max(1, |value|) among a random few of every tensor, each moved toward its
-    gradient's sign by ``move`` x max(1, |value|), so the change adds up to ``move`` x
-    ``expected_per_unit`` where the gradient is right."""
+    |gradient| x max(1, |value|) in every tensor (among PROBE_SAMPLE random ones of a
+    larger one), each moved toward its gradient's sign by ``move`` x max(1, |value|), so
+    the change adds up to ``move`` x ``expected_per_unit`` where the gradient is right."""
 
     calls: Calls
     loss_at_point: float
@@ -483,6 +483,7 @@ class _Probe:
     def pick(calls: Calls, analytic: dict[str, np.ndarray], loss_at_point: float,
              rng: np.random.Generator) -> _Probe:
         picked = []
+        expected = 0.0
         for name, gradient in analytic.items():
             flat_gradient = gradient.reshape(-1)
             # distinct coordinates: one drawn twice would count twice in the prediction
@@ -492,8 +493,7 @@ class _Probe:
             weight = np.abs(flat_gradient[sample]) * np.maximum(1.0, np.abs(values))
             top = np.argsort(-np.nan_to_num(weight), kind="stable")[:RESOLUTION_COORDINATES]
             picked.append((name, sample[top], values[top], np.sign(flat_gradient[sample[top]])))
-        expected = sum(float(np.sum(np.abs(analytic[n].reshape(-1)[i]) * np.maximum(
-            1.0, np.abs(v)))) for n, i, v, _ in picked)
+            expected += float(np.sum(weight[top]))
         return _Probe(calls, loss_at_point, picked, expected)
 
     @property
