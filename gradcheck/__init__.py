@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         assert_pair,
         assert_params,
     )
-    from gradcheck.core import check_params
+    from gradcheck.params import check_params
     from gradcheck.diagnostics import (
         ConventionReport,
         FlowReport,
@@ -39,10 +39,11 @@ if TYPE_CHECKING:
     from gradcheck.options import KinkMode, Mode, Options, Subject
     from gradcheck.pairs import check_loss, check_pair
     from gradcheck.protocols import Layer, LayerWithParams
-    from gradcheck.report import KinkTally, Mismatch, Report, TensorResult
+    from gradcheck.engine.verdict import Status
+    from gradcheck.report import KinkTally, Mismatch, Note, Report, TensorResult
 
 _HOME = {
-    "check_params": "gradcheck.core",
+    "check_params": "gradcheck.params",
     "check_layer": "gradcheck.adapters",
     "check_function": "gradcheck.adapters",
     "check_pair": "gradcheck.pairs",
@@ -62,6 +63,8 @@ _HOME = {
     "TensorResult": "gradcheck.report",
     "Mismatch": "gradcheck.report",
     "KinkTally": "gradcheck.report",
+    "Note": "gradcheck.report",
+    "Status": "gradcheck.engine.verdict",
     "gradient_flow": "gradcheck.diagnostics",
     "FlowReport": "gradcheck.diagnostics",
     "convention_sensitivity": "gradcheck.diagnostics",
@@ -82,8 +85,10 @@ __all__ = [
     "LayerWithParams",
     "Mismatch",
     "Mode",
+    "Note",
     "Options",
     "Report",
+    "Status",
     "Subject",
     "TensorResult",
     "assert_function",

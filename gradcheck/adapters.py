@@ -1,6 +1,6 @@
 """The front doors check_layer and check_function: each builds a loss, a gradient, a params
 dict and a :class:`~gradcheck.options.Subject`, and hands them to the one engine,
-:func:`gradcheck.core.run_check`.
+:func:`gradcheck.engine.run.run_check`.
 
 The objectives are small classes rather than closures so that ``executor=`` can pickle
 them (a bound method carries its object, and with it the arrays the engine perturbs).
@@ -10,13 +10,14 @@ from typing import Any, Unpack
 
 import numpy as np
 
-from gradcheck.calls import LossValue, check_callable, not_an_array, returned
-from gradcheck.core import run_check
+from gradcheck.engine.calls import LossValue
+from gradcheck.engine.run import run_check
+from gradcheck.engine.tolerance import precision_dtype
 from gradcheck.errors import GradcheckUsageError, GradientShapeError, short_repr
 from gradcheck.options import CheckOptions, Options, Subject, front_door
 from gradcheck.protocols import Layer
 from gradcheck.report import Report
-from gradcheck.tolerances import precision_dtype
+from gradcheck.validate import check_callable, not_an_array, returned
 
 INPUT_NAME = "x"
 
@@ -174,6 +175,71 @@ def drawn_upstream(y: np.ndarray, upstream: object, seed: int | None, what: str)
     return g.for_backward(y)
 
 
+class OutputLoss:
+    """L = sum_i sum(g_i * y_i) over a front door's outputs y_i and upstream gradients g_i,
+    summed in float64, as a :class:`~gradcheck.engine.calls.LossValue` that also says:
+
+    - a bound on its rounding: for outputs coarser than float64, one rounding of each
+      output that differs from the outputs at the point (the others cancel in every
+      difference of two losses), and never less than one of the largest; for float64
+      outputs, eps sum |g y| at the point (terms of either sign cancel in L, their
+      roundings do not: g = (1, -1) on y = (1, 1 + 1e-13));
+    - how many outputs differ from the outputs at the point, and one of them: a move that
+      changes one output of several only is a coordinate of an elementwise map.
+
+    The outputs at the point are the first ones it sees (the engine's first evaluation is
+    at the point). ``precision`` gives the precision each output computes in.
+    """
+
+    def __init__(self, precision: Any) -> None:
+        self.precision = precision
+        self._at_point: list[np.ndarray] | None = None
+        self._rounding64: float | None = None
+
+    def __call__(self, outputs: list[np.ndarray], upstreams: list[np.ndarray]) -> float:
+        terms = [g * y for g, y in zip(upstreams, outputs, strict=True)]
+        value = float(sum(np.sum(t, dtype=np.float64) for t in terms))
+        if not all(y.dtype.kind == "f" for y in outputs):
+            return value
+        if self._at_point is None:
+            self._at_point = [np.array(y, copy=True) for y in outputs]
+        changed, where, offset = 0, -1, 0
+        for y, y0 in zip(outputs, self._at_point, strict=True):
+            moved = np.flatnonzero(y.reshape(-1) != y0.reshape(-1)) if y.shape == y0.shape \
+                else np.arange(y.size)
+            if len(moved) and where < 0:
+                where = offset + int(moved[0])
+            changed += len(moved)
+            offset += y.size
+        if offset <= 1:
+            changed = where = -1  # a scalar output says nothing about which input moved it
+        return LossValue(value, self._rounding(outputs, upstreams, terms), changed, where)
+
+    def _rounding(self, outputs: list[np.ndarray], upstreams: list[np.ndarray],
+                  terms: list[np.ndarray]) -> float:
+        if all(self.precision(y).itemsize >= 8 for y in outputs):
+            # taken at the point once: a step moves it by a part in 1e5, and this runs once
+            # per evaluation
+            if self._rounding64 is None:
+                self._rounding64 = sum(float(np.finfo(y.dtype).eps) * float(np.abs(t).sum())
+                                       for y, t in zip(outputs, terms, strict=True))
+            return self._rounding64
+        assert self._at_point is not None
+        changed = largest = 0.0
+        for y, g, t, y0 in zip(outputs, upstreams, terms, self._at_point, strict=True):
+            info = np.finfo(self.precision(y))
+            # one rounding of an output: eps |y|, plus the spacing of the subnormals where
+            # |y| is tiny (1e-41 in float32 keeps 3 digits)
+            weighted = (float(info.eps) * np.abs(t, dtype=np.float64)
+                        + float(info.smallest_subnormal) * np.abs(g))
+            moved = y != y0 if y.shape == y0.shape else np.ones(y.shape, dtype=bool)
+            changed += float(np.sum(weighted[moved]))
+            largest = max(largest, float(np.max(weighted, initial=0.0)))
+        # at least one rounding of the largest output: a change smaller than an output's
+        # resolution leaves it as it was, and is lost just the same
+        return max(changed, largest)
+
+
 class LayerObjective:
     """L = sum(g * layer.forward(x)) over x and the layer's params, for a fixed random g."""
 
@@ -204,9 +270,8 @@ class LayerObjective:
                                  else upstream_array(upstream, "the output of layer.forward(x)"),
                                  "layer.forward(x)")
         self.rng = rng
-        self._y0: np.ndarray | None = None  # the first forward's output: what moves change
-        self._rounding64: float | None = None  # float64 outputs: eps sum |g y| at the point
         self._precisions: dict[np.dtype, np.dtype] = {}  # output dtype -> precision in play
+        self._loss = OutputLoss(self._precision)
 
     def _forward(self) -> tuple[np.ndarray, np.ndarray]:
         """The layer's output at the current params, and the upstream gradient fitted to it."""
@@ -224,21 +289,6 @@ class LayerObjective:
             self._precisions[y.dtype] = precision_dtype(y.dtype, finest)
         return self._precisions[y.dtype]
 
-    def _rounding(self, y: np.ndarray, g: np.ndarray, terms: np.ndarray) -> float:
-        """A bound on the rounding L = sum(g * y) (``terms``: g * y) carries from an output
-        coarser than float64: one rounding of each output that differs from the first
-        forward's (the others cancel in every difference of two losses), and never less
-        than one of the largest. One rounding of an output is eps |y|, plus the spacing of
-        the subnormals where |y| is tiny (1e-41 in float32 keeps 3 digits); eps of the
-        coarser of the output's and the params' precision."""
-        info = np.finfo(self._precision(y))
-        weighted = (float(info.eps) * np.abs(terms, dtype=np.float64)
-                    + float(info.smallest_subnormal) * np.abs(g))
-        # at least one rounding of the largest output: a change smaller than an output's
-        # resolution leaves it as it was, and is lost just the same
-        return max(float(np.sum(weighted[y != self._y0])),
-                   float(np.max(weighted, initial=0.0)))
-
     def output_shape(self) -> tuple[int, ...] | None:
         """The layer's output shape, once a forward has run."""
         value = self.upstream.value
@@ -246,20 +296,7 @@ class LayerObjective:
 
     def loss(self) -> float:
         y, g = self._forward()
-        terms = g * y
-        value = float(np.sum(terms, dtype=np.float64))
-        if y.dtype.kind != "f":
-            return value
-        if self._precision(y).itemsize >= 8:
-            # every output's rounding, not eps |L|: terms of either sign cancel in L, their
-            # roundings do not (g = (1, -1) on y = (1, 1 + 1e-13)). Taken at the point
-            # once: a step moves it by a part in 1e5, and this runs once per evaluation
-            if self._rounding64 is None:
-                self._rounding64 = float(np.finfo(y.dtype).eps) * float(np.abs(terms).sum())
-            return LossValue(value, self._rounding64)
-        if self._y0 is None:
-            self._y0 = np.array(y, copy=True)
-        return LossValue(value, self._rounding(y, g, terms))
+        return self._loss([y], [g])
 
     def grads(self) -> dict[str, Any]:
         y, _ = self._forward()

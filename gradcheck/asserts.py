@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import ParamSpec
 
 from gradcheck.adapters import check_function, check_layer
-from gradcheck.core import check_params
+from gradcheck.params import check_params
 from gradcheck.errors import GradientMismatch
 from gradcheck.options import front_door
 from gradcheck.pairs import check_loss, check_pair

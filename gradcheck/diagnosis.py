@@ -304,9 +304,8 @@ class _Context:
 
 
 def _door(report: Report) -> str:
-    """The front door that made the report (``check_layer``), read off its repeat line,
-    which starts with that call: the report carries no other word of it."""
-    return str(getattr(report, "repeat", "") or "").split("(", 1)[0].strip()
+    """The front door that made the report (``check_layer``)."""
+    return str(getattr(report, "door", "") or "")
 
 
 def _batch_owner(input_name: str | None, by_name: dict[str, _View],

@@ -168,7 +168,8 @@ def repeat_command(spec: str, shape: Sequence[int], dtype: str, seed: int,
              "--dtype", dtype, "--seed", str(seed)]
     for key, value in (options or {}).items():  # the flags that differ from their defaults
         if key in FLAGS and key != "seed" and value is not None and value != FLAGS[key].default:
-            words += [f"--{key}", str(value)]
+            flag = FLAGS[key]
+            words += [f"--{flag.dashed}"] if flag.switch else [f"--{key}", str(value)]
     if math.prod(shape) > MAX_INPUT_ELEMENTS:
         words.append("--force")
     return " ".join(words)

@@ -72,6 +72,9 @@ OPTIONS_DOC = """Options (keyword-only, the same for every front door):
 - executor: a concurrent.futures.Executor to spread the coordinate scan over.
 - progress: True for a bar on stderr (when it is a terminal), or a callable(done, total)
   called about twice a second.
+- reset_random: True to restore the global states of Python's ``random`` and numpy's
+  ``np.random`` before every call of the code under test (a loss that samples, such as
+  negative sampling), so that it answers the same at the same point (default False).
 """
 
 
@@ -91,6 +94,7 @@ class CheckOptions(TypedDict, total=False):
     seed: int | None
     executor: Executor | None
     progress: ProgressCallback | bool | None
+    reset_random: bool
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class Options:
     seed: int | None = DEFAULT_SEED
     executor: Executor | None = None
     progress: ProgressCallback | bool | None = None
+    reset_random: bool = False
 
     def __post_init__(self) -> None:
         for name in ("rtol", "atol"):
@@ -121,6 +126,9 @@ class Options:
         check_seed(self.seed)
         check_executor(self.executor)
         check_progress(self.progress)
+        if not isinstance(self.reset_random, bool):
+            raise GradcheckUsageError(f"reset_random must be True or False, got "
+                                      f"{short_repr(self.reset_random)}")
 
     def rng(self) -> np.random.Generator:
         """The one random generator of a check, from ``seed``.
@@ -139,12 +147,14 @@ class Options:
         shown = [f"seed={self.seed!r}", f"mode={self.mode!r}", f"kinks={self.kinks!r}"]
         shown += [f"{name}={getattr(self, name)!r}" for name in ("rtol", "atol")
                   if getattr(self, name) is not None]
+        if self.reset_random:
+            shown.append("reset_random=True")
         return f"{call}, {', '.join(shown)})"
 
     def as_dict(self) -> dict[str, object]:
         """The options a report records (everything but the executor and progress)."""
         return {"mode": self.mode, "kinks": self.kinks, "seed": self.seed,
-                "rtol": self.rtol, "atol": self.atol}
+                "rtol": self.rtol, "atol": self.atol, "reset_random": self.reset_random}
 
 
 #: The options every front door takes, in the order help() shows them.
@@ -278,8 +288,10 @@ class Subject:
     - output_shape: the layer's output shape (for the diagnosis), or a callable that
       tells it once the check has run (a layer's output is known after its forward).
 
-    >>> Subject("params w").loss_label
-    'loss()'
+    The front door's name (``door``) is the call's function: ``check_params``.
+
+    >>> Subject("params w").loss_label, Subject("params w").door
+    ('loss()', 'check_params')
     """
 
     title: str
@@ -288,6 +300,10 @@ class Subject:
     call: str = "check_params(loss, grads, params"
     input_name: str | None = None
     output_shape: tuple[int, ...] | Callable[[], tuple[int, ...] | None] | None = None
+
+    @property
+    def door(self) -> str:
+        return self.call.split("(", 1)[0].strip()
 
 
 # ---------------------------------------------------------------------------- front doors
@@ -512,6 +528,25 @@ class FlagSpec:
     parse: Callable[[str], Any]
     default: Any
     choices: tuple[str, ...] | None = None
+    switch: bool = False  # a flag without a value (``--reset-random``); "true"/"false" in ini
+
+    @property
+    def dashed(self) -> str:
+        """The flag's name on a command line: ``reset-random`` for ``reset_random``."""
+        return self.name.replace("_", "-")
+
+
+def parse_switch(text: str) -> bool:
+    """An on/off setting's text (an ini value, or a flag's presence) as a bool.
+
+    >>> parse_switch("true"), parse_switch("0")
+    (True, False)
+    """
+    words = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+    if text.strip().lower() not in words:
+        raise GradcheckUsageError(f"invalid switch {text!r}: expected true or false")
+    return words[text.strip().lower()]
 
 
 def parse_tolerance(text: str) -> float:
@@ -565,6 +600,9 @@ FLAGS: dict[str, FlagSpec] = {
                      parse_tolerance, None),
     "atol": FlagSpec("atol", "A", "absolute tolerance (default: from the dtype)",
                      parse_tolerance, None),
+    "reset_random": FlagSpec("reset_random", "", "restore the global states of Python's "
+                             "random and np.random before every call of the code under test "
+                             "(a loss that samples)", parse_switch, False, switch=True),
 }
 
 
@@ -588,6 +626,11 @@ def add_check_options(addoption: Callable[..., Any], prefix: str = "--",
     """
     for name in names:
         flag = FLAGS[name]
+        if flag.switch:
+            addoption(f"{prefix}{flag.dashed}", action="store_true", help=flag.help,
+                      default=flag.default if parse_now else None, dest=f"{prefix.strip('-')}"
+                      f"{'_' if prefix.strip('-') else ''}{name}".replace("-", "_"))
+            continue
         kwargs: dict[str, Any] = {"metavar": flag.metavar, "help": flag.help, "default": None}
         if parse_now:
             kwargs["default"] = flag.default

@@ -6,7 +6,7 @@
 - ``check_loss(fn, x, *args)`` for ``loss, dx = fn(x, *args)``.
 
 Each builds a loss, a gradient and a params dict from the arguments and hands them to the
-one engine, :func:`gradcheck.core.run_check`. What is checked and what passes through:
+one engine, :func:`gradcheck.engine.run.run_check`. What is checked and what passes through:
 
 - every float numpy array argument is checked (check_pair) — a private copy of it, named
   from forward's signature (``x``, ``w``, ``b``; ``arg0``... when there is none);
@@ -28,6 +28,7 @@ from typing import Any, Unpack
 import numpy as np
 
 from gradcheck.adapters import (
+    OutputLoss,
     Upstream,
     callable_name,
     float_input,
@@ -35,11 +36,12 @@ from gradcheck.adapters import (
     refuse_non_array,
     upstream_array,
 )
-from gradcheck.calls import check_callable, not_an_array, returned, same_bits
-from gradcheck.core import run_check
+from gradcheck.engine.run import run_check
+from gradcheck.engine.tolerance import precision_dtype
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
 from gradcheck.options import CheckOptions, Options, Subject, front_door
 from gradcheck.report import Problem, Report
+from gradcheck.validate import check_callable, not_an_array, returned, same_bits
 
 # how an argument reaches the user's function: the live checked array; a fresh copy of
 # an array, dict or list per call; or the object itself (ints, floats, None, strings)
@@ -212,6 +214,8 @@ class PairObjective:
         self.upstreams: list[Upstream] | None = None
         self._backward_checked = False
         self.rng = rng
+        finest = min((p.dtype for p in self.params.values()), key=lambda d: np.finfo(d).eps)
+        self._loss = OutputLoss(lambda y: precision_dtype(y.dtype, finest))
 
     def _outputs(self) -> tuple[list[np.ndarray], object]:
         result = self.forward(*self.arguments.call())
@@ -257,8 +261,9 @@ class PairObjective:
     def loss(self) -> float:
         outputs, _ = self._outputs()
         assert self.upstreams is not None
-        return float(sum(np.sum(up.fit(out, self.rng) * out, dtype=np.float64)
-                         for up, out in zip(self.upstreams, outputs, strict=True)))
+        upstreams = [up.fit(out, self.rng) for up, out in zip(self.upstreams, outputs,
+                                                               strict=True)]
+        return self._loss(outputs, upstreams)
 
     def grads(self) -> dict[str, Any]:
         outputs, cache = self._outputs()

@@ -35,7 +35,8 @@ Three things decide whether spreading pays:
 1
 2
 3
->>> np.round(s.central(), 6)
+>>> loss_plus, loss_minus, step_plus, step_minus = s
+>>> np.round((loss_plus - loss_minus) / (step_plus + step_minus), 6)
 array([2., 4., 6.])
 """
 from __future__ import annotations
@@ -55,9 +56,25 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck.engine.point import coordinate_scan
 from gradcheck.errors import GradcheckUsageError
-from gradcheck.numeric import Stencil, central_difference_scan
 from gradcheck.options import executor_shut_down
+from gradcheck.validate import as_scalar
+
+# A scan's result: the loss at v + h and v - h per coordinate, and the steps taken.
+Stencil = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def join(parts: list[Stencil]) -> Stencil:
+    """The scans of consecutive chunks of coordinates as one.
+
+    >>> one = tuple(np.array([v]) for v in (1.0, 0.0, 0.5, 0.5))
+    >>> join([one, one])[0]
+    array([1., 1.])
+    """
+    if not parts:
+        return tuple(np.zeros(0) for _ in range(4))  # type: ignore[return-value]
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))  # type: ignore[return-value]
 
 #: tasks per worker: 1 would be ideal on idle, identical workers; a second one lets a worker
 #: that got slowed down (a shared machine) hand work to the others without paying much
@@ -108,7 +125,7 @@ def scan_on_executor(
     if plan.spread is None and count >= 2 * PROBE_COORDINATES + 2:
         parts.append(plan.probe(name, flat_indices[:2 * PROBE_COORDINATES],
                                 steps[:2 * PROBE_COORDINATES], on_step))
-        start = len(parts[0].loss_plus)
+        start = len(parts[0][0])
         if plan.reason and note is not None and not plan.spread:
             note(plan.reason)
     rest = slice(start, count)
@@ -118,7 +135,7 @@ def scan_on_executor(
                              done_so_far(start), plan.workers, plan.per_machine))
     elif count > start:
         parts.append(plan.serial(name, flat_indices[rest], steps[rest], done_so_far(start)))
-    return Stencil.join(parts)
+    return join(parts)
 
 
 def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndarray,
@@ -148,9 +165,9 @@ def _spread(executor: Executor, payload: bytes, name: str, flat_indices: np.ndar
     done = 0
     for future in futures:
         parts.append(future.result())
-        done += len(parts[-1].loss_plus)
+        done += len(parts[-1][0])
         on_step(done)
-    return Stencil.join(parts)
+    return join(parts)
 
 
 class Plan:
@@ -175,11 +192,9 @@ class Plan:
     def serial(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
                on_step: Callable[[int], None] | None = None) -> Stencil:
         """The scan in this process, on the parent's copy (as a worker would run it)."""
-        from gradcheck.calls import as_scalar
-
         loss, label = self.loss, self.label
-        return central_difference_scan(lambda: as_scalar(loss(), label), self.arrays[name],
-                                       flat_indices, steps, on_step)
+        return coordinate_scan(lambda: as_scalar(loss(), label), self.arrays[name],
+                               flat_indices, steps, on_step)
 
     def probe(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
               on_step: Callable[[int], None]) -> Stencil:
@@ -210,7 +225,7 @@ class Plan:
         # BLAS threads keeps at most k times that): 0 for a loss that waits, 1 for compute
         busy = min(1.0, sum(second_cpu) / max(sum(second_wall), 1e-9))
         self.decide(default, limited, busy * (threads or 1))
-        return Stencil.join([first, second])
+        return join([first, second])
 
     def _timed(self, name: str, flat_indices: np.ndarray, steps: np.ndarray,
                on_step: Callable[[int], None]) -> tuple[list[float], list[float], Stencil]:
@@ -361,12 +376,10 @@ def _scan_chunk(payload: bytes, name: str, flat_indices: np.ndarray, steps: np.n
                 per_machine: int | None = None) -> Stencil:
     """Worker side: its own copy of loss and params, scanned as usual, with the BLAS
     threads this worker's share of the machine allows."""
-    from gradcheck.calls import as_scalar
-
     loss, arrays, label = pickle.loads(payload)
     with limited_threads(blas_threads(per_machine)):
-        return central_difference_scan(lambda: as_scalar(loss(), label), arrays[name],
-                                       flat_indices, steps)
+        return coordinate_scan(lambda: as_scalar(loss(), label), arrays[name],
+                               flat_indices, steps)
 
 
 # A worker process may run several tasks at once (Dask threads, a thread pool) and the

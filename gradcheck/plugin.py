@@ -137,7 +137,10 @@ def read_settings(config: pytest.Config) -> Settings:
             raise pytest.UsageError(f"--gradcheck-shape: {exc}") from None
     checks = {name: _setting(config, name, FLAGS[name].parse, FLAGS[name].default)
               for name in _PLUGIN_OPTIONS}
-    return Settings(options={name: value for name, value in checks.items() if value is not None},
+    # a switch left at its default (reset_random=False) is no setting
+    return Settings(options={name: value for name, value in checks.items()
+                             if value is not None
+                             and not (FLAGS[name].switch and value == FLAGS[name].default)},
                     seeds=_setting(config, "seeds", _seeds, _DEFAULT_SEEDS),
                     shape=shape, layers=layers, force=bool(config.getoption("gradcheck_force")))
 

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck.diagnosis import Diagnosis
+from gradcheck.engine.verdict import Status, digits
 from gradcheck.errors import GradientMismatch
 from gradcheck.text import element, general, sci, strict_json, table
+
+if TYPE_CHECKING:
+    from gradcheck.diagnosis import Diagnosis
 
 #: How many of a tensor's wrong elements a result keeps (worst first) and its text lists.
 WORST_SHOWN = 5
@@ -17,7 +20,7 @@ ARRAY_FIELDS = ("analytic", "numeric", "error_bar", "kink", "failed", "value")
 
 # A tensor's verdict: every element verified; a wrong gradient found; or the numeric error
 # bar too wide to tell right from wrong at the tolerance (never reported as ok).
-OK, FAILED, UNVERIFIED = "ok", "FAILED", "UNVERIFIED"
+OK, FAILED, UNVERIFIED = Status.OK, Status.FAILED, Status.UNVERIFIED
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,26 @@ class Problem:
     kind: str
     text: str
     tensor: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something the report says beside the verdicts, by kind, about a tensor (None: the
+    whole check).
+
+    kinds: "resolution" (the loss resolves less than its values show), "tie" (tied
+    elements failed together, or an artifact of the point), "kink_outside_hull" (kink
+    coordinates re-checked at jittered points), "verified_nearby" (elements verified at
+    jittered points, not at the point), "fast" (what fast mode did), "parallel" (what
+    executor= did).
+    """
+
+    kind: str
+    tensor: str | None
+    text: str
 
     def __str__(self) -> str:
         return self.text
@@ -98,9 +121,12 @@ class TensorResult:
     relative_step: float = 0.0  # eps**(1/3) of the precision in play: h = it * max(1, |v|)
     mismatched_is_lower_bound: bool = False  # fast mode stopped localizing early
     measured: int = 0  # elements compared one by one (fast mode: only localized groups)
-    status: str = OK  # OK, FAILED or UNVERIFIED
+    status: Status = OK  # OK, FAILED or UNVERIFIED
     unverified: int = 0  # elements whose numeric error bar is too wide to decide
     unverified_reason: str = ""  # why, and what to do
+    # the reason's name (gradcheck.engine.verdict.Reason: "ROUNDING", "STILL", ...; or
+    # "FAST_UNRESOLVED"), "" when every element is verified or failed
+    reason: str = ""
     # Full arrays, shaped like the tensor (float64): the user's gradient, the central
     # difference (nan where not measured), the largest |analytic - numeric| accepted there
     # (tolerance + numeric error bar; nan where not measured), kink and failed masks, and
@@ -134,7 +160,7 @@ class Report:
     title: str
     tensors: list[TensorResult]
     problems: list[Problem]
-    warnings: list[str]
+    notes: list[Note]
     options: dict[str, Any]
     evaluations: dict[str, int]
     repeat: str = ""
@@ -142,9 +168,15 @@ class Report:
     ties: list[TieFinding] = field(default_factory=list)  # tie groups failed together
     input_name: str | None = None  # the tensor that is the input x (check_layer/function)
     output_shape: tuple[int, ...] | None = None  # the layer's output (check_layer)
+    door: str = ""  # the front door that made it: "check_layer", "check_pair", ...
 
     @property
-    def status(self) -> str:
+    def warnings(self) -> list[str]:
+        """The notes' texts, in order."""
+        return [note.text for note in self.notes]
+
+    @property
+    def status(self) -> Status:
         """FAILED (a wrong gradient or misbehaviour), UNVERIFIED, or ok (all verified)."""
         if self.problems or any(t.status == FAILED for t in self.tensors):
             return FAILED
@@ -176,6 +208,7 @@ class Report:
                                  if not isinstance(v, np.ndarray)})
             entry["shape"] = list(t.shape)
             entry["ok"] = t.ok
+            entry["status"] = str(t.status)
             for w in entry["worst"]:
                 w["index"] = list(w["index"])
             if arrays:
@@ -187,9 +220,11 @@ class Report:
             "title": self.title,
             "options": dict(self.options),
             "evaluations": dict(self.evaluations),
-            "status": self.status,
+            "status": str(self.status),
             "problems": [asdict(p) for p in self.problems],
             "warnings": list(self.warnings),
+            "notes": [asdict(note) for note in self.notes],
+            "door": self.door,
             "ties": [strict_json({"members": [[name, list(index)] for name, index in t.members],
                                   "value": t.value, "total": t.total, "slope": t.slope})
                      for t in self.ties],
@@ -223,14 +258,15 @@ def render(report: Report) -> str:
     worst = [(t, t.worst[0]) for t in failed if t.worst]
     unverified = [t for t in report.tensors if t.status == UNVERIFIED]
     if report.ok:
-        verdict = f"all {n} tensors ok"
+        verdict = "the tensor is ok" if n == 1 else f"all {n} tensors ok"
     elif report.status == UNVERIFIED:
         verdict = (f"UNVERIFIED {', '.join(t.name for t in unverified)}: the finite "
                    "differences cannot tell right from wrong there (reason below)")
     elif worst:  # first: pytest's short summary shows only the start of the headline
         t, m = max(worst, key=lambda pair: pair[1].abs_err)
-        verdict = (f"FAILED {t.element(m.index)}: analytic {general(m.analytic)} vs numeric "
-                   f"{general(m.numeric)}; {len(failed)} of {n} tensors failed")
+        verdict = (f"FAILED {t.element(m.index)}: analytic {digits(m.analytic, m.numeric)} vs "
+                   f"numeric {digits(m.numeric, m.analytic)}; {len(failed)} of {n} tensors "
+                   "failed")
     elif failed:
         verdict = f"{len(failed)} of {n} tensors FAILED"
     else:
@@ -253,8 +289,8 @@ def render(report: Report) -> str:
         rows = [[f"{t.name}: worst elements", "analytic", "numeric", "abs err", "rel err", ""]]
         for m in t.worst[:WORST_SHOWN]:
             rel = m.abs_err / abs(m.numeric) if m.numeric else float("inf")
-            rows.append([f"  {t.element(m.index)}", general(m.analytic), general(m.numeric),
-                         sci(m.abs_err), sci(rel), m.note])
+            rows.append([f"  {t.element(m.index)}", digits(m.analytic, m.numeric),
+                         digits(m.numeric, m.analytic), sci(m.abs_err), sci(rel), m.note])
         lines += table(rows)
     if report.diagnoses:
         lines += ["", "likely cause:"] + [f"  - {d.tensor} ({d.kind}): {d.text}"

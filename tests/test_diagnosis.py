@@ -55,7 +55,7 @@ def tensor(name: str, analytic: Any, numeric: Any, *, kink: Any = None, value: A
 
 def report(*tensors: TensorResult, input_name: str | None = "x",
            output_shape: tuple[int, ...] | None = None, kinks: str = "subgradient") -> Report:
-    return Report(title="hand-built", tensors=list(tensors), problems=[], warnings=[],
+    return Report(title="hand-built", tensors=list(tensors), problems=[], notes=[],
                   options={"kinks": kinks}, evaluations={}, input_name=input_name,
                   output_shape=output_shape)
 

@@ -5,10 +5,20 @@ import numpy as np
 import pytest
 
 import gradcheck as gc
-from gradcheck import fast
-from gradcheck.kinks import distance_to_hull, is_jump, kink_mask
-from gradcheck.numeric import central_difference_scan, relative_step, step_sizes
-from gradcheck.tolerances import relative_error, tolerance_for
+from gradcheck.engine import fast
+from gradcheck.engine.point import coordinate_scan
+from gradcheck.engine.slope import (
+    Shape,
+    Slopes,
+    base_steps,
+    distance_to_hull,
+    kink_mask,
+    read_pair,
+    relative_step,
+)
+from gradcheck.engine.tolerance import relative_error, tolerance_for
+
+EPS64 = float(np.finfo(np.float64).eps)
 
 RNG = np.random.default_rng(20261123)
 
@@ -40,9 +50,10 @@ class Counted:
 def test_step_is_cube_root_of_eps_times_magnitude() -> None:
     """h_i = eps^(1/3) * max(1, |v_i|), per dtype."""
     values = np.array([0.0, 0.5, -4.0, 1e3])
-    assert np.allclose(step_sizes(values), np.finfo(np.float64).eps ** (1 / 3)
+    assert np.allclose(base_steps(values, EPS64), EPS64 ** (1 / 3)
                        * np.array([1.0, 1.0, 4.0, 1e3]))
-    assert relative_step(np.float32) == pytest.approx(np.finfo(np.float32).eps ** (1 / 3))
+    eps32 = float(np.finfo(np.float32).eps)
+    assert relative_step(eps32) == pytest.approx(eps32 ** (1 / 3))
 
 
 def test_central_difference_restores_each_coordinate_exactly_even_when_loss_raises() -> None:
@@ -58,7 +69,7 @@ def test_central_difference_restores_each_coordinate_exactly_even_when_loss_rais
         return float(np.sum(array**2))
 
     with pytest.raises(RuntimeError):
-        central_difference_scan(loss, array, np.arange(5), step_sizes(array))
+        coordinate_scan(loss, array, np.arange(5), base_steps(array, EPS64))
     assert array.tobytes() == before.tobytes()
 
 
@@ -67,8 +78,9 @@ def test_central_difference_is_second_order_accurate() -> None:
     x = np.array([0.7])
     errors = []
     for h in (1e-2, 5e-3):
-        s = central_difference_scan(lambda: float(np.exp(x[0])), x, np.arange(1), np.array([h]))
-        errors.append(abs(s.central()[0] - np.exp(0.7)))
+        plus, minus, h_plus, h_minus = coordinate_scan(lambda: float(np.exp(x[0])), x,
+                                                       np.arange(1), np.array([h]))
+        errors.append(abs((plus - minus)[0] / (h_plus + h_minus)[0] - np.exp(0.7)))
     assert 3.5 < errors[0] / errors[1] < 4.5
 
 
@@ -88,15 +100,26 @@ def test_kink_mask_tells_a_jump_from_curvature() -> None:
     """A jump is a kink; a spread of h*L'' on a smooth stretch is not."""
     forward = np.array([1.0, 1.0 + 6e-6])  # ReLU at 0 vs. x^2/2 at 1 with h = 6e-6
     backward = np.array([0.0, 1.0 - 6e-6])
-    assert kink_mask(forward, backward, np.dtype(np.float64)).tolist() == [True, False]
+    assert kink_mask(forward, backward, EPS64).tolist() == [True, False]
 
 
-def test_is_jump_needs_a_spread_that_does_not_shrink_and_clears_the_noise() -> None:
-    """At a kink the spread stays when h halves; on a smooth stretch it halves; rounding
-    noise on a linear piece does not count."""
-    spread, half = np.array([1e-3, 1e-3, 1e-13]), np.array([1e-3, 5e-4, 1e-13])
-    seen, floor = np.array([0.0, 0.0, 0.0]), np.full(3, 1e-9)
-    assert is_jump(spread, half, seen, floor).tolist() == [True, False, False]
+def _looks(*slopes: tuple[float, float]) -> Slopes:
+    """Looks at steps 1 (three coordinates) with these one-sided slopes (d+, d-)."""
+    forward = np.array([f for f, _ in slopes])
+    backward = np.array([b for _, b in slopes])
+    n = len(slopes)
+    return Slopes((forward + backward) / 2, forward, backward, np.ones(n), np.full(n, 1e-9),
+                  np.zeros(n, dtype=bool))
+
+
+def test_a_pair_of_looks_reads_a_jump_only_where_the_spread_stays_and_clears_the_noise(
+        ) -> None:
+    """At a kink the one-sided spread stays when h halves (a jump); on a smooth stretch it
+    halves (smooth); a spread within rounding on a linear piece is no jump."""
+    coarse = _looks((1e-3, 0.0), (1e-3, 0.0), (1e-13, 0.0))
+    fine = _looks((1e-3, 0.0), (5e-4, 0.0), (1e-13, 0.0))
+    reading = read_pair(coarse, fine, np.full(3, 1e-8))
+    assert [Shape(int(s)).name for s in reading.shape] == ["JUMP", "SMOOTH", "SMOOTH"]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +140,7 @@ def test_wrong_gradients_at_smooth_points_are_never_taken_for_kinks(f, grad, x0)
 
 
 def test_distance_to_hull_is_zero_inside_and_the_gap_outside() -> None:
-    gap = distance_to_hull(np.array([0.0, 0.5, 2.0, -1.0]), np.full(4, 1.0), np.zeros(4))
+    gap = distance_to_hull(np.array([0.0, 0.5, 2.0, -1.0]), np.zeros(4), np.full(4, 1.0))
     assert gap.tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
@@ -138,22 +161,19 @@ def test_full_mode_costs_exactly_2n_plus_3_loss_evaluations_for_a_right_gradient
 
 
 def test_a_wrong_element_costs_two_more_evaluations_to_confirm() -> None:
-    """A failing element is re-measured at h/2 before it is called wrong; in subgradient
-    mode it is also re-checked at a mirrored pair of jittered points (at each: the loss,
-    its two-step stencil at h and h/2, and one more gradient call). A check that fails
-    also asks, with two more evaluations each, whether the loss sees its inputs only at a
-    coarser precision than its float64 values suggest, and whether its values move in
-    coarser steps than its precision at |L| (neither here: each probe's first move shows
-    the loss moving)."""
+    """A failing element is looked at again at h/2 before it is called wrong (2 more). A
+    check whose first looks leave something to settle measures the loss's resolution
+    once (gradcheck.engine.resolution): here the probe's first two moves follow the
+    gradient's prediction (4), and the second is taken again (1). In subgradient mode the
+    failing element is also moved a quarter step each way (2 gradient calls, no loss
+    evaluation): an exact kink the loss does not show would give way there."""
     params = {"w": RNG.standard_normal(5), "v": RNG.standard_normal(3)}
-    f = Counted(params, wrong=0.5)
-    report = gc.check_params(f.loss, f.grads, params, mode="full", kinks="hull")
-    assert not report.ok
-    assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + 2 + 2, 2)
-    f = Counted(params, wrong=0.5)
-    report = gc.check_params(f.loss, f.grads, params, mode="full")
-    assert not report.ok and report.tensors[1].worst[0].index == (0,)
-    assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + 2 * (1 + 2 + 2) + 2 + 2, 4)
+    probe = 2 * 2 + 1
+    for kinks, grads in (("hull", 2), ("subgradient", 2 + 2)):
+        f = Counted(params, wrong=0.5)
+        report = gc.check_params(f.loss, f.grads, params, mode="full", kinks=kinks)
+        assert report.status == "FAILED" and report.tensors[1].worst[0].index == (0,)
+        assert (f.n_loss, f.n_grads) == (2 * 8 + 3 + 2 + probe, grads), kinks
 
 
 def test_params_are_restored_bit_for_bit_also_when_user_code_raises() -> None:
@@ -536,7 +556,7 @@ def test_softmax_cross_entropy_at_huge_logits_is_no_false_alarm(offset: float) -
 def test_progress_reports_every_coordinate_scanned_up_to_the_total(monkeypatch) -> None:
     """Long scans call progress(done, total) (by time: here every coordinate); the last
     call covers every coordinate."""
-    from gradcheck import calls
+    from gradcheck.engine import calls
 
     monkeypatch.setattr(calls, "PROGRESS_INTERVAL", 0.0)
     seen: list[tuple[int, int]] = []

@@ -13,7 +13,7 @@ import pytest
 
 import gradcheck as gc
 import reference_nets as rn
-from gradcheck import fast
+from gradcheck.engine import fast
 
 from layer_bank import (
     KINK_CASES,
@@ -166,7 +166,7 @@ def test_fast_mode_extra_peak_memory_is_below_three_times_the_checked_tensors() 
 def test_fast_mode_reports_progress_over_every_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
     """Progress counts the coordinates of every tensor, fast ones included, and fires on
     evaluations too (a slow forward still reports); the last call is (total, total)."""
-    from gradcheck import calls
+    from gradcheck.engine import calls
 
     monkeypatch.setattr(calls, "PROGRESS_INTERVAL", 0.0)  # every chance to report is taken
     seen: list[tuple[int, int]] = []

@@ -454,7 +454,8 @@ def test_marker_and_options_configure_the_fixture(pytester: pytest.Pytester) -> 
                                 "--strict-markers")
     result.assert_outcomes(passed=5, errors=1)
     result.stdout.fnmatch_lines(["*@pytest.mark.gradcheck: unexpected rtl (did you mean 'rtol'?);"
-                                 " it takes keyword arguments rtol, atol, mode, kinks, seed"])
+                                 " it takes keyword arguments rtol, atol, mode, kinks, seed, "
+                                 "reset_random"])
 
 
 def test_fixture_turns_report_warnings_into_pytest_warnings(pytester: pytest.Pytester) -> None:

@@ -1,5 +1,5 @@
-"""Tolerances and error bars: when an analytic value agrees with a numeric one, and when
-the numbers are too coarse to tell.
+"""Tolerances: when an analytic value agrees with a numeric one, and when the numbers are
+too coarse to tell.
 
 Two levels, because they answer two questions:
 - detection: is |analytic - numeric| larger than the numbers can explain? Then it is a
@@ -46,10 +46,6 @@ KINK_TOLERANCES: dict[np.dtype, tuple[float, float]] = {
 # against that fraction: its absolute error is what matters next to its neighbours.
 SCALE_FLOOR = 0.1
 
-# How many times eps * |L| / h counts as rounding noise in a difference of two losses when
-# a mismatch is about to be called a bug: a loss built from K rounded terms carries up to
-# ~sqrt(K) eps relative error, beyond the final rounding of |L|.
-NOISE_FACTOR = 64.0
 
 
 def precision_dtype(*dtypes: np.dtype) -> np.dtype:
@@ -145,36 +141,6 @@ def _largest_finite(a: np.ndarray) -> float:
     if np.isfinite(low) and np.isfinite(high):
         return max(-low, high)
     return float(np.max(np.abs(a[np.isfinite(a)]), initial=0.0))
-
-
-def rounding_floor(loss_eps: float, loss_scale: np.ndarray | float, steps: np.ndarray
-                   ) -> np.ndarray:
-    """The error a central difference carries from the rounding of the loss values
-    themselves: each is off by up to eps |L| / 2, so a difference of two by up to eps |L|,
-    and the quotient by eps |L| / h (the steps taken are exact). Below the smallest normal
-    number the spacing no longer shrinks with |L| (subnormals): |L| counts as that.
-
-    >>> float(rounding_floor(float(np.finfo(np.float64).eps), 1e-316, np.ones(1))[0])
-    5e-324
-    """
-    return loss_eps * _normal(loss_eps, loss_scale) / steps
-
-
-def rounding_allowance(eps: float, loss_scale: np.ndarray | float, steps: np.ndarray
-                       ) -> np.ndarray:
-    """The generous bound on rounding a mismatch must clear before it is called a bug:
-    NOISE_FACTOR * eps * |L| / h, eps of the coarsest precision the loss passed through
-    (|L| at least that precision's smallest normal number, as in :func:`rounding_floor`)."""
-    return NOISE_FACTOR * eps * _normal(eps, loss_scale) / steps
-
-
-def _normal(eps: float, loss_scale: np.ndarray | float) -> np.ndarray:
-    """|L|, or the smallest normal number of the float type of this eps where |L| is less:
-    eps times it is the spacing of the subnormals."""
-    tiny = next((float(np.finfo(t).tiny) for t in (np.float16, np.float32, np.float64,
-                                                     np.longdouble)
-                 if float(np.finfo(t).eps) == eps), 0.0)
-    return np.maximum(np.asarray(loss_scale), tiny)
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
