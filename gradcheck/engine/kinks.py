@@ -546,22 +546,29 @@ def recheck_nearby(calls: Calls, results: Mapping[str, Evidence],
       Two gradient calls each; no loss evaluation.
     - Kink coordinates whose analytic value lies outside the hull (where the hull is not
       exact: several kinks crossed at once, a zero row through a bias-free Dense + ReLU),
-      and undecided elements whose looks straddle a kink (a ReLU input of 1e-3 inside a
-      float32 step of 5e-3): all of them moved together by a random few steps each way,
-      where the loss is differentiable, and measured there as at the point (kinks judged as
-      ordinary points). A coordinate still on a kink gets a fresh, longer jitter next
-      round; after JITTER_ROUNDS it is left undecided.
+      and undecided elements (their looks straddle a kink, a ReLU input of 1e-3 inside a
+      float32 step of 5e-3, or they land between agreeing and failing): all of them moved
+      together by a random few steps each way, where the loss is differentiable, and
+      measured there as at the point (kinks judged as ordinary points). A coordinate not
+      decided at both points gets a fresh, longer jitter next round; after JITTER_ROUNDS it
+      is left undecided. (A wrong gradient is wrong there too: it is never cleared so.)
     """
     jittered: dict[str, np.ndarray] = {}
     for name, ev in results.items():
         v = verdicts[name]
         kink = np.isin(ev.shape, KINKS)
         outside = kink & np.isin(v.reason, (Reason.KINK_UNSETTLED, Reason.KINK_INSIDE_STEP))
+        coarse_kink = kink & (v.status == code(Status.UNVERIFIED)) & ~outside
         failing = (v.status == code(Status.FAILED)) & (v.reason == Reason.MISMATCH)
-        undecided = ((v.status == code(Status.UNVERIFIED)) & ev.straddled & ~kink
-                     & ~np.isin(v.reason, (Reason.NOT_FINITE, Reason.STILL)))
+        # undecided at the point: its looks straddled a kink, or it lands between agreeing
+        # and failing, or its error bar is too wide, where a kink inside the step (a ReLU
+        # input of 1e-3 under a float32 step of 5e-3) adds to the rounding
+        undecided = ((v.status == code(Status.UNVERIFIED)) & ~kink
+                     & (ev.straddled | np.isin(v.reason, (Reason.GRAY, Reason.ROUGH,
+                                                          Reason.ROUNDING))))
         ev.why[outside] = Why.OUTSIDE_HULL
         ev.why[failing] = Why.FAILING
+        undecided |= coarse_kink  # inside its hull, too coarsely to vouch
         ev.why[undecided] = Why.UNDECIDED
         _off_an_exact_kink(calls, name, ev, targets[name].judge,
                            _worst_first(ev, np.flatnonzero(failing)))
@@ -588,10 +595,15 @@ def _off_an_exact_kink(calls: Calls, name: str, ev: Evidence, judge: Judge,
             for sign in (1.0, -1.0):
                 with calls.point.moved({name: (flat, value + sign * ev.step[position] / 4)}):
                     found.append(float(calls.grads(copy=False)[name].reshape(-1)[flat[0]]))
-            right = all(abs(a - ev.numeric[position]) <= allowed for a in found)
+            # the derivative's own change over a quarter step each way (L'' h / 4) cancels
+            # in the mean of the two; the two differ by about twice that (half the spread of
+            # the one-sided slopes), and a wrong gradient stays wrong in both
+            spread = abs(float(ev.forward[position]) - float(ev.backward[position]))
+            mean = (found[0] + found[1]) / 2
+            right = (abs(mean - ev.numeric[position]) <= allowed
+                     and abs(found[0] - found[1]) <= 2 * allowed + spread)
             ev.nearby[position] = Nearby.RIGHT if right else Nearby.WRONG
-            worse = max(found, key=lambda a: abs(a - ev.numeric[position]))
-            ev.near_analytic[position], ev.near_numeric[position] = worse, ev.numeric[position]
+            ev.near_analytic[position], ev.near_numeric[position] = mean, ev.numeric[position]
 
 
 def _jitter(calls: Calls, results: Mapping[str, Evidence], targets: Mapping[str, Target],
@@ -653,16 +665,20 @@ def _measured_at(calls: Calls, results: Mapping[str, Evidence], targets: Mapping
 def _record_nearby(ev: Evidence, positions: np.ndarray, plus: tuple[Evidence, Verdicts],
                    minus: tuple[Evidence, Verdicts], judge: Judge) -> np.ndarray:
     """What the mirrored pair of jittered points found; returns which coordinates are
-    settled (neither point on a kink, or agreeing anyway); the rest want a fresh jitter."""
+    settled (right at both points, or wrong off a kink at one); the rest want a fresh
+    jitter (a jittered point on a kink decides nothing)."""
     (ev_plus, v_plus), (ev_minus, v_minus) = plus, minus
-    ok = code(Status.OK)
-    on_kink_plus = np.isin(ev_plus.shape, KINKS)
-    on_kink_minus = np.isin(ev_minus.shape, KINKS)
-    settled = (((v_plus.status == ok) | ~on_kink_plus)
-               & ((v_minus.status == ok) | ~on_kink_minus))
-    right = (v_plus.status == ok) & (v_minus.status == ok)
-    wrong = ((v_plus.status == code(Status.FAILED))
-             | (v_minus.status == code(Status.FAILED)))
+    ok, failed = code(Status.OK), code(Status.FAILED)
+    # a jittered point vouches only as sharply as the point could: there a wrong gradient
+    # that stays wrong cannot agree (it would, within a wider error bar: float16 noise)
+    kink = np.isin(ev.shape[positions], KINKS)
+    sharp = np.where(kink, judge.hull_slack(ev.numeric[positions], ev.floor[positions]),
+                     ev.agree[positions])
+    right = ((v_plus.status == ok) & (v_minus.status == ok)
+             & (np.maximum(ev_plus.agree, ev_minus.agree) <= sharp))
+    wrong = (((v_plus.status == failed) & ~np.isin(ev_plus.shape, KINKS))
+             | ((v_minus.status == failed) & ~np.isin(ev_minus.shape, KINKS)))
+    settled = right | wrong
     found = np.where(right, Nearby.RIGHT, np.where(wrong, Nearby.WRONG, Nearby.UNDECIDED))
     take = positions[settled]
     ev.nearby[take] = found[settled]

@@ -28,6 +28,7 @@ from gradcheck.engine.resolution import Resolution
 from gradcheck.engine.slope import (
     H2_SHRINK,
     ORDER1_SHRINK,
+    SAFE_FLOORS,
     Look,
     Reading,
     Shape,
@@ -48,6 +49,9 @@ KINK_FLOORS = 8.0
 # A pair of looks whose gap shrank this much from the pair before: the coarsest look of
 # the three stands out (a kink inside it, or a glitch: it is taken again).
 OUTLIER_SHRINK = 16.0
+# A pair of looks calls an element wrong on its own only where the mismatch is this many
+# times their gap; closer, a third look must confirm how the gap shrinks.
+CONFIRM_GAPS = 16.0
 # A smooth coordinate whose rounding alone is too wide to vouch for it is looked at with
 # the step doubled, this many times at most, while its truncation stays below rounding.
 MAX_DOUBLINGS = 4
@@ -232,6 +236,7 @@ def _evidence_at_once(target: Target, floor: np.ndarray, s0: Slopes, first: Firs
         gap=np.zeros(count), step=s0.step.copy(),
         forward=s0.forward.copy(), backward=s0.backward.copy(),
         shape=np.full(count, AT_ONCE, dtype=np.intp), still=s0.still.copy(),
+        converged=np.ones(count, dtype=bool),
         resolved=np.ones(count, dtype=bool), single=target.own_output_only(first.look),
         straddled=np.zeros(count, dtype=bool),
         finite=finite.copy())
@@ -257,13 +262,15 @@ def _climb(calls: Calls, target: Target, slopes: _Slopes, ev: Evidence, position
         jump_floor = judge.detect(np.abs(coarse.forward) + np.abs(coarse.backward)) \
             + KINK_FLOORS * coarse.floor
         reading = read_pair(coarse, fine, jump_floor)
+        raw_gap = reading.gap
         with np.errstate(invalid="ignore", divide="ignore"):
-            # a third look confirms how the truncation shrinks: as h^2, or as h where the
-            # curvature jumps at the point; the extrapolation then cancels it
-            shrink = last_gap[active] / reading.gap
+            # a third look confirms how the truncation shrinks (after a smooth pair: not
+            # across a kink or a look that stood out): as h^2, or as h where the curvature
+            # jumps at the point; the extrapolation then cancels it
+            shrink = last_gap[active] / raw_gap
             order = np.where(shrink >= H2_SHRINK, 2, 1)
             confirmed = ((len(looks) > 1) & (reading.shape == Shape.SMOOTH)
-                         & (shrink >= ORDER1_SHRINK))
+                         & ~last_rough[active] & (shrink >= ORDER1_SHRINK))
         if len(looks) > 1 and confirmed.any():
             extrapolated = read_pair(coarse.extrapolated(looks[-2], order),
                                      fine.extrapolated(coarse, order), jump_floor,
@@ -271,7 +278,7 @@ def _climb(calls: Calls, target: Target, slopes: _Slopes, ev: Evidence, position
             reading = _where(confirmed, extrapolated, reading)
         if len(looks) > 1:
             _repeat_outliers(calls, target, slopes, where, steps[active], halving, looks,
-                             fine, reading, last_gap[active], last_rough[active])
+                             fine, raw_gap, last_gap[active], last_rough[active])
         still[active] &= fine.still
         _record(ev, where, reading, fine, still[active], target.own_output_only(look, where))
         with np.errstate(invalid="ignore"):
@@ -282,14 +289,23 @@ def _climb(calls: Calls, target: Target, slopes: _Slopes, ev: Evidence, position
             wrong = off > detect + reading.safe
             finer_fits = 2 * fine.floor <= limit  # the next look's rounding could vouch
             smooth = reading.shape == Shape.SMOOTH
+            # the pair's error is measured where its gap is within rounding, or the mismatch
+            # dwarfs it (two looks at steps beyond the loss's curvature scale can lie close
+            # together, both far off; extrapolated looks agree closely only where the law
+            # they assume holds)
+            converged = (reading.gap <= 2 * reading.floor) | (off > CONFIRM_GAPS * reading.gap)
+            # a finer look can still tell an unconverged wrong-looking element apart while
+            # its rounding stays well below the mismatch
+            finer_tells = wrong & ~converged & (2 * SAFE_FLOORS * fine.floor < off)
             done = ((reading.shape == Shape.JUMP)
                     | (smooth & agrees & (reading.bar <= limit))
-                    | (smooth & wrong)
+                    | (smooth & wrong & converged)
                     | (smooth & (reading.gap <= reading.floor))  # finer looks only add noise
-                    | ~finer_fits
+                    | ~(finer_fits | finer_tells)
                     | ~np.isfinite(reading.estimate))
+        ev.converged[where] = converged
         keep = ~done
-        last_gap[active] = np.abs(fine.central - coarse.central)
+        last_gap[active] = raw_gap
         last_rough[active] = reading.shape == Shape.ROUGH
         active = active[keep]
         looks = [s.take(np.flatnonzero(keep)) for s in (*looks[-1:], fine)]
@@ -322,6 +338,7 @@ def _ascend(target: Target, slopes: _Slopes, ev: Evidence, positions: np.ndarray
             keep = (better & (reading.bar > judge.limit(np.abs(reading.estimate)))
                     & (reading.gap <= 2 * reading.floor))
         chosen = where[better]
+        ev.converged[chosen] = reading.gap[better] <= 2 * reading.floor[better]
         ev.numeric[chosen] = reading.estimate[better]
         for name in ("bar", "agree", "safe", "floor", "gap", "forward", "backward"):
             getattr(ev, name)[chosen] = getattr(reading, name)[better]
@@ -359,7 +376,7 @@ def _record(ev: Evidence, where: np.ndarray, reading: Reading, fine: Slopes,
 
 def _repeat_outliers(calls: Calls, target: Target, slopes: _Slopes, where: np.ndarray,
                      steps: np.ndarray, halving: int, looks: list[Slopes], fine: Slopes,
-                     reading: Reading, last_gap: np.ndarray, last_rough: np.ndarray) -> None:
+                     gap: np.ndarray, last_gap: np.ndarray, last_rough: np.ndarray) -> None:
     """A look that stands out from the looks on either side of it is taken again: a loss
     that answers differently at the same point is not deterministic, and is named so
     (no kink, curvature or step does that to one look alone)."""
@@ -369,7 +386,7 @@ def _repeat_outliers(calls: Calls, target: Target, slopes: _Slopes, where: np.nd
         middle_out = last_rough & (np.abs(fine.central - before.central)
                                    <= last_gap / H2_SHRINK)
         # the oldest look stands out: the two newest agree far better than it did
-        oldest_out = last_rough & ~middle_out & (reading.gap <= last_gap / OUTLIER_SHRINK)
+        oldest_out = last_rough & ~middle_out & (gap <= last_gap / OUTLIER_SHRINK)
     for stood_out, seen, back in ((middle_out, middle, 1), (oldest_out, before, 2)):
         positions = np.flatnonzero(stood_out)
         if not len(positions):

@@ -48,12 +48,15 @@ if TYPE_CHECKING:
     from gradcheck.engine.calls import Calls
 
 PROBE_COORDINATES = 64  # coordinates the probe moves per tensor, at most
+SINGLE_PROBES = 4  # kink coordinates probed one at a time, where the probe off them saw nothing
 PROBE_SAMPLE = 4096  # coordinates of a large tensor the probe chooses among
-# relative moves PROBE_LARGEST * PROBE_RATIO**-k, k = PROBE_RUNGS - 1 .. 0 (from 4.7e-10 up
-# to 7.8e-3: from below float32's resolution to above float16's)
-PROBE_RUNGS = 9
+# relative moves PROBE_LARGEST * PROBE_RATIO**-k, k = PROBE_RUNGS - 1 .. 0: from 4.7e-10
+# (below float32's resolution) to 7.8e-3 (above float16's) as a rule, and on to 0.5 while
+# the loss has not moved at all (its steps are coarser than any smaller move shows)
+PROBE_RUNGS = 11
 PROBE_RATIO = 8.0
-PROBE_LARGEST = 2.0 ** -7
+PROBE_LARGEST = 2.0 ** -1
+PROBE_USUAL = 2.0 ** -7
 # A move shows the loss's resolution where its predicted change is this many roundings.
 PROBE_SHOWN = 4.0
 FOLLOWS = 0.25  # a move follows the prediction within this share of it (and rounding)
@@ -139,6 +142,11 @@ class Resolution:
         return min(eps, 1e-2)  # a step of a fifth of |v| at most
 
     @property
+    def claims(self) -> bool:
+        """The probe measured the loss coarser than its theory."""
+        return self.excess > 1.0 or self.inside_eps > 0
+
+    @property
     def coarse(self) -> bool:
         """The loss was measured far coarser than its theory (its steps are re-chosen)."""
         return self.inside_eps > 0 or self.excess >= COARSE_EXCESS
@@ -155,15 +163,35 @@ def calibrate(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: f
               avoid: Mapping[str, np.ndarray] | None = None) -> Resolution:
     """Measure the loss's resolution with the probe (module docstring).
 
-    The moves are tried from the smallest up, 2 loss evaluations each, until one follows
-    the prediction where the prediction clears the loss's rounding: an ordinary loss
-    settles at the first; a loss that cannot see small moves shows it on the way up. The
-    move that followed is taken once more (a loss that answers differently there is named,
-    not measured).
+    ``analytic``: flat analytic gradients per tensor; ``avoid``: flat coordinates the probe
+    keeps off (kinks seen at the first looks: crossing one reads as noise); where the probe
+    off them claims nothing, the largest of them are probed one at a time (a loss that
+    rounds coarsely reads as kinks at the first look); ``model_eps``: each tensor's
+    precision."""
+    avoid = avoid or {}
+    found = _probe(calls, analytic, loss_at_point, model_eps, _pick(calls, analytic, rng, avoid))
+    if found.claims:
+        return found
+    # one at a time: moved together, kinks at different distances change the odd part's
+    # share of the prediction from move to move; along one coordinate a kink on the point
+    # leaves it linear, and one further off lies beyond the first moves that follow
+    for single in _singles(calls, analytic, avoid):
+        alone = _probe(calls, analytic, loss_at_point, model_eps, single)
+        if alone.excess > found.excess or alone.inside_eps > found.inside_eps:
+            found = alone
+    return found
 
-    ``analytic``: flat analytic gradients per tensor; ``avoid``: flat coordinates not to
-    move (kinks seen at the first looks); ``model_eps``: each tensor's precision."""
-    picked = _pick(calls, analytic, rng, avoid or {})
+
+def _probe(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: float,
+           model_eps: Mapping[str, float],
+           picked: dict[str, tuple[np.ndarray, np.ndarray]]) -> Resolution:
+    """One probe along the picked coordinates.
+
+    The moves are tried from the smallest up, 2 loss evaluations each, until two in a row
+    follow the prediction where the prediction clears the loss's rounding: an ordinary loss
+    settles at the first two; a loss that cannot see small moves shows it on the way up. The
+    last move is taken once more (a loss that answers differently there is named, not
+    measured)."""
     if not picked:
         return Resolution(probed=True)
     finest = min(model_eps[name] for name in picked)
@@ -174,7 +202,7 @@ def calibrate(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: f
         move = PROBE_LARGEST * PROBE_RATIO ** (k - PROBE_RUNGS + 1)
         odd, predicted, rounding, up = _odd_part(calls, analytic, picked, move,
                                                  loss_at_point, finest)
-        rows.append((odd, predicted, rounding))
+        rows.append((odd, predicted, rounding, move, up))
         values += [up, up - 2 * odd]
         shown = np.isfinite(odd) and abs(predicted) > PROBE_SHOWN * rounding
         follows = shown and abs(odd - predicted) <= FOLLOWS * abs(predicted) + 2 * rounding
@@ -187,21 +215,30 @@ def calibrate(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: f
                     f"a joint move of {sum(len(i) for i, _ in picked.values())} "
                     f"coordinate(s) gave {up:.17g} and then {again:.17g}")
             break
-    else:
-        if not following:
-            return Resolution(probed=True)  # never followed the prediction: claim nothing
+        if move >= PROBE_USUAL and odd != 0:
+            break  # beyond the usual moves only while the loss has not moved at all
+    if following < 2:
+        return Resolution(probed=True)  # never followed the prediction twice: claim nothing
     # A wrong slope (a gradient off by a share, a kink crossed at the larger moves) leaves
     # the same share of the prediction at every move; the loss's own error does not shrink
     # with the move. What the largest move leaves, as a share, is the slope's.
-    odd, predicted, rounding = rows[-1]
+    odd, predicted, rounding, _, _ = rows[-1]
     slope_share = max(0.0, abs(odd - predicted) - 2 * rounding) / abs(predicted)
     # the odd part's residual is half the two values' errors: one value may carry twice it
-    finer = [(2 * max(0.0, abs(o - p) - SLOPE_SLACK * slope_share * abs(p)), th)
-             for o, p, th in rows[:-1] if np.isfinite(o)]
+    finer = [(2 * max(0.0, abs(o - p) - SLOPE_SLACK * slope_share * abs(p)), th, move, up)
+             for o, p, th, move, up in rows[:-1] if np.isfinite(o)]
     if not finer:
         return Resolution(probed=True)
-    measured, at = max(finer)
+    measured, at, move, _ = max(finer)
     excess = max(1.0, measured / at) if at > 0 else 1.0
+    if excess > 1.0:  # the move that claims it is taken again: a glitch is no resolution
+        again = _odd_part(calls, analytic, picked, move, loss_at_point, finest)
+        claimed = next(o for o, _, _, m, _ in rows if m == move)
+        if np.isfinite(again[0]) and again[0] != claimed:
+            calls.note_unrepeatable(
+                f"a joint move of {sum(len(i) for i, _ in picked.values())} coordinate(s) "
+                f"changed the loss by {claimed:.17g} and then by {again[0]:.17g}")
+            return Resolution(probed=True)
     # a loss that computes in a coarser float type inside, and returns its result (as a
     # Python float: every value it gave is a number of that type), is blind to relative
     # moves of its inputs below that type's eps and follows from above it; its error is of
@@ -219,6 +256,26 @@ def calibrate(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: f
             inside = eps
             break
     return Resolution(excess=excess, inside_eps=inside, measured=measured, probed=True)
+
+
+def _singles(calls: Calls, analytic: Mapping[str, np.ndarray],
+             avoid: Mapping[str, np.ndarray]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The SINGLE_PROBES avoided coordinates with the largest |gradient| x max(1, |value|),
+    each as a probe of its own."""
+    weighted = []
+    for name, mask in avoid.items():
+        indices = np.flatnonzero(mask)
+        if not len(indices):
+            continue
+        values = calls.point.values(name, indices)
+        gradient = analytic[name][indices]
+        weight = np.abs(gradient) * np.maximum(1.0, np.abs(values))
+        for i, v, g, w in zip(indices, values, gradient, weight, strict=True):
+            if np.isfinite(w) and w > 0:
+                weighted.append((float(w), name, int(i), float(np.sign(g) * max(1.0, abs(v)))))
+    weighted.sort(key=lambda item: -item[0])
+    return [{name: (np.array([i]), np.array([d]))} for _, name, i, d in
+            weighted[:SINGLE_PROBES]]
 
 
 def _pick(calls: Calls, analytic: Mapping[str, np.ndarray], rng: np.random.Generator,

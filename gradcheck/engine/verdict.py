@@ -115,6 +115,10 @@ class Evidence:
     backward: np.ndarray
     shape: np.ndarray  # Shape codes; AT_ONCE where the first look settled it
     still: np.ndarray  # bool: every look came back bit for bit as at the point
+    # bool: the estimate's error is measured, not guessed: a third look confirmed how the
+    # gap shrinks, or the gap is within rounding, or the mismatch dwarfs the gap (two looks
+    # at steps beyond the loss's curvature scale can lie close together, both far off)
+    converged: np.ndarray
     resolved: np.ndarray  # bool: the check saw the loss resolve this element's change
     single: np.ndarray  # bool: its moves changed only its own output: an elementwise map
     straddled: np.ndarray  # bool: some look reached across a kink (a pair read rough or
@@ -141,7 +145,7 @@ class Evidence:
         floats = {f.name: np.zeros(0) for f in fields(Evidence)}
         for name in ("flat", "shape", "nearby", "why"):
             floats[name] = np.zeros(0, dtype=np.intp)
-        for name in ("still", "resolved", "single", "straddled", "finite", "tie"):
+        for name in ("still", "converged", "resolved", "single", "straddled", "finite", "tie"):
             floats[name] = np.zeros(0, dtype=bool)
         return Evidence(**floats)
 
@@ -252,11 +256,11 @@ def decide(ev: Evidence, judge: Judge, rounding: Reason = Reason.ROUNDING) -> Ve
                                   np.maximum(ev.forward, ev.backward)) <= judge.hull_slack(
             ev.numeric, ev.floor)
         settle(kink & inside & (ev.floor <= limit), Status.OK, by=How.HULL)
-        settle(kink & inside, Status.UNVERIFIED, rounding)
         exact_hull = ((ev.shape == Shape.JUMP) & ev.single) | (mode == "hull")
-        settle(kink & exact_hull, Status.FAILED, Reason.KINK_CONVENTION)
+        settle(kink & ~inside & exact_hull, Status.FAILED, Reason.KINK_CONVENTION)
         settle(kink & near_right, Status.OK, by=How.NEARBY)
         settle(kink & near_wrong, Status.FAILED, Reason.NEARBY)
+        settle(kink & inside, Status.UNVERIFIED, rounding)
         settle(kink & (ev.shape == Shape.JUMP), Status.UNVERIFIED, Reason.KINK_UNSETTLED)
         settle(kink, Status.UNVERIFIED, Reason.KINK_INSIDE_STEP)
 
@@ -269,7 +273,7 @@ def decide(ev: Evidence, judge: Judge, rounding: Reason = Reason.ROUNDING) -> Ve
         settle(smooth & agrees, Status.UNVERIFIED,
                np.where(ev.gap > ev.floor, Reason.ROUGH, rounding))
         settle(smooth & wrong & ev.still & ~ev.resolved, Status.UNVERIFIED, Reason.STILL)
-        settle(smooth & wrong, Status.FAILED, Reason.MISMATCH)
+        settle(smooth & wrong & ev.converged, Status.FAILED, Reason.MISMATCH)
         settle(smooth, Status.UNVERIFIED, Reason.GRAY)
     return Verdicts(status, how, reason)
 
