@@ -181,7 +181,7 @@ class OutputLoss:
 
     - a bound on its rounding: for outputs coarser than float64, one rounding of each
       output that differs from the outputs at the point (the others cancel in every
-      difference of two losses), and never less than one of the largest; for float64
+      difference of two losses), or where none does, one of the largest; for float64
       outputs, eps sum |g y| at the point (terms of either sign cancel in L, their
       roundings do not: g = (1, -1) on y = (1, 1 + 1e-13));
     - how many outputs differ from the outputs at the point, and one of them: a move that
@@ -235,9 +235,9 @@ class OutputLoss:
             moved = y != y0 if y.shape == y0.shape else np.ones(y.shape, dtype=bool)
             changed += float(np.sum(weighted[moved]))
             largest = max(largest, float(np.max(weighted, initial=0.0)))
-        # at least one rounding of the largest output: a change smaller than an output's
-        # resolution leaves it as it was, and is lost just the same
-        return max(changed, largest)
+        # where no output changed, one rounding of the largest: a change smaller than an
+        # output's resolution leaves it as it was, and is lost just the same
+        return changed if changed > 0 else largest
 
 
 class LayerObjective:

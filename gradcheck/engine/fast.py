@@ -217,23 +217,21 @@ def _search(scope: _Scope, part: Part) -> FastResult:
                                   > part.target.judge.detect(leaf.numeric) + leaf.safe))
             continue
         test = _test_direction(scope, [part], [Segment(part.name, lo, hi)])
-        whole = (lo, hi) == (0, part.size)
-        if test.agrees and (test.vouched[0] or not whole):
-            continue  # a half that agrees: the wrong elements lie in the other
-        if test.agrees:  # agrees, but cannot resolve one element at the tolerance
+        if test.agrees and test.vouched[0]:
+            continue  # verified: the wrong elements lie elsewhere
+        if test.agrees:  # agrees, but one element off by its tolerance could hide in it
             return _unresolved(scope, part, test.bar)
         failed_groups += 1
         mid = (lo + hi) // 2
         stack.extend([(mid, hi), (lo, mid)])
     stopped = bool(stack)
     merged = Evidence.concat(leaves)
-    note = ""
     if failed_groups and not located and not np.any(np.isin(merged.shape,
                                                             (Shape.JUMP, Shape.ROUGH))):
-        note = ("a random-direction check disagreed but no single element did: errors spread "
-                "below the per-element tolerance, or rounding noise; re-run with mode='full'")
-    if stopped:
-        note = f"stopped localizing after {MAX_LOCATED} wrong elements; more may be wrong"
+        # the directions disagreed, and no element they led to did: nothing is verified
+        return _unresolved(scope, part, float("nan"), disagreed=True)
+    note = (f"stopped localizing after {MAX_LOCATED} wrong elements; more may be wrong"
+            if stopped else "")
     return FastResult(merged, note, stopped)
 
 
@@ -243,24 +241,28 @@ def _measure(scope: _Scope, part: Part, flat: np.ndarray) -> Evidence:
     return measure(scope.calls, target, scope.resolution(), scope.loss_at_point)
 
 
-def _unresolved(scope: _Scope, part: Part, bar: float) -> FastResult:
-    """A tensor whose directions agree but cannot resolve one element at the tolerance:
-    measured coordinate by coordinate where auto mode chose fast mode and that is
+def _unresolved(scope: _Scope, part: Part, bar: float, disagreed: bool = False
+                ) -> FastResult:
+    """A tensor the random directions cannot settle (they agree, but one element off by
+    its tolerance could hide in their error bar; or they disagree, and no element they led
+    to does): measured coordinate by coordinate where auto mode chose fast mode and that is
     affordable, else unverified with the reason."""
+    needed = float(part.target.judge.limit(np.zeros(1))[0]) * part.relative_step / 2
+    what = ("a random-direction test disagreed, yet no element it led to did (errors spread "
+            "below the per-element tolerance, kinks along the direction, or rounding)"
+            if disagreed else
+            f"along a random direction the numeric error bar ({bar:.1e}) could hide one "
+            f"element off by its tolerance (that needs {needed:.1e} or less)")
     if part.may_measure_all and part.size <= FULL_FALLBACK_MAX:
         return FastResult(_measure(scope, part, np.arange(part.size)),
-                          f"measured element by element: along a random direction the error "
-                          f"bar ({bar:.1e}) could hide one element off by its tolerance")
-    needed = float(part.target.judge.limit(np.zeros(1))[0]) * part.relative_step / 2
+                          f"measured element by element: {what}")
     why = ("mode='fast' does not measure element by element on its own"
            if not part.may_measure_all else
            f"{part.size} elements are more than the {FULL_FALLBACK_MAX} auto mode measures "
            "one by one")
     return FastResult(Evidence.empty(), unresolved=(
-        f"along a random direction the numeric error bar ({bar:.1e}) could hide one element "
-        f"off by its tolerance (that needs {needed:.1e} or less), and {why}: rounding of a "
-        "large loss, float16/float32 arithmetic or noise; use mode='full' (2 evaluations "
-        "per element), or evaluate in float64"))
+        f"{what}, and {why}: use mode='full' (2 evaluations per element), or evaluate in "
+        "float64"))
 
 
 def _test_direction(scope: _Scope, parts: list[Part], segments: list[Segment]) -> _Test:

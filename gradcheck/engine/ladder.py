@@ -127,9 +127,12 @@ class _Slopes:
         eps = self.target.model_eps
         error_plus = self.resolution.value_error(look.loss_plus, look.rounding_plus, eps)
         error_minus = self.resolution.value_error(look.loss_minus, look.rounding_minus, eps)
-        error_point = self.resolution.value_error(np.array([self.loss_at_point]),
-                                                  np.array([np.nan]), eps)
-        # the point's own rounding enters the one-sided slopes; count it in the floor too
+        # the point's own rounding enters the one-sided slopes; count it in the floor too,
+        # unless the front door bounded each value's rounding against the point's outputs
+        # (what the two share cancels in their difference)
+        reported = np.isfinite(look.rounding_plus) & np.isfinite(look.rounding_minus)
+        error_point = np.where(reported, 0.0, self.resolution.value_error(
+            np.array([self.loss_at_point]), np.array([np.nan]), eps))
         return Slopes.of(look, self.loss_at_point, np.maximum(error_plus, error_point),
                          np.maximum(error_minus, error_point))
 
@@ -163,6 +166,10 @@ def measure(calls: Calls, target: Target, resolution: Resolution, loss_at_point:
     restart = resolution.step_eps(target.model_eps) != first.step_eps
     settled |= vouched if restart else agree
     ev.straddled[:] = finite & ~settled & _kinkish(target, s0)
+    # agreeing at once, but too coarsely to vouch: larger steps halve the rounding
+    coarse = np.flatnonzero(settled & agree & ~vouched & finite)
+    if len(coarse):
+        _ascend(target, slopes, ev, coarse, first.steps[coarse], s0.take(coarse))
     rest = np.flatnonzero(finite & ~settled & np.isfinite(s0.central))
     if len(rest):
         if restart:  # steps chosen for the coarseness measured since the first look
@@ -334,8 +341,10 @@ def _ascend(target: Target, slopes: _Slopes, ev: Evidence, positions: np.ndarray
             + KINK_FLOORS * coarse.floor
         reading = read_pair(coarse, fine, jump_floor)
         with np.errstate(invalid="ignore"):
-            better = (reading.shape == Shape.SMOOTH) & (reading.bar < ev.bar[where])
-            keep = (better & (reading.bar > judge.limit(np.abs(reading.estimate)))
+            smooth = reading.shape == Shape.SMOOTH
+            better = smooth & (reading.bar < ev.bar[where])
+            # (the first pair reads the step the climb started from: no better yet)
+            keep = (smooth & (reading.bar > judge.limit(np.abs(reading.estimate)))
                     & (reading.gap <= 2 * reading.floor))
         chosen = where[better]
         ev.converged[chosen] = reading.gap[better] <= 2 * reading.floor[better]

@@ -568,9 +568,10 @@ class _Run:
                      "nearby: kinks the loss does not show (ReLU -> negate -> ReLU at 0 is flat "
                      "on both sides, yet ReLU'(0) > 0 gives a nonzero chain rule)"),
                     (Why.UNDECIDED, "verified_nearby",
-                     "could not be decided at the given point (their steps straddle a kink: a "
-                     "ReLU input closer to 0 than the step) and agree at a jittered point "
-                     "nearby")):
+                     "could not be decided at the given point (a kink lies within their steps: "
+                     "an input closer to a ReLU's 0 than the step, a value within a step of "
+                     "another it is compared with, or rounding at the step's scale) and "
+                     "agree at a jittered point nearby")):
                 cleared = np.flatnonzero(near_ok & (ev.why == why))
                 if len(cleared):
                     first = flat_element(name, int(ev.flat[cleared[0]]), shape)

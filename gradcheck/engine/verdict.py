@@ -364,9 +364,10 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
                 "another seed, or kinks='hull' for an elementwise layer")
     if reason == Reason.KINK_INSIDE_STEP:
         return (f"the steps of {n} element(s) (first {first}) straddle a kink (an input "
-                f"closer to a ReLU's 0 than the step, {float(ev.step[members[0]]):.1e}) at "
-                "every step the loss's rounding allows, and no jittered point settled them; "
-                "re-run with another seed, or check in float64")
+                "closer to a ReLU's 0 than the step, or a value within a step of another it "
+                f"is compared with; step {float(ev.step[members[0]]):.1e}) at every step the "
+                "loss's rounding allows, and no jittered point settled them; re-run with "
+                "another seed, or check in float64")
     return ""
 
 
