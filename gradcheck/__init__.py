@@ -22,13 +22,13 @@ from gradcheck.errors import (
 if TYPE_CHECKING:
     from gradcheck.adapters import check_function, check_layer
     from gradcheck.asserts import (
+        assert_elementwise,
         assert_function,
         assert_layer,
         assert_loss,
         assert_pair,
         assert_params,
     )
-    from gradcheck.params import check_params
     from gradcheck.diagnostics import (
         ConventionReport,
         FlowReport,
@@ -36,10 +36,12 @@ if TYPE_CHECKING:
         gradient_flow,
         make_chain,
     )
+    from gradcheck.elementwise import check_elementwise
+    from gradcheck.engine.verdict import Status
     from gradcheck.options import KinkMode, Mode, Options, Subject
     from gradcheck.pairs import check_loss, check_pair
+    from gradcheck.params import check_params
     from gradcheck.protocols import Layer, LayerWithParams
-    from gradcheck.engine.verdict import Status
     from gradcheck.report import KinkTally, Mismatch, Note, Report, TensorResult
 
 _HOME = {
@@ -47,12 +49,14 @@ _HOME = {
     "check_layer": "gradcheck.adapters",
     "check_function": "gradcheck.adapters",
     "check_pair": "gradcheck.pairs",
+    "check_elementwise": "gradcheck.elementwise",
     "check_loss": "gradcheck.pairs",
     "assert_layer": "gradcheck.asserts",
     "assert_function": "gradcheck.asserts",
     "assert_params": "gradcheck.asserts",
     "assert_pair": "gradcheck.asserts",
     "assert_loss": "gradcheck.asserts",
+    "assert_elementwise": "gradcheck.asserts",
     "Layer": "gradcheck.protocols",
     "LayerWithParams": "gradcheck.protocols",
     "Options": "gradcheck.options",
@@ -91,11 +95,13 @@ __all__ = [
     "Status",
     "Subject",
     "TensorResult",
+    "assert_elementwise",
     "assert_function",
     "assert_layer",
     "assert_loss",
     "assert_pair",
     "assert_params",
+    "check_elementwise",
     "check_function",
     "check_layer",
     "check_loss",

@@ -10,9 +10,9 @@ from typing import Any, Unpack
 
 import numpy as np
 
-from gradcheck.engine.calls import LossValue
 from gradcheck.engine.run import run_check
 from gradcheck.engine.tolerance import precision_dtype
+from gradcheck.engine.value import LossValue
 from gradcheck.errors import GradcheckUsageError, GradientShapeError, short_repr
 from gradcheck.options import CheckOptions, Options, Subject, front_door
 from gradcheck.protocols import Layer

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import ParamSpec
 
 from gradcheck.adapters import check_function, check_layer
-from gradcheck.params import check_params
+from gradcheck.elementwise import check_elementwise
 from gradcheck.errors import GradientMismatch
 from gradcheck.options import front_door
 from gradcheck.pairs import check_loss, check_pair
+from gradcheck.params import check_params
 from gradcheck.report import Report
 
 P = ParamSpec("P")
@@ -86,5 +87,13 @@ assert_loss = _asserting(check_loss, """
     >>> def square_loss(x, target):
     ...     return float(np.sum((x - target) ** 2)), 2 * (x - target)
     >>> gc.assert_loss(square_loss, np.array([1.0, 2.0]), np.array([0.5, 0.5])).ok
+    True
+    """)
+
+assert_elementwise = _asserting(check_elementwise, """
+    >>> import numpy as np, gradcheck as gc
+    >>> sigmoid = lambda z: 1 / (1 + np.exp(-z))
+    >>> sigmoid_prime = lambda z: sigmoid(z) * (1 - sigmoid(z))
+    >>> gc.assert_elementwise(sigmoid, sigmoid_prime, np.array([-3.0, 0.0, 2.5])).ok
     True
     """)

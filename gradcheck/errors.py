@@ -2,10 +2,7 @@
 AssertionError."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from gradcheck.report import Report
+from typing import Any
 
 
 class GradcheckUsageError(ValueError):
@@ -55,7 +52,7 @@ class GradientMismatch(AssertionError):
     FAILED scale
     """
 
-    def __init__(self, message: str, report: Report | None = None) -> None:
+    def __init__(self, message: str, report: Any = None) -> None:
         super().__init__(message)
         self.report = report
 

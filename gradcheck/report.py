@@ -127,6 +127,9 @@ class TensorResult:
     # the reason's name (gradcheck.engine.verdict.Reason: "ROUNDING", "STILL", ...; or
     # "FAST_UNRESOLVED"), "" when every element is verified or failed
     reason: str = ""
+    # why its worst failed element failed ("MISMATCH", "TIE", "KINK_CONVENTION", "AT_KINK",
+    # "NEARBY": gradcheck.engine.verdict.Reason), "" when none failed
+    failure: str = ""
     # Full arrays, shaped like the tensor (float64): the user's gradient, the central
     # difference (nan where not measured), the largest |analytic - numeric| accepted there
     # (tolerance + numeric error bar; nan where not measured), kink and failed masks, and

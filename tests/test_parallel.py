@@ -62,7 +62,8 @@ def test_never_more_tasks_than_coordinates() -> None:
         stencil = parallel._spread(pool, payload, "x", np.arange(3), np.full(3, 1e-6),
                                    lambda done: None, workers=4, per_machine=4)
     assert pool.task_sizes == [1, 1, 1]
-    np.testing.assert_allclose((stencil[0] - stencil[1]) / (stencil[2] + stencil[3]), np.cos(objective.params["x"]), rtol=1e-6)
+    central = (stencil[0] - stencil[1]) / (stencil[2] + stencil[3])
+    np.testing.assert_allclose(central, np.cos(objective.params["x"]), rtol=1e-6)
 
 
 def _plan(workers: int, local: bool = True) -> parallel.Plan:

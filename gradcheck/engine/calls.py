@@ -17,6 +17,7 @@ import numpy as np
 
 from gradcheck.engine.point import Point
 from gradcheck.engine.slope import Look
+from gradcheck.engine.value import LossValue
 from gradcheck.errors import GradcheckUsageError
 from gradcheck.options import Options, Subject
 from gradcheck.validate import FLOAT64_EPS, as_scalar, check_grads, loss_precision
@@ -29,31 +30,6 @@ PROGRESS_INTERVAL = 0.5  # seconds between progress callbacks
 WATCHED_CALLS = 2  # calls of each callable whose use of the global generators is watched
 
 
-class LossValue(float):
-    """A loss value with what the front door knows about it beyond the number:
-
-    - ``rounding``: a bound on its own rounding, in loss units (nan: unknown): check_layer
-      sums g * y in float64, and a float32 output is rounded only in the outputs a move
-      changed, far finer than float32's eps times |L|;
-    - ``changed``: how many outputs differ from the outputs at the point (-1: unknown);
-    - ``where``: the flat index of one output that changed (-1: none, or unknown).
-
-    >>> v = LossValue(2.0, rounding=1e-7, changed=1, where=3)
-    >>> float(v), v.changed
-    (2.0, 1)
-    """
-
-    rounding: float
-    changed: int
-    where: int
-
-    def __new__(cls, value: float, rounding: float = float("nan"), changed: int = -1,
-                where: int = -1) -> LossValue:
-        self = super().__new__(cls, value)
-        self.rounding, self.changed, self.where = rounding, changed, where
-        return self
-
-
 class GlobalRandom:
     """Python's ``random`` and numpy's legacy ``np.random``: saved when a check starts,
     put back before each call of the user's code when asked (``reset_random=True``), and
@@ -61,15 +37,16 @@ class GlobalRandom:
     leaves them different after every call; one that seeds itself, the same)."""
 
     def __init__(self) -> None:
-        self.saved = (random.getstate(), np.random.get_state())
+        # the user's own global state, which their code may draw from: not ours to replace
+        self.saved = (random.getstate(), np.random.get_state())  # noqa: NPY002
 
     def reset(self) -> None:
         random.setstate(self.saved[0])
-        np.random.set_state(self.saved[1])
+        np.random.set_state(self.saved[1])  # noqa: NPY002
 
     @staticmethod
     def fingerprint() -> tuple[int, int]:
-        keys = np.random.get_state()
+        keys = np.random.get_state()  # noqa: NPY002
         python = hash(random.getstate())
         legacy = hash((keys[1].tobytes(), keys[2], keys[3], keys[4]))  # type: ignore[index]
         return python, legacy

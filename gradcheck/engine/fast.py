@@ -9,9 +9,9 @@ one loss value outweighs one element's share of the slope. A tensor the joint te
 vouch for is tested alone; one that still cannot be vouched for is measured coordinate by
 coordinate (gradcheck.engine.ladder) when mode="auto" chose fast mode and that is
 affordable, and left UNVERIFIED with the reason otherwise (mode="fast" was asked for: it
-never turns into 2n evaluations on its own). A tensor whose direction disagrees is split in halves, down to
-LEAF_SIZE coordinates, which are measured one by one: O(k log n) evaluations for k wrong
-elements instead of 2n.
+never turns into 2n evaluations on its own). A tensor whose direction disagrees is split
+in halves, down to LEAF_SIZE coordinates, which are measured one by one: O(k log n)
+evaluations for k wrong elements instead of 2n.
 
 A direction is judged by its measured error, not by a fixed rtol:
 - step d alone decides when the slope agrees with the projection within the rounding of
@@ -30,7 +30,7 @@ params themselves. Nothing of a tensor's size is allocated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from gradcheck.engine.ladder import Target, measure
 from gradcheck.engine.point import CHUNK, Segment, Walk
 from gradcheck.engine.resolution import Resolution
 from gradcheck.engine.slope import Shape, Slopes, read_pair, relative_step
-from gradcheck.engine.verdict import Evidence, Judge
+from gradcheck.engine.verdict import Evidence
 from gradcheck.validate import FLOAT64_EPS
 
 LEAF_SIZE = 8  # groups this small are scanned coordinate by coordinate
@@ -236,8 +236,7 @@ def _search(scope: _Scope, part: Part) -> FastResult:
 
 
 def _measure(scope: _Scope, part: Part, flat: np.ndarray) -> Evidence:
-    target = Target(part.name, flat, part.target.analytic[flat], part.target.model_eps,
-                    part.target.judge)
+    target = replace(part.target, flat=flat, analytic=part.target.analytic[flat])
     return measure(scope.calls, target, scope.resolution(), scope.loss_at_point)
 
 

@@ -157,7 +157,7 @@ def measure(calls: Calls, target: Target, resolution: Resolution, loss_at_point:
     # loss would throw that look off by far more (a loss that is coarse in one coordinate
     # only, 1 - sigmoid(23) beside ordinary terms, stays exact in the others).
     in_theory = _Slopes(calls, target, Resolution(), loss_at_point).of(first.look)
-    agree_in_theory, settled = _at_once(target, in_theory)
+    _, settled = _at_once(target, in_theory)
     ev = _evidence_at_once(target, np.where(settled, in_theory.floor, s0.floor), s0, first,
                            finite)
     agree, vouched = _at_once(target, s0)

@@ -232,12 +232,12 @@ def _probe(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: floa
     measured, at, move, _ = max(finer)
     excess = max(1.0, measured / at) if at > 0 else 1.0
     if excess > 1.0:  # the move that claims it is taken again: a glitch is no resolution
-        again = _odd_part(calls, analytic, picked, move, loss_at_point, finest)
+        repeated = _odd_part(calls, analytic, picked, move, loss_at_point, finest)[0]
         claimed = next(o for o, _, _, m, _ in rows if m == move)
-        if np.isfinite(again[0]) and again[0] != claimed:
+        if np.isfinite(repeated) and repeated != claimed:
             calls.note_unrepeatable(
                 f"a joint move of {sum(len(i) for i, _ in picked.values())} coordinate(s) "
-                f"changed the loss by {claimed:.17g} and then by {again[0]:.17g}")
+                f"changed the loss by {claimed:.17g} and then by {repeated:.17g}")
             return Resolution(probed=True)
     # a loss that computes in a coarser float type inside, and returns its result (as a
     # Python float: every value it gave is a number of that type), is blind to relative

@@ -41,7 +41,12 @@ from gradcheck.engine.ladder import (
 )
 from gradcheck.engine.point import Point
 from gradcheck.engine.resolution import Resolution, calibrate, dtype_of_eps
-from gradcheck.engine.tolerance import gradient_scale, precision_dtype, relative_error, tolerance_for
+from gradcheck.engine.tolerance import (
+    gradient_scale,
+    precision_dtype,
+    relative_error,
+    tolerance_for,
+)
 from gradcheck.engine.verdict import (
     KINKS,
     REASON_ORDER,
@@ -259,8 +264,8 @@ class _Run:
     def _random(self, evidence: str) -> Problem:
         calls = self.calls
         drawing = calls.draws_randomly()
-        draws = (f" It draws from the global random generators (Python's random or "
-                 f"np.random) without seeding them: pass reset_random=True to restore their "
+        draws = (" It draws from the global random generators (Python's random or "
+                 "np.random) without seeding them: pass reset_random=True to restore their "
                  "state before every call (the way a sampled loss is checked), or seed them "
                  "inside the call." if drawing and not calls.reset_random else
                  " Fix the randomness (seed it inside the call, or pass reset_random=True if "
@@ -471,12 +476,16 @@ class _Run:
         for position in np.flatnonzero(failed)[order][:WORST_SHOWN]:
             nearby = v.reason[position] == Reason.NEARBY
             note = ("tied: counted together" if ev.tie[position]
-                    else "at a jittered point" if nearby else "")
+                    else "at a jittered point" if nearby
+                    else _outside_slopes(ev, position)
+                    if v.reason[position] == Reason.KINK_CONVENTION else "")
             a = ev.near_analytic[position] if nearby else ev.analytic[position]
             n = ev.near_numeric[position] if nearby else ev.numeric[position]
             worst.append(Mismatch(index=unravel(int(ev.flat[position]), array.shape),
                                   analytic=float(a), numeric=float(n),
                                   abs_err=float(abs(a - n)), note=note))
+        failure = (Reason(int(v.reason[np.flatnonzero(failed)[order[0]]])).name
+                   if failed.any() else "")
         near = ok & (v.how == How.NEARBY)
         tally = KinkTally(
             met=int(np.sum(kink | near)), by_hull=int(np.sum(ok & (v.how == How.HULL))),
@@ -506,6 +515,7 @@ class _Run:
             unverified_reason=text,
             reason=(reason.name if reason is not None else
                     "FAST_UNRESOLVED" if unresolved else ""),
+            failure=failure,
             **_full_arrays(array, self.analytic[name].reshape(array.shape), ev, v, judge))
 
     def _context(self, name: str, target: Target) -> Context:
@@ -551,6 +561,20 @@ class _Run:
             shape = self.calls.point.saved[name].shape
             outside = np.flatnonzero(ev.why == Why.OUTSIDE_HULL)
             near_ok = (v.status == code(Status.OK)) & (v.how == How.NEARBY)
+            convention = np.flatnonzero(v.reason == Reason.KINK_CONVENTION)
+            if len(convention):
+                first = flat_element(name, int(ev.flat[convention[0]]), shape)
+                elementwise = bool(np.all(ev.single[convention]))
+                notes.append(Note("kink_convention", name,
+                    f"{name}: {len(convention)} kink coordinate(s) (first {first}) have an "
+                    "analytic value outside the one-sided derivatives at the given point"
+                    + (", where a move changes only the element's own output (an elementwise "
+                       "map): no valid convention of one kink gives such a value (ReLU'(0) "
+                       "lies in [0, 1], LeakyReLU'(0) in [alpha, 1], sign(0) in [-1, 1]). The "
+                       "chain rule through kinks stacked on one zero (|x| after a ReLU) can; "
+                       "if that is the layer, kinks='skip' leaves kink coordinates out"
+                       if elementwise else " (kinks='hull' holds every kink to them)")
+                    + "."))
             if len(outside):
                 left = int(np.sum(v.status[outside] == code(Status.UNVERIFIED)))
                 first = flat_element(name, int(ev.flat[outside[0]]), shape)
@@ -583,6 +607,11 @@ class _Run:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _outside_slopes(ev: Evidence, position: int) -> str:
+    low, high = sorted((float(ev.backward[position]), float(ev.forward[position])))
+    return f"outside the one-sided [{low:.6g}, {high:.6g}]"
 
 
 def _pick_mode(mode: str, size: int) -> str:

@@ -30,12 +30,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gradcheck.engine.calls import LossValue
+from gradcheck.engine.value import LossValue
 
 # A jump: the finer look keeps more than this share of the coarser look's spread.
 JUMP_KEEPS = 0.75
