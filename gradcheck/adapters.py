@@ -181,7 +181,8 @@ class OutputLoss:
 
     - a bound on its rounding: for outputs coarser than float64, one rounding of each
       output that differs from the outputs at the point (the others cancel in every
-      difference of two losses), or where none does, one of the largest; for float64
+      difference of two losses), or where none does, one of the largest, and apart, one
+      of each other output (a change below its spacing was lost there); for float64
       outputs, eps sum |g y| at the point (terms of either sign cancel in L, their
       roundings do not: g = (1, -1) on y = (1, 1 + 1e-13));
     - how many outputs differ from the outputs at the point, and one of them: a move that
@@ -213,19 +214,21 @@ class OutputLoss:
             offset += y.size
         if offset <= 1:
             changed = where = -1  # a scalar output says nothing about which input moved it
-        return LossValue(value, self._rounding(outputs, upstreams, terms), changed, where)
+        rounding, hidden = self._rounding(outputs, upstreams, terms)
+        return LossValue(value, rounding, changed, where, hidden)
 
     def _rounding(self, outputs: list[np.ndarray], upstreams: list[np.ndarray],
-                  terms: list[np.ndarray]) -> float:
+                  terms: list[np.ndarray]) -> tuple[float, float]:
+        """(the rounding of the value, what unchanged outputs could hide)."""
         if all(self.precision(y).itemsize >= 8 for y in outputs):
             # taken at the point once: a step moves it by a part in 1e5, and this runs once
             # per evaluation
             if self._rounding64 is None:
                 self._rounding64 = sum(float(np.finfo(y.dtype).eps) * float(np.abs(t).sum())
                                        for y, t in zip(outputs, terms, strict=True))
-            return self._rounding64
+            return self._rounding64, 0.0
         assert self._at_point is not None
-        changed = largest = 0.0
+        changed = unchanged = largest = 0.0
         for y, g, t, y0 in zip(outputs, upstreams, terms, self._at_point, strict=True):
             info = np.finfo(self.precision(y))
             # one rounding of an output: eps |y|, plus the spacing of the subnormals where
@@ -234,10 +237,16 @@ class OutputLoss:
                         + float(info.smallest_subnormal) * np.abs(g))
             moved = y != y0 if y.shape == y0.shape else np.ones(y.shape, dtype=bool)
             changed += float(np.sum(weighted[moved]))
+            unchanged += float(np.sum(weighted[~moved]))
             largest = max(largest, float(np.max(weighted, initial=0.0)))
         # where no output changed, one rounding of the largest: a change smaller than an
-        # output's resolution leaves it as it was, and is lost just the same
-        return changed if changed > 0 else largest
+        # output's resolution leaves it as it was, and is lost just the same. Any output
+        # left as it was may have lost one that way: that bounds what a mismatch must clear
+        # to be a bug (not what vouches: outputs a move cannot reach lose nothing, and
+        # most outputs of a large layer are such)
+        if changed > 0:
+            return changed, unchanged
+        return largest, unchanged - largest
 
 
 class LayerObjective:

@@ -74,7 +74,8 @@ OPTIONS_DOC = """Options (keyword-only, the same for every front door):
   called about twice a second.
 - reset_random: True to restore the global states of Python's ``random`` and numpy's
   ``np.random`` before every call of the code under test (a loss that samples, such as
-  negative sampling), so that it answers the same at the same point (default False).
+  negative sampling), so that it answers the same at the same point, and once more when
+  the check ends (default False).
 """
 
 

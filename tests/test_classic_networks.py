@@ -163,8 +163,23 @@ def _confident_two_layer_net() -> tuple[TwoLayerNet, np.ndarray, np.ndarray]:
     return net, np.array([[-2.0]]), np.array([1])
 
 
+def _kinks_beside_a_tiny_input() -> tuple[TwoLayerNet, np.ndarray, np.ndarray]:
+    """Zero rows put every b1 on its kink, and a row of 4e-7 puts one 7e-8 from it: along
+    b1 the loss bends at the point and again within the resolution probe's moves, which
+    is no coarseness of the loss (it was measured as one, 2e7 times its rounding)."""
+    net = TwoLayerNet(1, 3, 3, rng=0)
+    net.params["W1"][:] = [[0.1778093838704446, -0.18682448932200277, 0.9056943979078134]]
+    net.params["b1"][:] = 0.0
+    net.params["W2"][:] = [[0.08565058699437483, -0.4373722116937453, 0.2952411260139676],
+                           [1.0647115783783574, 0.773288368256764, -0.5745974139147765],
+                           [-1.0332123045416353, -0.5089014676413142, 0.03374252084051422]]
+    net.params["b2"][:] = 0.0
+    return net, np.array([[4.187268957149771e-07], [0.0], [0.0], [0.0]]), np.array([2, 0, 0, 0])
+
+
 @given(case=two_layer_cases())
 @example(case=_confident_two_layer_net())
+@example(case=_kinks_beside_a_tiny_input())
 def test_checker_agrees_with_two_layer_softmax_net(case):
     """gc.check_params accepts TwoLayerNet.gradients (the closed form) for any batch (ok;
     unverified only where the loss's arithmetic limits it: a near-certain prediction)."""

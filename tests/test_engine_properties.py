@@ -163,6 +163,14 @@ SMOOTH_STACK = NetSpec(
 # two valid conventions stacked on one exact zero (ReLU'(0) = 0.5, then sign(0) = -1): the
 # chain rule gives -0.5, outside the [0, 1] of the map they compose (|relu(x)| = relu(x))
 @example(spec=NetSpec(ops=(("relu", 0.5), ("abs", -1.0)), x=((0.0, 0.0),)), seed=0)
+# |x| at 7e-106 then sigmoid and tanh: the analytic value is the right-hand slope, which a
+# look's one-sided slope misses by its curvature (the hull counts how far they moved)
+@example(spec=NetSpec(ops=(("abs", 0.0), ("sigmoid",), ("tanh",)),
+                      x=((7.406554755594869e-106, 7.406554755594869e-106),)), seed=0)
+# (W x)^4 at x = 7e-106: the loss underflows to 0, the gradients are subnormal; a default
+# atol follows them down only to the smallest normal number over eps
+@example(spec=NetSpec(ops=(("dense", ((1.0,),), None), ("square",), ("square",)),
+                      x=((7.406554755594869e-106,),)), seed=0)
 def test_correct_composition_passes_unless_stacked_kinks_leave_the_hull(spec, seed):
     """Property: a random composition of smooth, kinked and dense layers with its correct
     backward passes the default check, on inputs and weights with exact zeros; except where

@@ -16,6 +16,7 @@ import pytest
 import gradcheck as gc
 
 import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
+from report_checks import assert_report_consistent
 
 CASES = list(lb.KINK_CASES.values())
 HULL = {c.name: c for c in CASES if c.hull_ok}
@@ -35,6 +36,7 @@ def test_correct_layer_on_kinks_passes(case, seed):
     layer, x = case.make()
     x_bytes, params = x.tobytes(), _params_bytes(layer)
     rep = gc.check_layer(layer, x, seed=seed, **case.opts)
+    assert_report_consistent(rep)
     text = str(rep)
 
     assert rep.ok, f"false alarm on correct layer {case.name} ({case.doc}):\n{text}"
@@ -58,6 +60,7 @@ def test_single_kink_layers_pass_under_hull(case):
     convention lies inside [min(d-, d+), max(d-, d+)], so kinks="hull" passes too."""
     layer, x = case.make()
     rep = gc.check_layer(layer, x, seed=0, kinks="hull", **case.opts)
+    assert_report_consistent(rep)
     assert rep.ok, f"{case.name} ({case.doc}) failed under kinks='hull':\n{rep}"
     assert _kinks(rep, "by_hull") > 0, str(rep)
     assert _kinks(rep, "by_jitter") == 0, str(rep)

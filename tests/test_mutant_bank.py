@@ -20,6 +20,7 @@ import pytest
 import gradcheck as gc
 
 import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
+from report_checks import assert_report_consistent
 
 
 def _snapshot(layer, x):
@@ -62,6 +63,7 @@ def test_mutant_is_caught_and_named(case):
     layer, x = case.make()
     snap = _snapshot(layer, x)
     rep = gc.check_layer(layer, x, **{"seed": 0, **case.opts})
+    assert_report_consistent(rep)
     text = str(rep)
 
     assert not rep.ok, f"mutant {case.name} ({case.doc}) let through:\n{text}"
@@ -110,6 +112,7 @@ def test_relu_grad_at_zero_2_is_never_a_silent_pass(seed):
     silent pass."""
     layer, x = lb.relu_grad_at_zero_2()
     rep = gc.check_layer(layer, x, seed=seed)
+    assert_report_consistent(rep)
     if rep.ok:
         assert rep.warnings, str(rep)
         assert any(_names(w, "x") and "kink" in w for w in rep.warnings), str(rep)

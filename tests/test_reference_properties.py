@@ -210,6 +210,14 @@ def test_binary_cross_entropy_head_passes_check_layer(shape, data):
                "dense": [{"W": np.zeros((1, 2)), "b": np.array([100.0, 0.0])}],
                "acts": ["relu"], "head": "softmax_ce", "grad_at_zero": 1.0,
                "x": np.zeros((1, 1)), "labels": np.array([0])})
+# tanh(100 tanh(100 x)) at 0 turns on a scale of 1e-4: the jittered points measure its
+# slope to 1e-5, as sharply as the hull at the point is held
+@example(spec={"dtype": np.dtype(np.float64),
+               "dense": [{"W": np.array([[100.0]])}, {"W": np.array([[100.0]])},
+                         {"W": np.array([[0.0, 2.0, 2.0, 2.0]]),
+                          "b": np.array([2.0, 2.0, 3.0, 1.0])}],
+               "acts": ["tanh", "leaky", "tanh"], "head": "none", "grad_at_zero": 0.0,
+               "x": np.zeros((4, 1))})
 def test_random_network_passes_check_layer(spec):
     """Any Sequential of Dense + activations (+ head), any weights and inputs, passes:
     ok in float64 (unverified only where the loss's arithmetic limits it, as a softmax sure

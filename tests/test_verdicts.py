@@ -30,6 +30,7 @@ import gradcheck as gc
 from gradcheck.report import Problem
 
 import layer_bank as lb  # tests/ is on sys.path (pytest setting "pythonpath")
+from report_checks import assert_report_consistent
 
 STATUSES = ("ok", "FAILED", "UNVERIFIED")
 KINDS = ("in_place", "accumulates", "nondeterministic", "state_changed", "non_finite_loss",
@@ -81,6 +82,7 @@ def _assert_consistent(rep):
         assert isinstance(p, Problem), p
         assert p.kind in KINDS, p
         assert str(p) == p.text and p.text in text, p
+    assert_report_consistent(rep)
     return text
 
 
@@ -602,6 +604,32 @@ def test_disjoint_views_of_one_buffer_are_fine(make):
     p = make(np.linspace(-1.0, 2.0, 6))
     rep = gc.check_params(_sum_of_squares(p), lambda: {k: 2 * v for k, v in p.items()}, p)
     assert rep.ok, str(_assert_consistent(rep))
+
+
+@pytest.mark.parametrize("view", [
+    lambda base: np.lib.stride_tricks.as_strided(base, shape=(3, 2), strides=(8, 0)),
+    lambda base: np.lib.stride_tricks.as_strided(base, shape=(2, 3), strides=(0, 8)),
+], ids=["repeated_elements", "repeated_rows"])
+def test_a_param_whose_elements_share_memory_is_refused(view):
+    """A 0-stride view is one array whose elements alias each other: moving one moves
+    others, so no element-by-element check means anything. Refused, naming the param and
+    saying what to pass instead (was: FAILED with a 'scale 1/2' diagnosis)."""
+    p = {"W": view(np.arange(3.0))}
+    with pytest.raises(gc.GradcheckUsageError) as info:
+        gc.check_params(_sum_of_squares(p), lambda: {"W": 2 * p["W"]}, p)
+    message = str(info.value)
+    assert "params['W']" in message and "share memory" in message, message
+    assert ".copy()" in message, message
+
+
+def test_a_stray_gradient_key_is_named_beside_the_missing_one():
+    """grads() keyed 'w' for params 'W': the error names both, the stray key as the likely
+    match."""
+    p = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    with pytest.raises(gc.GradientShapeError) as info:
+        gc.check_params(_sum_of_squares(p), lambda: {"w": 2 * p["W"], "b": 2 * p["b"]}, p)
+    message = str(info.value)
+    assert "no gradient for 'W'" in message and "'w' (for 'W'?)" in message, message
 
 
 def test_layer_params_sharing_memory_are_refused():

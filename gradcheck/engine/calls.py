@@ -63,6 +63,10 @@ class Calls:
         self.arrays = point.arrays
         self.loss_label, self.grads_label = subject.loss_label, subject.grads_label
         self.executor = options.executor
+        if options.executor is not None and options.reset_random:
+            # the generators put back before each call are this process's own, and threads
+            # would put them back under each other's feet: scan here, one call at a time
+            self.executor = None
         self.progress = progress
         self.n_loss = self.n_grads = 0
         self.loss_eps = FLOAT64_EPS  # coarsest precision a loss value came back in
@@ -82,6 +86,11 @@ class Calls:
         # fingerprints of the global generators after each watched call, per callable
         self._after: dict[str, list[tuple[int, int]]] = {"loss": [], "grads": []}
         self.notes: list[str] = []  # what the scan wants said in the report's warnings
+        if self.executor is None and options.executor is not None:
+            self.notes.append("reset_random=True: the executor was not used; the loss was "
+                              "called in this process, one call at a time, so that the "
+                              "global random generators put back before each call are the "
+                              "ones it draws from")
 
     # ------------------------------------------------------------------ the user's code
 

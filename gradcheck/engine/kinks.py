@@ -676,7 +676,7 @@ def _record_nearby(ev: Evidence, positions: np.ndarray, plus: tuple[Evidence, Ve
     sharp = np.where(kink, judge.hull_slack(ev.numeric[positions], ev.floor[positions]),
                      ev.agree[positions])
     right = ((v_plus.status == ok) & (v_minus.status == ok)
-             & (np.maximum(ev_plus.agree, ev_minus.agree) <= sharp))
+             & (np.maximum(ev_plus.bar, ev_minus.bar) <= sharp))
     wrong = (((v_plus.status == failed) & ~np.isin(ev_plus.shape, KINKS))
              | ((v_minus.status == failed) & ~np.isin(ev_minus.shape, KINKS)))
     settled = right | wrong

@@ -239,7 +239,8 @@ def _evidence_at_once(target: Target, floor: np.ndarray, s0: Slopes, first: Firs
     count = len(target.flat)
     return Evidence(
         flat=target.flat, analytic=target.analytic, numeric=s0.central.copy(),
-        bar=floor.copy(), agree=floor.copy(), safe=8 * floor, floor=floor.copy(),
+        bar=floor.copy(), agree=floor.copy(), safe=8 * floor + s0.hidden,
+        floor=floor.copy(),
         gap=np.zeros(count), step=s0.step.copy(),
         forward=s0.forward.copy(), backward=s0.backward.copy(),
         shape=np.full(count, AT_ONCE, dtype=np.intp), still=s0.still.copy(),
@@ -349,7 +350,7 @@ def _ascend(target: Target, slopes: _Slopes, ev: Evidence, positions: np.ndarray
         chosen = where[better]
         ev.converged[chosen] = reading.gap[better] <= 2 * reading.floor[better]
         ev.numeric[chosen] = reading.estimate[better]
-        for name in ("bar", "agree", "safe", "floor", "gap", "forward", "backward"):
+        for name in ("bar", "agree", "safe", "floor", "gap", "forward", "backward", "sides"):
             getattr(ev, name)[chosen] = getattr(reading, name)[better]
         ev.step[chosen] = fine.step[better]
         active, fine = active[keep], coarse.take(np.flatnonzero(keep))
@@ -358,8 +359,10 @@ def _ascend(target: Target, slopes: _Slopes, ev: Evidence, positions: np.ndarray
 
 def _where(mask: np.ndarray, a: Reading, b: Reading) -> Reading:
     return Reading(*(np.where(mask, x, y) for x, y in zip(
-        (a.shape, a.estimate, a.gap, a.bar, a.agree, a.safe, a.floor, a.forward, a.backward),
-        (b.shape, b.estimate, b.gap, b.bar, b.agree, b.safe, b.floor, b.forward, b.backward),
+        (a.shape, a.estimate, a.gap, a.bar, a.agree, a.safe, a.floor, a.forward, a.backward,
+         a.sides),
+        (b.shape, b.estimate, b.gap, b.bar, b.agree, b.safe, b.floor, b.forward, b.backward,
+         b.sides),
         strict=True)))
 
 
@@ -377,6 +380,7 @@ def _record(ev: Evidence, where: np.ndarray, reading: Reading, fine: Slopes,
     # fast the loss moves a step away, which is what a zero gradient is held against)
     ev.forward[where] = fine.forward
     ev.backward[where] = fine.backward
+    ev.sides[where] = reading.sides
     ev.shape[where] = reading.shape
     ev.still[where] = still
     ev.single[where] = own_output_only

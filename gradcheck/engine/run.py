@@ -107,6 +107,8 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
         calls.tick(calls.planned, calls.planned)
     finally:
         point.restore()
+        if options.reset_random:  # the user's generators as the check found them
+            calls.random.reset()
         if isinstance(progress, ProgressBar):
             progress.close()
     output_shape = subject.output_shape() if callable(subject.output_shape) \

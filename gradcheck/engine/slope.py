@@ -90,6 +90,8 @@ class Look(NamedTuple):
     changed_minus: np.ndarray
     where_plus: np.ndarray
     where_minus: np.ndarray
+    hidden_plus: np.ndarray  # what unchanged outputs could have lost (0.0: nothing known)
+    hidden_minus: np.ndarray
 
     @classmethod
     def bare(cls, loss_plus: np.ndarray, loss_minus: np.ndarray, step_plus: np.ndarray,
@@ -98,18 +100,20 @@ class Look(NamedTuple):
         count = len(loss_plus)
         unknown, minus_one = np.full(count, np.nan), np.full(count, -1, dtype=np.intp)
         return cls(loss_plus, loss_minus, step_plus, step_minus, unknown, unknown.copy(),
-                   minus_one, minus_one.copy(), minus_one.copy(), minus_one.copy())
+                   minus_one, minus_one.copy(), minus_one.copy(), minus_one.copy(),
+                   np.zeros(count), np.zeros(count))
 
     @classmethod
     def with_values(cls, loss_plus: np.ndarray, loss_minus: np.ndarray, step_plus: np.ndarray,
                     step_minus: np.ndarray, seen: Sequence[LossValue]) -> Look:
         """A look with what the front door said of each value (in evaluation order: +, -
         for each coordinate)."""
-        pairs = np.array([(v.rounding, v.changed, v.where) for v in seen],
-                         dtype=np.float64).reshape(-1, 2, 3)
-        ints = pairs[:, :, 1:].astype(np.intp)
+        pairs = np.array([(v.rounding, v.changed, v.where, v.hidden) for v in seen],
+                         dtype=np.float64).reshape(-1, 2, 4)
+        ints = pairs[:, :, 1:3].astype(np.intp)
         return cls(loss_plus, loss_minus, step_plus, step_minus, pairs[:, 0, 0],
-                   pairs[:, 1, 0], ints[:, 0, 0], ints[:, 1, 0], ints[:, 0, 1], ints[:, 1, 1])
+                   pairs[:, 1, 0], ints[:, 0, 0], ints[:, 1, 0], ints[:, 0, 1], ints[:, 1, 1],
+                   pairs[:, 0, 3], pairs[:, 1, 3])
 
     @property
     def step(self) -> np.ndarray:
@@ -140,6 +144,8 @@ class Slopes:
     step: np.ndarray
     floor: np.ndarray
     still: np.ndarray  # both values came back bit for bit as at the point
+    # what outputs left as they were could have lost, over h: a bug must clear it too
+    hidden: np.ndarray | float = 0.0
 
     @staticmethod
     def from_values(loss_plus: np.ndarray, loss_minus: np.ndarray, loss_at_point: np.ndarray,
@@ -162,7 +168,8 @@ class Slopes:
                           (look.loss_plus - loss_at_point) / look.step_plus,
                           (loss_at_point - look.loss_minus) / look.step_minus, step,
                           (error_plus + error_minus) / (2 * step),
-                          (look.loss_plus == loss_at_point) & (look.loss_minus == loss_at_point))
+                          (look.loss_plus == loss_at_point) & (look.loss_minus == loss_at_point),
+                          (look.hidden_plus + look.hidden_minus) / (2 * step))
 
     @property
     def spread(self) -> np.ndarray:
@@ -170,7 +177,9 @@ class Slopes:
         return np.abs(self.forward - self.backward)
 
     def take(self, positions: np.ndarray) -> Slopes:
-        return Slopes(*(getattr(self, f.name)[positions] for f in fields(self)))
+        return Slopes(*(np.asarray(getattr(self, f.name))[positions]
+                        if np.ndim(getattr(self, f.name)) else getattr(self, f.name)
+                        for f in fields(self)))
 
     def extrapolated(self, coarser: Slopes, order: np.ndarray | int = 2) -> Slopes:
         """Richardson's extrapolation of this look and one at twice its step, for a
@@ -187,7 +196,8 @@ class Slopes:
         return Slopes((k * self.central - coarser.central) / (k - 1),
                       (k * self.forward - coarser.forward) / (k - 1),
                       (k * self.backward - coarser.backward) / (k - 1), self.step,
-                      self.floor * (k + 1) / (k - 1), self.still)
+                      self.floor * (k + 1) / (k - 1), self.still,
+                      self.hidden * (k + 1) / (k - 1))
 
 
 class Shape(IntEnum):
@@ -211,6 +221,7 @@ class Reading:
     floor: np.ndarray  # the rounding part of the bar
     forward: np.ndarray  # the finer look's one-sided slopes
     backward: np.ndarray
+    sides: np.ndarray  # how far they moved from the coarser look's (their truncation)
 
 
 def read_pair(coarse: Slopes, fine: Slopes, jump_floor: np.ndarray,
@@ -239,9 +250,11 @@ def read_pair(coarse: Slopes, fine: Slopes, jump_floor: np.ndarray,
         bar = np.maximum(truncation, fine.floor)
         agree = np.maximum(SAFE_GAP * gap, fine.floor)
         safe = np.maximum.reduce([SAFE_GAP * gap, SAFE_ROUGHNESS * roughness,
-                                  SAFE_FLOORS * fine.floor])
+                                  SAFE_FLOORS * fine.floor]) + fine.hidden
+        sides = np.maximum(np.abs(fine.forward - coarse.forward),
+                           np.abs(fine.backward - coarse.backward))
     return Reading(shape.astype(np.intp), fine.central, gap, bar, agree, safe, fine.floor,
-                   fine.forward, fine.backward)
+                   fine.forward, fine.backward, sides)
 
 
 def kink_mask(forward: np.ndarray, backward: np.ndarray, eps: float) -> np.ndarray:

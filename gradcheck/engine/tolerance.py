@@ -73,16 +73,19 @@ class Tolerance:
     source: str  # "float64 defaults" or "given"
     kink_rtol: float = 0.0
     kink_atol: float = 0.0
+    # the smallest scale a default atol follows down: the smallest normal number over eps
+    # of the precision (below it values lose digits, and a relative atol means nothing)
+    smallest_scale: float = 0.0
 
     def _atol(self, atol: float, scale: float) -> float:
         # Default atols are absolute for losses or gradients of order 1 and shrink when
         # both are smaller: a loss scaled by 1e-12 is checked as strictly as the same loss
-        # unscaled. A loss and gradients all exactly 0 set no scale. ``scale`` is the larger
-        # of |L| and the largest |gradient|, so a constant offset can only keep atol at
-        # its default, never raise it.
+        # unscaled, down to smallest_scale. A loss and gradients all exactly 0 set no
+        # scale. ``scale`` is the larger of |L| and the largest |gradient|, so a constant
+        # offset can only keep atol at its default, never raise it.
         if self.source == "given" or not scale > 0:
             return atol
-        return atol * min(1.0, scale)
+        return atol * min(1.0, max(scale, self.smallest_scale))
 
     def detect(self, numeric: np.ndarray, scale: float) -> np.ndarray:
         """Mismatch allowed before the error bar is consulted; ``scale`` is what the
@@ -117,8 +120,10 @@ def tolerance_for(dtype: np.dtype, rtol: float | None, atol: float | None) -> To
     detect_rtol, detect_atol = DETECT_TOLERANCES[dtype]
     kink_rtol, kink_atol = KINK_TOLERANCES[dtype]
     if rtol is None and atol is None:
+        info = np.finfo(dtype)
         return Tolerance(default_rtol, default_atol, detect_rtol, detect_atol,
-                         f"{dtype.name} defaults", kink_rtol, kink_atol)
+                         f"{dtype.name} defaults", kink_rtol, kink_atol,
+                         float(info.tiny) / float(info.eps))
     rtol = kink_rtol if rtol is None else float(rtol)
     atol = kink_atol if atol is None else float(atol)
     return Tolerance(rtol, atol, rtol, atol, "given", rtol, atol)

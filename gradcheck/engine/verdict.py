@@ -130,13 +130,17 @@ class Evidence:
     # the numbers at the jittered point that decided (the side that failed, if one did)
     near_analytic: np.ndarray = field(default_factory=lambda: np.zeros(0))
     near_numeric: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # how far the one-sided slopes moved between the last two looks: their truncation
+    # (curvature beside a kink), which the hull of one look carries
+    sides: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         count = len(self.flat)
         for name, dtype, fill in (("tie", bool, False), ("nearby", np.intp, Nearby.NOT_LOOKED),
                                   ("why", np.intp, Why.NOT_RECHECKED),
                                   ("near_analytic", np.float64, np.nan),
-                                  ("near_numeric", np.float64, np.nan)):
+                                  ("near_numeric", np.float64, np.nan),
+                                  ("sides", np.float64, 0.0)):
             if len(getattr(self, name)) != count:
                 setattr(self, name, np.full(count, fill, dtype=dtype))
 
@@ -254,7 +258,7 @@ def decide(ev: Evidence, judge: Judge, rounding: Reason = Reason.ROUNDING) -> Ve
             settle(kink, Status.FAILED, Reason.AT_KINK)
         inside = distance_to_hull(ev.analytic, np.minimum(ev.forward, ev.backward),
                                   np.maximum(ev.forward, ev.backward)) <= judge.hull_slack(
-            ev.numeric, ev.floor)
+            ev.numeric, ev.floor) + ev.sides
         settle(kink & inside & (ev.floor <= limit), Status.OK, by=How.HULL)
         exact_hull = ((ev.shape == Shape.JUMP) & ev.single) | (mode == "hull")
         settle(kink & ~inside & exact_hull, Status.FAILED, Reason.KINK_CONVENTION)
@@ -325,20 +329,20 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
         return (f"the loss ({ctx.loss_at_point:.1e} at the point) and its changes are below "
                 f"the smallest normal number of its precision ({ctx.loss_tiny:.1e}), where "
                 f"values keep only a few digits: at {where} they limit the numeric derivative "
-                f"to about ±{bar:.1e}, more than the {allowed:.1e} the tolerance allows there; "
+                f"to about {beyond(bar, allowed)} the tolerance allows there; "
                 "scale the loss up (a constant factor on the loss and its gradient) to check it")
     if reason == Reason.COARSE:
         return (f"the loss resolves its changes only to about {ctx.loss_coarse:.1e} near the "
                 f"point (it moves in steps, or carries noise, {ctx.excess:.0f} times the rounding "
                 f"of its values; see the warnings): at {where} that limits the numeric derivative "
                 "to about "
-                f"±{bar:.1e}, more than the {allowed:.1e} the tolerance {tolerance} allows "
+                f"{beyond(bar, allowed)} the tolerance {tolerance} allows "
                 "there; compute the loss in a stable form (from the logits: log-sum-exp, "
                 "log1p), or check at a less saturated point")
     if reason == Reason.ROUNDING:
         return (f"the loss is large next to its changes: the rounding of its values "
                 f"(|L| = {abs(ctx.loss_at_point):.1e}) alone limits the numeric derivative at "
-                f"{where} to about ±{bar:.1e}, more than the {allowed:.1e} the tolerance "
+                f"{where} to about {beyond(bar, allowed)} the tolerance "
                 f"{tolerance} allows there{ctx.dtype_note}; remove a constant offset from the "
                 "loss, or pass a larger atol")
     if reason == Reason.ROUGH:
@@ -346,7 +350,7 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
         return (f"the numeric derivative at {where} moves by {float(ev.gap[worst]):.1e} "
                 f"between steps {2 * step:.1e} and {step:.1e} (rounding in low-precision "
                 "arithmetic, noise, or strong curvature), so it is known to about "
-                f"±{bar:.1e}, more than the {allowed:.1e} the tolerance {tolerance} allows "
+                f"{beyond(bar, allowed)} the tolerance {tolerance} allows "
                 "there; evaluate in float64, or pass rtol/atol that match that precision")
     if reason == Reason.GRAY:
         off = float(abs(ev.analytic[worst] - ev.numeric[worst]))
@@ -355,7 +359,9 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
                 f"measured, yet by less than the rounding it could carry (worst {where}: "
                 f"analytic {digits(a, num)} vs numeric {digits(num, a)}, off by {off:.1e}): "
                 "a loss that rounds more than its value shows (a difference of nearly equal "
-                "numbers inside it, a - y or 1 - p) and a small bug look alike there; check "
+                "numbers inside it, a - y or 1 - p; an output whose change over the step is "
+                "below its spacing, as a float32 output of 100 beside a weight of 1e-4) and "
+                "a small bug look alike there; check "
                 "at a point where these gradients are larger next to the loss, or pass an "
                 f"atol above {off:.1e} if that difference is acceptable")
     if reason == Reason.KINK_UNSETTLED:
@@ -369,6 +375,19 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
                 "loss's rounding allows, and no jittered point settled them; re-run with "
                 "another seed, or check in float64")
     return ""
+
+
+def beyond(bar: float, allowed: float) -> str:
+    """"±bar, more than the allowed", with the digits that show the difference.
+
+    >>> beyond(5.14e-2, 5.1e-2)
+    '±5.14e-02, more than the 5.10e-02'
+    """
+    for precision in range(1, 7):
+        quoted, bound = f"{bar:.{precision}e}", f"{allowed:.{precision}e}"
+        if quoted != bound:
+            break
+    return f"±{quoted}, more than the {bound}"
 
 
 def digits(value: float, beside: float) -> str:
