@@ -448,3 +448,50 @@ def test_ctrl_c_while_main_imports_exits_130_with_one_line(
 
     monkeypatch.setattr(gradcheck.diagnostics, "register_commands", interrupted)
     assert run(["check", BUGGY], capsys) == (130, "", "gradcheck: interrupted\n")
+
+
+# ----------------------------------------------------------------------- version, exit codes
+
+
+def test_version_flag_prints_the_installed_distributions_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import version
+
+    import gradcheck
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0
+    assert out == f"gradcheck {version('gradcheck')}\n"
+    assert gradcheck.__version__ == version("gradcheck")
+    result = subprocess.run([console_script(), "--version"], capture_output=True, text=True,
+                            check=False)
+    assert (result.returncode, result.stdout) == (0, out)
+
+
+def test_an_unverified_check_exits_1_and_the_help_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """UNVERIFIED (the differences cannot decide) is not ok: exit 1, like a wrong gradient,
+    and both helps say so."""
+    (tmp_path / "offsetlayers.py").write_text(textwrap.dedent("""
+        class Offset:
+            '''Right gradient, but 1e13 added to the output: the loss's rounding hides
+            its changes.'''
+            input_shape = (3, 2)
+
+            def forward(self, x):
+                return x + 1e13
+
+            def backward(self, g):
+                return g
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(["check", "offsetlayers:Offset"], capsys)
+    assert code == 1
+    assert out.startswith("gradcheck: UNVERIFIED x:")
+    code, out, _ = run(["check", "--help"], capsys)
+    assert code == 0
+    assert "1 a wrong gradient or an UNVERIFIED one" in " ".join(out.split())
+    code, out, _ = run(["--help"], capsys)
+    assert "check: a wrong gradient or an UNVERIFIED one" in " ".join(out.split())
