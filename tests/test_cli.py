@@ -261,6 +261,27 @@ def test_progress_on_a_terminal_only(
     json.loads(capsys.readouterr().out)  # stdout stays pure JSON
 
 
+def test_progress_bar_shows_the_time_left_once_the_rate_means_something() -> None:
+    """The time left is (total - done) / (done / elapsed), shown from 5% done and 2 s on,
+    and gone when the scan is complete."""
+    from gradcheck.progress import ProgressBar
+
+    stream, now = io.StringIO(), [0.0]
+    bar = ProgressBar(stream, width=4, clock=lambda: now[0])
+
+    def line(done: int, total: int, at: float) -> str:
+        now[0] = at
+        bar(done, total)
+        return stream.getvalue().split("\r")[-1].rstrip()
+
+    assert line(4, 100, 30.0) == "checking [....] 4/100 (4%)  30 s"  # under 5% done
+    assert line(50, 100, 1.5) == "checking [##..] 50/100 (50%)  2 s"  # under 2 s
+    assert line(5, 100, 2.0) == "checking [....] 5/100 (5%)  2 s, about 38 s left"
+    assert line(250, 1000, 60.0) == ("checking [#...] 250/1000 (25%)  1 min 00 s, "
+                                     "about 3 min 00 s left")
+    assert line(1000, 1000, 240.0) == "checking [####] 1000/1000 (100%)  4 min 00 s"
+
+
 def test_no_progress_bar_for_a_short_check_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
