@@ -227,7 +227,7 @@ def _add_check(subparsers: Any) -> None:
                        f"{MAX_INPUT_ELEMENTS:,} elements (refused by default: it takes hours)")
     check.add_argument("--json", action="store_true", help="print report.to_dict() as JSON")
     check.add_argument("--png", metavar="PATH", help="also draw analytic, numeric and their "
-                       "difference as heatmaps into PATH (needs the plot extra)")
+                       "difference as heatmaps into PATH (needs matplotlib: the plot extra)")
     check.set_defaults(func=functools.partial(check_command, parser=check))
 
 
