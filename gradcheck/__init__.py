@@ -20,6 +20,7 @@ from gradcheck.errors import (
 )
 
 if TYPE_CHECKING:
+    __version__: str
     from gradcheck.adapters import check_function, check_layer
     from gradcheck.asserts import (
         assert_elementwise,
@@ -115,7 +116,22 @@ assert sorted(__all__) == sorted([*_HOME, "GradcheckArgumentError", "GradcheckUs
                                   "GradientMismatch", "GradientShapeError"])
 
 
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata): pyproject.toml is its one
+    source. Read on first use, like the names above; "0+unknown" for a source tree that
+    was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradcheck")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # gradcheck.__version__, e.g. "0.1.0"
+        globals()[name] = _version()
+        return globals()[name]
     if name in _HOME:
         value = getattr(importlib.import_module(_HOME[name]), name)
         globals()[name] = value

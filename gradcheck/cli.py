@@ -7,8 +7,9 @@ Subcommands:
 - ``flow`` and ``convention``: diagnostics from :mod:`gradcheck.diagnostics`.
 
 Exit codes: 0 every gradient right, 1 a finding (a wrong gradient, a gradient of the
-wrong shape), 2 a usage error (bad path, bad shape, bad option; a module that fails to
-import, a layer that breaks the protocol: one line on stderr, no traceback), 130 Ctrl-C
+wrong shape, or an UNVERIFIED report: the differences could not decide), 2 a usage error
+(bad path, bad shape, bad option; a module that fails to import, a layer that breaks the
+protocol: one line on stderr, no traceback), 130 Ctrl-C
 (also while Python is still importing). The report goes to stdout (``--json``:
 ``report.to_dict()`` as JSON, and whatever the user's module prints goes to stderr);
 progress goes to stderr, and only when stderr is a terminal and the check takes more
@@ -202,7 +203,8 @@ def _add_check(subparsers: Any) -> None:
         "check",
         help="check the backward pass of package.module:factory",
         description="Check a layer's hand-written backward pass against finite differences. "
-        "Exit 0 every gradient right, 1 a wrong gradient, 2 usage error.",
+        "Exit 0 every gradient verified, 1 a wrong gradient or an UNVERIFIED one (the finite "
+        "differences could not decide; the report says why and what to do), 2 usage error.",
         epilog="example: gradcheck check gradcheck.examples.layers:BuggyDense --shape 8,4",
     )
     check.add_argument(
@@ -225,8 +227,15 @@ def _add_check(subparsers: Any) -> None:
                        f"{MAX_INPUT_ELEMENTS:,} elements (refused by default: it takes hours)")
     check.add_argument("--json", action="store_true", help="print report.to_dict() as JSON")
     check.add_argument("--png", metavar="PATH", help="also draw analytic, numeric and their "
-                       "difference as heatmaps into PATH (needs the plot extra)")
+                       "difference as heatmaps into PATH (needs matplotlib: the plot extra)")
     check.set_defaults(func=functools.partial(check_command, parser=check))
+
+
+def _version_line() -> str:
+    """``gradcheck 0.1.0`` (``gradcheck.__version__``: the installed distribution's)."""
+    import gradcheck
+
+    return f"{PROG} {gradcheck.__version__}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,8 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Gradient checks for hand-written backpropagation.",
-        epilog="exit codes: 0 ok, 1 a finding (a wrong gradient), 2 usage error, 130 Ctrl-C",
+        epilog="exit codes: 0 ok, 1 a finding (check: a wrong gradient or an UNVERIFIED one; "
+        "flow: a vanishing or exploding gradient; convention: ReLU'(0) changes a gradient), "
+        "2 usage error, 130 Ctrl-C",
     )
+    parser.add_argument("--version", action="version", version=_version_line(),
+                        help="print gradcheck's version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_check(subparsers)
     from gradcheck.diagnostics import register_commands  # numpy: loaded inside main()

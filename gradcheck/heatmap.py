@@ -3,9 +3,9 @@ heatmaps side by side, kinks marked, the diagnosis above. A transposed gradient 
 difference mirrored across the diagonal, a missing mask as a difference exactly where the
 numeric panel is blank.
 
-matplotlib is optional (``pip install "gradcheck[plot]"``) and imported only here, only
-when a picture is asked for; drawing uses the Agg canvas directly, so pyplot's global
-backend in the caller's process is left alone.
+matplotlib is optional (``pip install matplotlib``, or gradcheck's ``plot`` extra) and
+imported only here, only when a picture is asked for; drawing uses the Agg canvas
+directly, so pyplot's global backend in the caller's process is left alone.
 """
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import numpy as np
 if TYPE_CHECKING:
     from gradcheck.report import Report, TensorResult
 
-INSTALL_HINT = 'matplotlib is needed to draw pictures: pip install "gradcheck[plot]"'
+#: works wherever gradcheck came from (an index, a git URL, a folder): the extra's
+#: name alone would need the same source again
+INSTALL_HINT = ("matplotlib is needed to draw pictures: pip install matplotlib (gradcheck's "
+                "plot extra)")
 MARKED_MAX = 4000  # kinks marked one by one up to this many per tensor
 WRONG_MARKED_SHARE = 0.25  # wrong elements outlined up to this share of the tensor
 

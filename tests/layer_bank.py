@@ -327,10 +327,13 @@ class SoftmaxCrossEntropy(Layer):
 
     def forward(self, z):
         self.z = z
-        e = np.exp(z - z.max(axis=1, keepdims=True))
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
         self.p = e / e.sum(axis=1, keepdims=True)
         rows = np.arange(len(self.t))
-        return -np.mean(np.log(self.p[rows, self.t]))
+        # log softmax, not log(p): p underflows to 0 where a logit trails the largest by
+        # more than the dtype's exponent range (17 in float16: a jittered point gets there)
+        return -np.mean(shifted[rows, self.t] - np.log(e.sum(axis=1)))
 
     def onehot(self):
         y = np.zeros_like(self.p)

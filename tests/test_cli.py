@@ -261,6 +261,27 @@ def test_progress_on_a_terminal_only(
     json.loads(capsys.readouterr().out)  # stdout stays pure JSON
 
 
+def test_progress_bar_shows_the_time_left_once_the_rate_means_something() -> None:
+    """The time left is (total - done) / (done / elapsed), shown from 5% done and 2 s on,
+    and gone when the scan is complete."""
+    from gradcheck.progress import ProgressBar
+
+    stream, now = io.StringIO(), [0.0]
+    bar = ProgressBar(stream, width=4, clock=lambda: now[0])
+
+    def line(done: int, total: int, at: float) -> str:
+        now[0] = at
+        bar(done, total)
+        return stream.getvalue().split("\r")[-1].rstrip()
+
+    assert line(4, 100, 30.0) == "checking [....] 4/100 (4%)  30 s"  # under 5% done
+    assert line(50, 100, 1.5) == "checking [##..] 50/100 (50%)  2 s"  # under 2 s
+    assert line(5, 100, 2.0) == "checking [....] 5/100 (5%)  2 s, about 38 s left"
+    assert line(250, 1000, 60.0) == ("checking [#...] 250/1000 (25%)  1 min 00 s, "
+                                     "about 3 min 00 s left")
+    assert line(1000, 1000, 240.0) == "checking [####] 1000/1000 (100%)  4 min 00 s"
+
+
 def test_no_progress_bar_for_a_short_check_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -448,3 +469,50 @@ def test_ctrl_c_while_main_imports_exits_130_with_one_line(
 
     monkeypatch.setattr(gradcheck.diagnostics, "register_commands", interrupted)
     assert run(["check", BUGGY], capsys) == (130, "", "gradcheck: interrupted\n")
+
+
+# ----------------------------------------------------------------------- version, exit codes
+
+
+def test_version_flag_prints_the_installed_distributions_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import version
+
+    import gradcheck
+
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0
+    assert out == f"gradcheck {version('gradcheck')}\n"
+    assert gradcheck.__version__ == version("gradcheck")
+    result = subprocess.run([console_script(), "--version"], capture_output=True, text=True,
+                            check=False)
+    assert (result.returncode, result.stdout) == (0, out)
+
+
+def test_an_unverified_check_exits_1_and_the_help_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """UNVERIFIED (the differences cannot decide) is not ok: exit 1, like a wrong gradient,
+    and both helps say so."""
+    (tmp_path / "offsetlayers.py").write_text(textwrap.dedent("""
+        class Offset:
+            '''Right gradient, but 1e13 added to the output: the loss's rounding hides
+            its changes.'''
+            input_shape = (3, 2)
+
+            def forward(self, x):
+                return x + 1e13
+
+            def backward(self, g):
+                return g
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(["check", "offsetlayers:Offset"], capsys)
+    assert code == 1
+    assert out.startswith("gradcheck: UNVERIFIED x:")
+    code, out, _ = run(["check", "--help"], capsys)
+    assert code == 0
+    assert "1 a wrong gradient or an UNVERIFIED one" in " ".join(out.split())
+    code, out, _ = run(["--help"], capsys)
+    assert "check: a wrong gradient or an UNVERIFIED one" in " ".join(out.split())

@@ -167,13 +167,17 @@ SMOOTH_STACK = NetSpec(
 # look's one-sided slope misses by its curvature (the hull counts how far they moved)
 @example(spec=NetSpec(ops=(("abs", 0.0), ("sigmoid",), ("tanh",)),
                       x=((7.406554755594869e-106, 7.406554755594869e-106),)), seed=0)
+# relu(x)^8 at 0: the loss moves by h^8 ~ 1e-42, UNVERIFIED (below any scale)
+@example(spec=NetSpec(ops=(("relu", 0.0), ("square",), ("square",), ("square",)),
+                      x=((0.0,),)), seed=0)
 # (W x)^4 at x = 7e-106: the loss underflows to 0, the gradients are subnormal; a default
 # atol follows them down only to the smallest normal number over eps
 @example(spec=NetSpec(ops=(("dense", ((1.0,),), None), ("square",), ("square",)),
                       x=((7.406554755594869e-106,),)), seed=0)
 def test_correct_composition_passes_unless_stacked_kinks_leave_the_hull(spec, seed):
     """Property: a random composition of smooth, kinked and dense layers with its correct
-    backward passes the default check, on inputs and weights with exact zeros; except where
+    backward passes the default check, on inputs and weights with exact zeros (or is
+    UNVERIFIED where every slope is below 1e-30: relu(x)^8 at 0); except where
     the chain is elementwise at an input coordinate and the chain rule through kinks stacked
     on that one zero gives a value outside the one-sided derivatives of the composed map
     (no single valid convention can), which is FAILED at exactly such elements."""
@@ -183,7 +187,7 @@ def test_correct_composition_passes_unless_stacked_kinks_leave_the_hull(spec, se
     note(str(rep))
     outside = _outside_own_hull(spec)
     if not outside.any():
-        assert rep.ok, f"false alarm on a correct net {spec}:\n{rep}"
+        assert rep.ok or _below_any_scale(rep), f"false alarm on a correct net {spec}:\n{rep}"
     else:
         assert [t.name for t in rep.tensors if not t.ok] == ["x"], rep
         result = rep.tensors[0]
@@ -194,6 +198,16 @@ def test_correct_composition_passes_unless_stacked_kinks_leave_the_hull(spec, se
     ref = spec.build()
     for k, v in net.params.items():
         assert v.tobytes() == ref.params[k].tobytes(), f"params[{k!r}] not restored"
+
+
+def _below_any_scale(report):
+    """UNVERIFIED only where the gradients and the loss's slopes are all below 1e-30: a
+    kink at 0 raised to the 8th power (relu(x)^8) moves the loss by h^8 ~ 1e-42, and its
+    slopes, of the order of h^7, are known only to a part of themselves at any step."""
+    return report.status == gc.Status.UNVERIFIED and all(
+        t.ok or (t.reason == "ROUGH" and np.nanmax(np.abs(t.numeric)) < 1e-30
+                 and np.max(np.abs(t.analytic)) < 1e-30)
+        for t in report.tensors)
 
 
 def _outside_own_hull(spec, rel=1e-7):

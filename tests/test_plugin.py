@@ -7,6 +7,7 @@ layers with special needs are written into the pytester directory.
 from __future__ import annotations
 
 import json
+import textwrap
 
 import numpy as np
 import pytest
@@ -695,3 +696,197 @@ def test_the_fixtures_methods_are_the_check_functions_signatures_and_help() -> N
         text = pydoc.render_doc(method, renderer=pydoc.plaintext)
         assert "configured options" in text and "- progress:" in text
     assert "check_pair(" in pydoc.render_doc(Checker, renderer=pydoc.plaintext)
+
+
+# --------------------------------------------------------------------------- the project's ini
+
+USER_LAYERS = """
+    import numpy as np
+
+
+    class Scale:
+        '''A correct elementwise scale; no input_shape: the ini key gives the shape.'''
+
+        def __init__(self, rng=None, dtype=np.float64):
+            self.params = {"w": np.array([1.5, -2.0, 0.5], dtype=dtype)}
+            self.grads = {}
+
+        def forward(self, x):
+            self.x = x
+            return x * self.params["w"]
+
+        def backward(self, g):
+            self.grads["w"] = (g * self.x).sum(axis=0)
+            return g * self.params["w"]
+
+
+    class WrongScale(Scale):
+        '''dw doubled: FAILED in every generated item.'''
+
+        def backward(self, g):
+            dx = super().backward(g)
+            self.grads["w"] = 2 * self.grads["w"]
+            return dx
+
+
+    def float64_only(rng=None):
+        return Scale(rng)
+"""
+
+OWN_TESTS = """
+    import numpy as np
+    import pytest
+
+    from gradcheck.examples.layers import Dense
+
+
+    @pytest.mark.gradcheck(mode="full")
+    def test_scale_by_hand(gradcheck):
+        gradcheck.check_layer(Dense(), np.ones((2, 4)))
+
+
+    def test_unrelated():
+        pass
+"""
+
+
+def _user_project(pytester: pytest.Pytester, ini: str) -> None:
+    """A project of a user's own: a package with layers, its tests, a pyproject.toml."""
+    pytester.mkpydir("mynet")
+    (pytester.path / "mynet" / "layers.py").write_text(textwrap.dedent(USER_LAYERS))
+    pytester.mkdir("tests")
+    (pytester.path / "tests" / "test_own.py").write_text(textwrap.dedent(OWN_TESTS))
+    pytester.makepyprojecttoml(ini)
+
+
+PROJECT_INI = """
+    [tool.pytest.ini_options]
+    gradcheck_layers = ["mynet.layers:Scale", "mynet.layers:WrongScale"]
+    gradcheck_shape = "5,3"
+    gradcheck_dtypes = ["float64"]
+    gradcheck_seeds = "2"
+"""
+
+
+def test_pytest_alone_runs_the_layers_of_the_pyproject_in_its_dtypes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user's project configures gradcheck in its pyproject.toml and runs plain ``pytest``
+    (in a subprocess: the plugin comes in through its entry point): the generated checks
+    run beside the project's own tests, in float64 only, at the configured shape; the
+    wrong layer's items fail with the report."""
+    _user_project(pytester, PROJECT_INI)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark",
+                                           "-v")
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "tests/test_own.py::test_scale_by_hand PASSED*",
+        "tests/test_own.py::test_unrelated PASSED*",
+        "gradcheck::mynet.layers:Scale-float64-seed0 PASSED*",
+        "gradcheck::mynet.layers:Scale-float64-seed1 PASSED*",
+        "gradcheck::mynet.layers:WrongScale-float64-seed0 FAILED*",
+        "gradcheck::mynet.layers:WrongScale-float64-seed1 FAILED*",
+        "repeat with: python -m gradcheck check mynet.layers:WrongScale --shape 5,3 "
+        "--dtype float64 --seed 0",
+    ])
+    result.stdout.no_fnmatch_line("*float32*")
+    # from a folder of the project, whose PYTHONPATH holds only that folder: the layers'
+    # modules are found beside the pyproject.toml
+    monkeypatch.chdir(pytester.path / "tests")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark",
+                                           "-m", "gradcheck_generated")
+    result.assert_outcomes(passed=2, failed=2, deselected=2)
+
+
+def test_dash_m_gradcheck_generated_selects_the_generated_checks_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    """``-m gradcheck`` runs every test carrying the gradcheck marker (the generated checks
+    and the user's marked test); ``-m gradcheck_generated`` the generated ones alone."""
+    _user_project(pytester, PROJECT_INI)
+    args = ("-p", "no:cacheprovider", *NO_BENCH, "-v")
+    result = pytester.runpytest(*args, "-m", "gradcheck_generated")
+    result.assert_outcomes(passed=2, failed=2, deselected=2)
+    result.stdout.no_fnmatch_line("*test_scale_by_hand*")
+    result = pytester.runpytest(*args, "-m", "gradcheck")
+    result.assert_outcomes(passed=3, failed=2, deselected=1)
+    result.stdout.fnmatch_lines(["*test_scale_by_hand PASSED*"])
+    result = pytester.runpytest(*args, "-m", "not gradcheck_generated")
+    result.assert_outcomes(passed=2, deselected=4)
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.gradcheck_generated: *"])
+
+
+def test_ini_layers_run_with_the_project_not_with_some_of_its_files(
+    pytester: pytest.Pytester,
+) -> None:
+    """``pytest tests/test_own.py`` (an editor running one file) leaves the ini's layers out
+    and imports none of them; ``pytest .`` runs them; ``--gradcheck-layer`` replaces them."""
+    _user_project(pytester, PROJECT_INI)
+    args = ("-p", "no:cacheprovider", *NO_BENCH)
+    pytester.runpytest(*args, "tests/test_own.py").assert_outcomes(passed=2)
+    pytester.runpytest(*args, "tests/test_own.py::test_unrelated").assert_outcomes(passed=1)
+    pytester.runpytest(*args, ".").assert_outcomes(passed=4, failed=2)
+    result = pytester.runpytest(*args, "--gradcheck-layer=mynet.layers:Scale",
+                                "tests/test_own.py", "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.no_fnmatch_line("*WrongScale*")
+
+
+def test_dtypes_option_and_ini_key_choose_the_generated_dtypes(
+    pytester: pytest.Pytester,
+) -> None:
+    args = ("--gradcheck-layer=gradcheck.examples.layers:Dense", "--gradcheck-seeds=1",
+            "--collect-only", "-q", *NO_BENCH)
+
+    def ids(*more: str) -> list[str]:
+        result = pytester.runpytest(*args, *more)
+        return [line for line in result.stdout.lines if line.startswith("gradcheck::")]
+
+    spec = "gradcheck::gradcheck.examples.layers:Dense"
+    assert ids() == [f"{spec}-float64-seed0", f"{spec}-float32-seed0"]
+    assert ids("--gradcheck-dtypes=float32") == [f"{spec}-float32-seed0"]
+    pytester.makeini("[pytest]\ngradcheck_dtypes = float64\n")
+    assert ids() == [f"{spec}-float64-seed0"]
+    assert ids("--gradcheck-dtypes=float64,float32") == [f"{spec}-float64-seed0",
+                                                         f"{spec}-float32-seed0"]
+
+
+def test_bad_dtypes_and_a_dtype_the_factory_cannot_take_are_usage_errors(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest("--gradcheck-dtypes=float16")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --gradcheck-dtypes: invalid dtypes 'float16': "
+                                 "expected float64 or float32*"])
+    pytester.mkpydir("mynet")
+    (pytester.path / "mynet" / "layers.py").write_text(textwrap.dedent(USER_LAYERS))
+    result = pytester.runpytest("--gradcheck-layer=mynet.layers:float64_only",
+                                "--gradcheck-dtypes=float32", "--gradcheck-shape=2,3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --gradcheck-layer=mynet.layers:float64_only: the "
+                                 "factory takes no dtype argument, so the layer can be checked "
+                                 "in float64 only, and the dtypes asked for are float32*"])
+
+
+def test_a_bad_ini_layer_or_shape_is_a_usage_error_naming_the_ini_key(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyprojecttoml("""
+        [tool.pytest.ini_options]
+        gradcheck_layers = ["gradcheck.examples.layers:Dnese"]
+    """)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini option gradcheck_layers: "
+                                 "gradcheck.examples.layers:Dnese: module "
+                                 "'gradcheck.examples.layers' has no attribute 'Dnese' "
+                                 "(did you mean 'Dense'?)"])
+    pytester.makepyprojecttoml("""
+        [tool.pytest.ini_options]
+        gradcheck_layers = ["gradcheck.examples.layers:Dense"]
+        gradcheck_shape = "8,x"
+    """)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini option gradcheck_shape: invalid shape '8,x'*"])

@@ -218,6 +218,18 @@ def test_binary_cross_entropy_head_passes_check_layer(shape, data):
                           "b": np.array([2.0, 2.0, 3.0, 1.0])}],
                "acts": ["tanh", "leaky", "tanh"], "head": "none", "grad_at_zero": 0.0,
                "x": np.zeros((4, 1))})
+# W1 = 0 ties five kink coordinates; a little way off the point along the tie the float32
+# loss does not move at all, which says nothing of the tie (it was FAILED as one)
+@example(spec={"dtype": np.dtype(np.float32),
+               "dense": [{"W": np.zeros((1, 5), np.float32),
+                          "b": np.array([1e-3, 0, 0, 1e-3, 1e-3], np.float32)},
+                         {"W": np.array([[1.5, -0.5], [0, -0.5], [-0.5, -0.5], [-0.5, -0.5],
+                                         [-0.5, -0.5]], np.float32),
+                          "b": np.array([0.0, 1.0], np.float32)},
+                         {"W": np.array([[100.0], [100.0]], np.float32),
+                          "b": np.zeros(1, np.float32)}],
+               "acts": ["relu", "relu", "relu"], "head": "none", "grad_at_zero": 0.0,
+               "x": np.array([[4.1708037e-07], [2.0], [2.0]], np.float32)})
 def test_random_network_passes_check_layer(spec):
     """Any Sequential of Dense + activations (+ head), any weights and inputs, passes:
     ok in float64 (unverified only where the loss's arithmetic limits it, as a softmax sure

@@ -87,7 +87,7 @@ def register_commands(subparsers: Any) -> None:
         f"(default {FLOW_DEFAULTS['activation']}); several draw one picture",
     )
     flow.add_argument(
-        "--png", metavar="PATH", help="write the picture here (needs gradcheck[plot])"
+        "--png", metavar="PATH", help="write the picture here (needs matplotlib: the plot extra)"
     )
     flow.add_argument(
         "--vanishing-below",

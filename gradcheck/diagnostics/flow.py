@@ -133,7 +133,7 @@ class FlowReport:
 
     def plot(self, path: str | Path) -> Path:
         """Write the gradient-flow picture as a PNG (needs matplotlib: ``pip install
-        "gradcheck[plot]"``). Returns the path written."""
+        matplotlib``, gradcheck's ``plot`` extra). Returns the path written."""
         from gradcheck.diagnostics.plotting import plot_flows
 
         return plot_flows([self], path)

@@ -1,5 +1,5 @@
-"""PNG pictures of gradient flow. matplotlib is optional (``pip install "gradcheck[plot]"``),
-imported only when a picture is asked for (the package's one guard:
+"""PNG pictures of gradient flow. matplotlib is optional (``pip install matplotlib``, or
+gradcheck's ``plot`` extra), imported only when a picture is asked for (the package's one guard:
 :func:`gradcheck.heatmap.require_matplotlib`); drawing uses the Agg canvas directly, so
 pyplot's global backend in the caller's process is left alone."""
 

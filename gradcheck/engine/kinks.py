@@ -333,6 +333,12 @@ class _Along:
         roughness = abs(2 * float(self.fine.spread[0]) - float(self.coarse.spread[0])) / 2
         return max(self.gap, roughness)
 
+    @property
+    def still(self) -> bool:
+        """The loss came back bit for bit as it was at every move: its changes round away
+        there (a float32 output of 100 beside moves of 1e-8), and it says nothing."""
+        return bool(self.coarse.still[0] and self.fine.still[0])
+
     def smooth(self, bound: float) -> bool:
         """No jump of the one-sided slopes, and the h and h/2 estimates agree."""
         reading = read_pair(self.coarse, self.fine, np.array([bound / 8]))
@@ -432,6 +438,8 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
             direction.names, direction.positions, strict=True)])
         total = float(np.sum(analytic * direction.orientation))
         here = scope.along(direction, 0.0, h, loss_at_point)
+        if here.still:
+            continue  # the loss does not resolve the move: it says nothing of the tie
         bound = scope.bound(here, h / 2)
         if not here.smooth(bound):
             if not direction.off_the_point:
@@ -512,15 +520,15 @@ def _fail_tie(results: Mapping[str, Evidence], direction: TieDirection, total: f
 def _mismatch_at(scope: _TieScope, direction: TieDirection, offset: float, step: float,
                  off_a_kink: bool = False) -> str:
     """At the point moved by ``offset`` along the tie: "mismatch" when the gradients do not
-    add up to the loss's slope along it, "match" when they do. With ``off_a_kink`` (the
-    direction crossed a kink at the point), "rough" when the direction is not smooth there
-    either: nothing to conclude."""
+    add up to the loss's slope along it, "match" when they do; "rough" (nothing to conclude)
+    where the loss did not move at all there, or, with ``off_a_kink`` (the direction
+    crossed a kink at the point), where the direction is not smooth there either."""
     calls = scope.calls
     with calls.point.moved(direction.moves(offset)):
         gradient = calls.grads()
     along = scope.along(direction, offset, step)
     bound = scope.bound(along, step / 2)
-    if off_a_kink and not along.smooth(bound):
+    if along.still or (off_a_kink and not along.smooth(bound)):
         return "rough"
     total = sum(float(np.sum(gradient[name].reshape(-1)[direction.flat[inside]]
                              * direction.orientation[inside]))
