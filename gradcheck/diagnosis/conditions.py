@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,29 +13,49 @@ if TYPE_CHECKING:
     from gradcheck.diagnosis.evidence import Context, View
 
 
-def input_condition(v: View, ctx: Context, inside: np.ndarray) -> str:
+@dataclass(frozen=True)
+class Condition:
+    """``x < 0``, ``x > 6``, ``|x| > 1``: a threshold on one tensor's values."""
+
+    name: str  # the tensor, as the user calls it
+    of: str  # "x" (the value itself) or "|x|"
+    above: bool  # value above the bound, or below it
+    bound: float
+
+    def __str__(self) -> str:
+        return self._text(self.above, strict=True)
+
+    def negated(self) -> str:
+        """The complement (``x < 0`` -> ``x > 0``: at a round 0 the mask a ReLU keeps)."""
+        return self._text(not self.above, strict=self.bound == 0)
+
+    def _text(self, above: bool, strict: bool) -> str:
+        subject = self.name if self.of == "x" else f"|{self.name}|"
+        sign = (">" if above else "<") + ("" if strict else "=")
+        return f"{subject} {sign} {number(self.bound)}"
+
+
+def input_condition(v: View, ctx: Context, inside: np.ndarray) -> Condition | None:
     """A threshold condition on the input's values ("x < 0") that holds at exactly the
-    ``inside`` elements among the usable ones: at every one of them and at no other; or ""."""
+    ``inside`` elements among the usable ones: at every one of them and at no other."""
     found = threshold(v, ctx, inside & v.usable, v.usable & ~inside)
-    return found[0] if found else ""
+    return found[0] if found else None
 
 
 def threshold(v: View, ctx: Context, inside: np.ndarray,
-               outside: np.ndarray) -> tuple[str, np.ndarray] | None:
+              outside: np.ndarray) -> tuple[Condition, np.ndarray] | None:
     """f(x) > t with f in (-x, x, |x|) and a round t: true on every ``inside`` element, false
-    on every ``outside`` one."""
+    on every ``outside`` one; with the elements where it is true."""
     if v.name != ctx.input_name or v.value is None or not inside.any():
         return None
     x = v.value
-    for f, text in ((-x, "x < {}"), (x, "x > {}"), (np.abs(x), "|x| > {}")):
+    for f, of, above in ((-x, "x", False), (x, "x", True), (np.abs(x), "|x|", True)):
         low = float(np.max(f[outside], initial=-np.inf))
         high = float(np.min(f[inside]))
         t = round_between(low, high)
         if t is None:
             continue
-        bound = -t if text.startswith("x <") else t
-        condition = text.replace("x", v.name, 1).format(number(bound))
-        return condition, f > t
+        return Condition(v.name, of, above, t if above else -t + 0.0), f > t
     return None
 
 
@@ -54,12 +75,3 @@ def round_between(low: float, high: float) -> float | None:
         if low <= t < high:
             return float(round(t, max(0, -e)))
     return None
-
-
-def negate(condition: str) -> str:
-    for a, b in ((" < ", " >= "), (" > ", " <= ")):
-        if a in condition:
-            negated = condition.replace(a, b)
-            return negated.replace(" >= 0", " > 0").replace(" <= 0", " < 0") if (
-                negated.endswith(" 0")) else negated
-    return "condition"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcheck.diagnosis.conditions import input_condition, negate, threshold
+from gradcheck.diagnosis.conditions import input_condition, threshold
 from gradcheck.diagnosis.evidence import SUBSET_EVIDENCE, clearly
 from gradcheck.diagnosis.factors import scale, sign, zero
 from gradcheck.diagnosis.found import Diagnosis
@@ -27,13 +27,13 @@ def missing_mask(v: View, ctx: Context) -> Diagnosis | None:
         return None
     condition = input_condition(v, ctx, wrong)
     most = k >= 0.75 * int(zero.sum())
-    if not (most or (condition and k >= SUBSET_EVIDENCE)):
+    if not (most or (condition is not None and k >= SUBSET_EVIDENCE)):
         return None
     shown, indices = listing(v, wrong)
     others = int(zero.sum()) - k
-    if condition:
+    if condition is not None:
         where = f"exactly the elements with {condition}"
-        why = (f"the mask ({negate(condition)}) that zeroes them, an activation's derivative "
+        why = (f"the mask ({condition.negated()}) that zeroes them, an activation's derivative "
                "like ReLU's, is missing")
     else:
         where = shown
@@ -43,7 +43,8 @@ def missing_mask(v: View, ctx: Context) -> Diagnosis | None:
     return Diagnosis(
         v.name, "missing_mask",
         f"analytic is nonzero at {at} where numeric is 0 ({where}){also}; every other element "
-        f"is right: {why} in backward", where=condition or None, elements=indices, count=k)
+        f"is right: {why} in backward", where=None if condition is None else str(condition),
+        elements=indices, count=k)
 
 
 def inverted_mask(v: View, ctx: Context) -> Diagnosis | None:
@@ -57,13 +58,13 @@ def inverted_mask(v: View, ctx: Context) -> Diagnosis | None:
         return None
     condition = input_condition(v, ctx, only_a)
     ka, kn = int(only_a.sum()), int(only_n.sum())
-    where = f", exactly the elements with {condition}" if condition else ""
+    where = f", exactly the elements with {condition}" if condition is not None else ""
     return Diagnosis(
         v.name, "inverted_mask",
         f"analytic is nonzero exactly where numeric is 0 ({counted(ka)}{where}) and 0 where "
         f"numeric is not ({counted(kn)}): the gradient goes to the wrong elements (an inverted "
         "mask, or routing to the wrong element, such as the argmin instead of the argmax)",
-        where=condition or None, count=ka + kn)
+        where=None if condition is None else str(condition), count=ka + kn)
 
 
 def region(v: View, ctx: Context) -> Diagnosis | None:
@@ -80,7 +81,7 @@ def region(v: View, ctx: Context) -> Diagnosis | None:
     if np.array_equal(region & v.usable, v.usable):
         return None  # the whole tensor: the tests above already said no
     for test in (zero, sign, scale):
-        diagnosis = test(v, ctx, region, condition)
+        diagnosis = test(v, ctx, region, str(condition))
         if diagnosis is not None:
             return diagnosis
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,19 +36,19 @@ def offset(v: View, ctx: Context) -> Diagnosis | None:
         if abs(abs(constant) * dim - 1) < 1e-6:
             named = f" (= {'-' if constant < 0 else ''}1/{dim}, {dim} being {where})"
             break
-    per_row = structure.endswith(")") and " rows (" in structure
+    per_row = structure.shape == "per_row"
     why = ("a term missing from, or added to, these elements only, like the one-hot targets a "
            "softmax cross-entropy backward subtracts (p - y)" if per_row
            else "a constant term missing from, or added to, these elements")
-    everywhere = structure == "every element"
+    everywhere = structure.shape == "every"
     listed = "" if per_row or everywhere else f" ({shown})"
     rest = "" if everywhere else ", and 0 everywhere else"
     if everywhere:
         why = "a constant term added to, or missing from, every element of the gradient"
     return Diagnosis(
         v.name, "offset",
-        f"analytic - numeric = {number(constant)}{named} at {structure}{listed}{rest}: {why}",
-        constant=constant, where=structure, elements=indices, count=k)
+        f"analytic - numeric = {number(constant)}{named} at {structure.text}{listed}{rest}: "
+        f"{why}", constant=constant, where=structure.text, elements=indices, count=k)
 
 
 def value_term(v: View, ctx: Context) -> Diagnosis | None:
@@ -127,10 +128,19 @@ def one_index(v: View, ctx: Context) -> Diagnosis | None:
     return None
 
 
-def structure_of(wrong: np.ndarray, usable: np.ndarray) -> str | None:
+@dataclass(frozen=True)
+class Subset:
+    """A structured set of elements: its shape ("every", "column", "per_row", "row",
+    "per_column") and its words ("every element of column 2")."""
+
+    shape: str
+    text: str
+
+
+def structure_of(wrong: np.ndarray, usable: np.ndarray) -> Subset | None:
     """Name the subset: one element per row, one column, one row, every element."""
     if np.array_equal(wrong, usable) and wrong.size >= 2:
-        return "every element"
+        return Subset("every", "every element")
     if wrong.ndim < 2:
         return None
     rows = wrong.reshape(-1, wrong.shape[-1])
@@ -139,14 +149,15 @@ def structure_of(wrong: np.ndarray, usable: np.ndarray) -> str | None:
         return None
     full_columns = np.flatnonzero(rows.all(axis=0))
     if len(full_columns) == 1 and rows.sum() == n_rows:
-        return f"every element of column {int(full_columns[0])}"
+        return Subset("column", f"every element of column {int(full_columns[0])}")
     if np.all(rows.sum(axis=1) == 1):
         columns = np.argmax(rows, axis=1)
         listed = ", ".join(map(str, columns[:LISTED])) + (", ..." if n_rows > LISTED else "")
-        return f"exactly one element in each of the {n_rows} rows (columns {listed})"
+        return Subset("per_row",
+                      f"exactly one element in each of the {n_rows} rows (columns {listed})")
     full_rows = np.flatnonzero(rows.all(axis=1))
     if len(full_rows) == 1 and rows.sum() == n_cols:
-        return f"every element of row {int(full_rows[0])}"
+        return Subset("row", f"every element of row {int(full_rows[0])}")
     if np.all(rows.sum(axis=0) == 1):
-        return f"exactly one element in each of the {n_cols} columns"
+        return Subset("per_column", f"exactly one element in each of the {n_cols} columns")
     return None
