@@ -142,6 +142,8 @@ class Report:
     ties: list[TieFinding] = field(default_factory=list)  # tie groups failed together
     input_name: str | None = None  # the tensor that is the input x (check_layer/function)
     output_shape: tuple[int, ...] | None = None  # the layer's output (check_layer)
+    # integer arrays passed through check_pair/check_loss (labels, indices), by parameter name
+    index_arguments: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def status(self) -> str:

@@ -443,7 +443,7 @@ BANK_KINDS: dict[str, dict[str, str]] = {
     "sigmoid_no_derivative": {},
     "sigmoid_wrong_derivative": {},
     "softplus_wrong_derivative": {},
-    "softmax_diagonal_only": {},
+    "softmax_diagonal_only": {"x": "diagonal_only"},
     "dense_dx_uses_W_not_WT": {},
 }
 

@@ -3,7 +3,7 @@ the two tests every rule is built from (clearly nonzero; a prediction within the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,6 +123,21 @@ class Context:
     input_name: str | None
     dims: list[tuple[int, str]]  # (dimension, "the batch size (axis 0 of x)")
     ties: dict[str, list[TieGroup]]  # failed tie groups per tensor
+    door: str = ""  # the front door that made the report ("check_layer")
+    # integer arrays passed through the front door (labels, indices), by parameter name
+    index_arguments: dict[str, np.ndarray] = field(default_factory=dict)
+    output_shape: tuple[int, ...] | None = None
+    _report: Any = None  # for the upstream gradient, drawn again only when a rule asks
+    _upstream: Any = None
+
+    def upstream(self) -> np.ndarray | None:
+        """The upstream gradient g the check drew (check_layer, check_pair), or None."""
+        if self._upstream is None and self._report is not None:
+            from gradcheck.diagnosis.upstream import drawn
+
+            self._upstream = drawn(self._report, self.door)
+            self._report = None
+        return self._upstream
 
     @staticmethod
     def of(report: Report, views: list[View]) -> Context:
@@ -136,10 +151,15 @@ class Context:
             shapes.append(("the output", tuple(output_shape)))
         if input_name is None:  # check_params: no input; the tensors' own dimensions
             shapes += [(v.name, v.shape) for v in views]
-        batch = batch_owner(input_name, by_name, output_shape, _door(report))
+        door = _door(report)
+        batch = batch_owner(input_name, by_name, output_shape, door)
         kinks = str(getattr(report, "options", {}).get("kinks", "subgradient"))
+        indices = {str(name): np.asarray(array) for name, array
+                   in dict(getattr(report, "index_arguments", None) or {}).items()
+                   if np.asarray(array).dtype.kind in "iu"}
         return Context(views, kinks, input_name, dimensions(shapes, batch),
-                        tie_groups(getattr(report, "ties", [])))
+                       tie_groups(getattr(report, "ties", [])), door, indices,
+                       None if output_shape is None else tuple(output_shape), report)
 
 
 def _door(report: Report) -> str:

@@ -8,7 +8,9 @@ from typing import Any
 
 KINDS = ("tie_counted", "tie_dropped", "kink_convention", "at_kinks", "swapped", "zero", "sign",
          "scale", "transpose", "reversed", "shifted", "missing_mask", "inverted_mask", "offset",
-         "value_term", "one_index", "slice", "isolated", "needs_full")
+         "value_term", "one_index", "repeated_index", "recurrence", "block_member",
+         "diagonal_only", "mode_mismatch", "epsilon", "slice", "isolated", "location",
+         "needs_full")
 
 
 @dataclass

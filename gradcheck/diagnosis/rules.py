@@ -6,7 +6,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcheck.diagnosis import factors, masks, partial, rearranged, terms, ties
+from gradcheck.diagnosis import (
+    blocks,
+    epsilon,
+    factors,
+    indices,
+    jacobians,
+    locate,
+    masks,
+    normalisation,
+    partial,
+    rearranged,
+    sequences,
+    terms,
+    ties,
+)
 from gradcheck.diagnosis.evidence import UNRELIABLE, Context, View
 from gradcheck.diagnosis.found import Diagnosis
 
@@ -14,12 +28,17 @@ if TYPE_CHECKING:
     from gradcheck.report import Report
 
 # the rules for a tensor with mismatches off the kinks, in order: the first that holds is
-# the diagnosis. Whole-tensor relations first, then subsets, then the few-elements listing
+# the diagnosis. Whole-tensor relations first; then the structures of particular layers
+# (an index array, a recurrence, a grid of blocks, a row-wise Jacobian, a normalisation's
+# mode, a guarded log); then subsets, the few-elements listing, and where the wrong
+# elements lie when nothing else fits
 RULES: tuple[Callable[[View, Context], Diagnosis | None], ...] = (
     rearranged.swapped, factors.zero, factors.sign, factors.scale, rearranged.transpose,
     rearranged.reversed_, rearranged.shifted, masks.missing_mask, masks.inverted_mask,
-    terms.offset, terms.value_term, terms.one_index, masks.region, partial.slice_,
-    partial.isolated)
+    terms.offset, terms.value_term, terms.one_index, indices.repeated_index,
+    sequences.recurrence, blocks.block_member, jacobians.diagonal_only,
+    normalisation.mode_mismatch, epsilon.epsilon, masks.region, partial.slice_,
+    partial.isolated, locate.location)
 
 
 def diagnose(report: Report) -> list[Diagnosis]:
