@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 PERIODS = (2, 3, 4)  # block sides tried in the gradient's own grid
 MAX_FACTOR = 8  # the largest block side read against the upstream gradient
+# clearly nonzero elements off the members that the pattern must cover: a few zeros where
+# a grid happens to put them are a coincidence, not a stride
+OTHERS_EVIDENCE = 2 * FIT_EVIDENCE
 
 
 def block_member(v: View, ctx: Context) -> Diagnosis | None:
@@ -52,7 +55,7 @@ def _own_grid(v: View) -> Diagnosis | None:
             continue
         if int((v.usable & members & clearly(v.n, v.bar)).sum()) < FIT_EVIDENCE:
             continue
-        if int((others & clearly(v.n, v.bar)).sum()) < FIT_EVIDENCE:
+        if int((others & clearly(v.n, v.bar)).sum()) < OTHERS_EVIDENCE:
             continue
         zero = bool(np.all(v.a[others] == 0))
         if not zero and not (np.array_equal(wrong & others, others)
