@@ -333,3 +333,68 @@ def test_softmax_with_loss_guarded_by_an_epsilon_is_named(labels: str) -> None:
     assert d.kind == "epsilon", str(rep)
     assert d.factor == 1e-7
     assert "softmax(x)[target]" in d.text
+
+
+# --------------------------------------------------------------------------- every door
+
+
+def test_a_new_kind_reaches_to_dict_the_command_line_and_pytest(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        pytester: pytest.Pytester) -> None:
+    import json
+    import sys
+    import textwrap
+
+    from gradcheck.cli import main
+
+    rep = gc.check_pair(rnn_forward, rnn_backward, *_rnn_args())
+    entry = json.loads(json.dumps(rep.to_dict(), allow_nan=False))["diagnoses"]
+    assert [(d["tensor"], d["kind"], d["where"]) for d in entry] == [
+        ("x", "recurrence", "x[:, :-1, :] (steps 0..3 along axis 1)")]
+    assert "likely cause:\n  - x (recurrence): x[:, -1, :]" in str(rep)
+
+    module = textwrap.dedent('''
+        import numpy as np
+
+        class Softmax:
+            def forward(self, x):
+                e = np.exp(x - x.max(axis=1, keepdims=True))
+                self.p = e / e.sum(axis=1, keepdims=True)
+                return self.p
+
+            def backward(self, dout):
+                return dout * self.p * (1 - self.p)
+
+        def softmax():
+            return Softmax()
+    ''')
+    (tmp_path / "softmax_layers.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "softmax_layers", raising=False)
+    assert main(["check", "softmax_layers:softmax", "--shape", "6,5"]) == 1
+    assert "  - x (diagonal_only): analytic = s (1 - s) x dout" in capsys.readouterr().out
+    assert main(["check", "softmax_layers:softmax", "--shape", "6,5", "--json"]) == 1
+    found = json.loads(capsys.readouterr().out)["diagnoses"]
+    assert [(d["tensor"], d["kind"]) for d in found] == [("x", "diagonal_only")]
+
+    pytester.makepyfile(test_embedding=textwrap.dedent('''
+        import numpy as np
+        import gradcheck as gc
+
+        def embed_forward(W, idx):
+            return W[idx], (idx, W.shape)
+
+        def embed_backward(dout, cache):
+            idx, shape = cache
+            dW = np.zeros(shape)
+            dW[idx] += dout
+            return dW
+
+        def test_embedding():
+            W = np.random.default_rng(0).standard_normal((6, 3))
+            gc.assert_pair(embed_forward, embed_backward, W, np.array([0, 2, 2, 5]))
+    '''))
+    result = pytester.runpytest("-p", "no:benchmark", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*likely cause:*", "*W (repeated_index): the wrong rows of W "
+                                 "are exactly the 1 that idx names more than once (2 (2 times))*"])

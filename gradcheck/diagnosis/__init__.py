@@ -34,7 +34,21 @@ zero / sign /      the same, on a region of the input only ("where x < 0"), righ
 scale (``where``)
 slice              every wrong element in one row (column, index along an axis), and there
                    analytic = 0, -numeric or c x numeric; every other element right
+repeated_index     the wrong rows are exactly those an integer argument names more than once
+                   (``grad[idx] += ...`` counts a repeated index once)
+recurrence         on the input: the last step of an axis right, every earlier one wrong
+                   (the term carried back through the recurrence missing)
+block_member       right at one element per block of a grid and 0 at the others; or exactly
+                   one element per block of the upstream gradient (a strided slice where a
+                   sum over the block was meant)
+diagonal_only      s (1 - s) x dout for s = softmax(x): a Jacobian's diagonal alone
+mode_mismatch      one normalisation formula (batch statistics) in analytic, the other
+                   (fixed statistics) in numeric
+epsilon            analytic = numeric x (p + eps) / p for one small eps: log(p + eps) in
+                   forward, differentiated without the eps
 isolated           a few elements wrong (at most 10, at most a quarter), the rest right
+location           no kind fits: the smallest support of the wrong elements (plain slices, a
+                   threshold on x, the rows an index repeats) and its share of the error
 needs_full         fast mode measured too few elements, or not a fair sample of them:
                    mode="full" would diagnose (with what the measured ones show)
 =================  ==========================================================================
@@ -63,7 +77,11 @@ localization finished and few are wrong, they are "isolated"; otherwise the diag
 "needs_full", with what the measured elements show (analytic = -numeric in each of them).
 
 Every test is a few vectorized numpy passes over the elements, O(n) (one_index takes a
-median per index, O(n log n)): about 0.4 s for a million-element tensor no pattern fits.
+median per index, O(n log n)): a million-element tensor that no pattern fits took 1.3 s
+without the rules from repeated_index on and 1.8 s with them, on one machine. The rules
+live in one module per family (factors, rearranged, masks, terms, ties, partial; indices,
+sequences, blocks, jacobians, normalisation, epsilon; locate), tried in the order of
+:data:`gradcheck.diagnosis.rules.RULES`.
 """
 from __future__ import annotations
 

@@ -18,12 +18,15 @@ class Diagnosis:
     """A named mistake in one tensor's gradient, with its evidence.
 
     ``kind`` is one of :data:`KINDS`; ``text`` is one sentence for a person. Kind-specific
-    fields: ``factor`` (scale; -1 for sign, 0 for zero; value_term's c; slice's c),
-    ``other`` (swapped: the tensor whose gradient this one holds), ``constant`` (offset),
-    ``where`` (the input's condition a pattern follows, e.g. "x < 0"; offset's subset; the
-    axis of reversed, shifted, one_index; slice's "row 3"), ``elements`` (isolated, offset,
-    missing_mask, kink_convention, tie_counted, tie_dropped, needs_full: index tuples, at
-    most 50), ``count`` (elements the evidence covers).
+    fields: ``factor`` (scale; -1 for sign, 0 for zero; value_term's c; slice's c;
+    epsilon's eps), ``other`` (swapped: the tensor whose gradient this one holds),
+    ``constant`` (offset), ``where`` (the input's condition a pattern follows, e.g. "x < 0";
+    offset's subset; the axis of reversed, shifted, one_index, diagonal_only; slice's "row
+    3"; the wrong steps of recurrence; block_member's stride; the statistics' axes of
+    mode_mismatch; the repeated rows of repeated_index; location's support, e.g.
+    "x[:, :-1, :]"), ``elements`` (isolated, offset, missing_mask, kink_convention,
+    tie_counted, tie_dropped, needs_full, recurrence, repeated_index, location: index tuples,
+    at most 50), ``count`` (elements the evidence covers).
 
     >>> d = Diagnosis("W", "sign", "analytic = -numeric in all 12 elements", factor=-1.0)
     >>> d.to_dict()["factor"]
