@@ -59,7 +59,7 @@ def _probabilities(v: View, ctx: Context) -> Iterator[tuple[np.ndarray, str, str
     if v.a.ndim >= 1 and v.shape[-1] >= 2:
         e = np.exp(x - np.max(x, axis=-1, keepdims=True))
         s = e / np.sum(e, axis=-1, keepdims=True)
-        for target in _targets(v, ctx, s):
+        for target in _targets(v, ctx):
             p_target = np.take_along_axis(s, target[..., None], axis=-1)
             yield (np.broadcast_to(p_target, v.shape),
                    f"p = softmax({name})[target] of each row: log(p + eps) of the softmax, "
@@ -68,7 +68,7 @@ def _probabilities(v: View, ctx: Context) -> Iterator[tuple[np.ndarray, str, str
                    f"-log_softmax({name})[target], which needs no guard")
 
 
-def _targets(v: View, ctx: Context, s: np.ndarray) -> Iterator[np.ndarray]:
+def _targets(v: View, ctx: Context) -> Iterator[np.ndarray]:
     """The target column of each row: an integer label array passed through, shaped like
     the rows; or the one column whose numeric gradient has the other sign (s - y)."""
     rows = v.shape[:-1]
