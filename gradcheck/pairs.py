@@ -543,4 +543,14 @@ def _with_writes(report: Report, arguments: Arguments) -> Report:
     problem = arguments.writes_problem()
     if problem is not None:
         report.problems.append(problem)
+    # the integer arrays passed through (indices, labels): the diagnosis reads which rows an
+    # index names twice; diagnosed again with them, and with the writes the engine missed
+    report.index_arguments = {
+        name: value for name, kind, value in zip(arguments.names, arguments.kinds,
+                                                 arguments.values, strict=True)
+        if kind != _CHECKED and isinstance(value, np.ndarray) and value.dtype.kind in "iu"}
+    if not report.ok and (report.index_arguments or problem is not None):
+        from gradcheck.diagnosis import diagnose
+
+        report.diagnoses = diagnose(report)
     return report

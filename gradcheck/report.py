@@ -172,6 +172,8 @@ class Report:
     input_name: str | None = None  # the tensor that is the input x (check_layer/function)
     output_shape: tuple[int, ...] | None = None  # the layer's output (check_layer)
     door: str = ""  # the front door that made it: "check_layer", "check_pair", ...
+    # integer arrays passed through check_pair/check_loss (labels, indices), by parameter name
+    index_arguments: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def warnings(self) -> list[str]:

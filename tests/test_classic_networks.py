@@ -177,9 +177,24 @@ def _kinks_beside_a_tiny_input() -> tuple[TwoLayerNet, np.ndarray, np.ndarray]:
     return net, np.array([[4.187268957149771e-07], [0.0], [0.0], [0.0]]), np.array([2, 0, 0, 0])
 
 
+def _kink_crossed_within_the_finest_probe() -> tuple[TwoLayerNet, np.ndarray, np.ndarray]:
+    """b1[1] has a kink 1.9e-10 from the point (inputs of 1e-9), inside the probe's finest
+    move, and another at 5e-8: the loss moves at every move along it, so no coarseness."""
+    net = TwoLayerNet(1, 2, 4, rng=0)
+    net.params["W1"][:] = [[0.1778093838704446, -0.18682448932200277]]
+    net.params["b1"][:] = 0.0
+    net.params["W2"][:] = [[0.6404226504432821, 0.10490011715303971, -0.535669373161111,
+                            0.36159505490948474],
+                           [1.3040000451301372, 0.9470809631292422, -0.7037352358069926,
+                            -1.2654214710460525]]
+    net.params["b2"][:] = 0.0
+    return net, np.array([[-2.739984697176044e-07], [1e-09], [1e-09]]), np.array([0, 1, 1])
+
+
 @given(case=two_layer_cases())
 @example(case=_confident_two_layer_net())
 @example(case=_kinks_beside_a_tiny_input())
+@example(case=_kink_crossed_within_the_finest_probe())
 def test_checker_agrees_with_two_layer_softmax_net(case):
     """gc.check_params accepts TwoLayerNet.gradients (the closed form) for any batch (ok;
     unverified only where the loss's arithmetic limits it: a near-certain prediction)."""

@@ -33,9 +33,11 @@ from layer_bank import (
 
 STRONG = {"sign", "scale", "transpose", "reversed", "shifted", "missing_mask", "inverted_mask",
           "offset", "value_term", "one_index", "swapped", "zero", "slice", "tie_counted",
-          "tie_dropped"}
-# kinds that describe the whole tensor: never read off fast mode's located elements
-WHOLE_TENSOR = STRONG - {"tie_counted", "tie_dropped"}
+          "tie_dropped", "repeated_index", "recurrence", "block_member", "diagonal_only",
+          "mode_mismatch", "epsilon"}
+# kinds that describe the whole tensor, and where its wrong elements lie: never read off
+# fast mode's located elements
+WHOLE_TENSOR = STRONG - {"tie_counted", "tie_dropped"} | {"location"}
 
 seeds = st.integers(0, 2**32 - 1)
 sides = st.integers(2, 7)
@@ -443,7 +445,7 @@ BANK_KINDS: dict[str, dict[str, str]] = {
     "sigmoid_no_derivative": {},
     "sigmoid_wrong_derivative": {},
     "softplus_wrong_derivative": {},
-    "softmax_diagonal_only": {},
+    "softmax_diagonal_only": {"x": "diagonal_only"},
     "dense_dx_uses_W_not_WT": {},
 }
 
@@ -456,3 +458,164 @@ def test_mutant_bank_diagnoses_only_what_the_bug_reaches(case: Any) -> None:
     assert set(found) <= set(case.bad), str(rep)
     if case.name in BANK_KINDS:
         assert found == BANK_KINDS[case.name], str(rep)
+
+
+# ----------------------------------------------------------------- the structures of layers
+
+
+@given(seeds, st.integers(1, 3), st.integers(3, 6), st.integers(2, 4), st.booleans())
+def test_a_term_missing_at_every_step_but_the_end_is_a_recurrence(
+        seed: int, batch: int, steps: int, features: int, backward: bool) -> None:
+    """analytic = numeric less a carried term at every step but the last (the first, for a
+    recurrence run backward): recurrence, with the steps it names, whenever the end step
+    holds enough elements to be seen right."""
+    n = _normal(seed, (batch, steps, features))
+    carried = _normal(seed + 1, n.shape)
+    end = 0 if backward else steps - 1
+    carried[:, end] = 0.0
+    found = diagnose(report(tensor("x", n - carried, n)))
+    # the same pattern in a weight is no sequence: only the input has steps in time
+    assert kinds(diagnose(report(tensor("W", n - carried, n), input_name=None))).get(
+        "W") != "recurrence"
+    if batch * features < 6 or batch * features * (steps - 1) < 16:
+        assert kinds(found).get("x") != "recurrence"  # too few elements to tell
+        return
+    assert kinds(found) == {"x": "recurrence"}
+    rest = "x[:, 1:, :]" if backward else "x[:, :-1, :]"
+    assert found[0].where is not None and found[0].where.startswith(rest)
+
+
+@given(seeds, st.integers(2, 3), st.integers(2, 3), st.sampled_from([2, 3]),
+       st.integers(0, 8))
+def test_a_gradient_given_to_one_member_per_block_is_a_block_member(
+        seed: int, rows: int, cols: int, period: int, at: int) -> None:
+    """A pooling backward that writes each window's gradient into one pixel of it (the same
+    one in every window) and leaves the rest 0: block_member, naming that stride."""
+    windows = _normal(seed, (rows, cols))
+    n = np.repeat(np.repeat(windows, period, axis=0), period, axis=1) / period ** 2
+    r, c = at // period % period, at % period
+    a = np.zeros_like(n)
+    a[r::period, c::period] = n[r::period, c::period]
+    found = diagnose(report(tensor("x", a, n), input_name=None))
+    assert kinds(found) == {"x": "block_member"}
+    start = lambda i: str(i) if i else ""  # noqa: E731
+    assert found[0].where == f"x[{start(r)}::{period}, {start(c)}::{period}]"
+
+
+@given(seeds, st.integers(1, 6), st.integers(3, 6))
+def test_the_diagonal_of_a_softmax_jacobian_is_named(seed: int, rows: int, classes: int) -> None:
+    """analytic = s (1 - s) g where numeric = s (g - sum(g s)) per row: diagonal_only."""
+    x = np.random.default_rng([seed, 2]).standard_normal((rows, classes))
+    g = _normal(seed, x.shape)
+    s = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    n = s * (g - (g * s).sum(axis=1, keepdims=True))
+    found = diagnose(report(tensor("x", s * (1 - s) * g, n, value=x), output_shape=x.shape))
+    if rows * (classes - 1) < 3:
+        return
+    assert kinds(found) == {"x": "diagonal_only"}
+
+
+@given(seeds, st.integers(2, 8), st.integers(2, 5), st.sampled_from([1e-7, 1e-8, 1e-5]))
+def test_an_eps_in_the_log_that_backward_ignores_is_named(seed: int, rows: int, classes: int,
+                                                          eps: float) -> None:
+    """-log(p + eps) differentiated as -log(p): epsilon, with that eps, wherever three
+    elements or more show it and their p are not one value."""
+    rng = np.random.default_rng([seed, 4])
+    p = rng.uniform(1e-4, 1.0, (rows, classes))
+    y = np.eye(classes)[rng.integers(0, classes, rows)]
+    # float64 error bars as the engine measures them on a smooth loss (a part in 1e9)
+    found = diagnose(report(tensor("p", -y / p, -y / (p + eps), value=p, rtol=1e-9, atol=1e-12),
+                            input_name="p"))
+    if rows < 3:  # two wrong elements: too few to fit eps and test it
+        assert kinds(found).get("p") != "epsilon"
+        return
+    labelled = p[y == 1]
+    if labelled.max() < 2 * labelled.min() and kinds(found) == {"p": "scale"}:
+        return  # p nearly one value: (p + eps) / p is one factor too, and scale comes first
+    assert kinds(found) == {"p": "epsilon"}
+    assert found[0].factor == eps
+
+
+@given(seeds, st.integers(4, 8), st.integers(1, 3), st.booleans())
+def test_batchnorm_in_one_mode_differentiated_in_the_other(seed: int, batch: int,
+                                                           features: int, frozen: bool) -> None:
+    """A batch norm layer whose forward and backward disagree on the mode, in either
+    direction: mode_mismatch on x; the layer that agrees with itself passes."""
+
+    class BatchNorm:
+        def __init__(self, forward_frozen: bool, backward_frozen: bool) -> None:
+            self.forward_frozen, self.backward_frozen = forward_frozen, backward_frozen
+            self.params: dict[str, np.ndarray] = {}
+
+        def forward(self, x: np.ndarray) -> np.ndarray:
+            self.x = x
+            mu, var = (0.5, 2.0) if self.forward_frozen else (x.mean(0), x.var(0))
+            return (x - mu) / np.sqrt(var + 1e-5)
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            if self.backward_frozen:
+                return g / np.sqrt(2.0 + 1e-5)
+            inv = 1 / np.sqrt(self.x.var(0) + 1e-5)
+            x_hat = (self.x - self.x.mean(0)) * inv
+            return inv * (g - g.mean(0) - x_hat * (g * x_hat).mean(0))
+
+    x = 1 + np.random.default_rng([seed, 6]).standard_normal((batch, features))
+    rep = gc.check_layer(BatchNorm(frozen, not frozen), x)
+    if features * (batch - 2) < 3:  # two unknowns per feature: too few elements left to test
+        assert kinds(rep.diagnoses).get("x") != "mode_mismatch", str(rep)
+        return
+    assert kinds(rep.diagnoses) == {"x": "mode_mismatch"}, str(rep)
+    assert gc.check_layer(BatchNorm(frozen, frozen), x).ok
+
+
+@given(seeds, st.integers(4, 9), st.integers(1, 3), st.integers(2, 12))
+def test_rows_an_index_names_twice_are_named_by_their_index(seed: int, vocabulary: int,
+                                                            dim: int, count: int) -> None:
+    """An embedding backward with grad[idx] += dout: wrong exactly at the repeated rows, and
+    named so (repeated_index) whenever a row named once shows that singles are right."""
+
+    def embed_forward(W: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, Any]:
+        return W[idx], idx
+
+    def embed_backward(dout: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        dW = np.zeros((vocabulary, dim))
+        dW[idx] += dout
+        return dW
+
+    rng = np.random.default_rng([seed, 8])
+    idx = rng.integers(0, vocabulary, count)
+    rep = gc.check_pair(embed_forward, embed_backward, rng.standard_normal((vocabulary, dim)),
+                        idx)
+    times = np.bincount(idx, minlength=vocabulary)
+    if not (times >= 2).any():
+        assert rep.ok, str(rep)
+        return
+    if (times == 1).any():
+        assert kinds(rep.diagnoses) == {"W": "repeated_index"}, str(rep)
+    else:
+        assert kinds(rep.diagnoses).get("W") != "repeated_index", str(rep)
+
+
+@given(seeds, st.integers(3, 7), st.integers(3, 7), st.integers(0, 6), st.integers(0, 6))
+def test_the_location_of_a_patternless_error_is_its_box(seed: int, rows: int, cols: int,
+                                                        row: int, span: int) -> None:
+    """Noise on rows row..row+span of a matrix, the rest right: no kind fits, and the
+    location names exactly those rows (W[a:b]), with every other element right."""
+    n = _normal(seed, (rows, cols))
+    first = row % rows
+    last = min(rows - 1, first + span)
+    if first == 0 and last == rows - 1:
+        return  # every row: no location to give
+    a = n.copy()
+    a[first:last + 1] += np.random.default_rng([seed, 9]).uniform(0.5, 1.0, (last - first + 1,
+                                                                              cols))
+    found = diagnose(report(tensor("W", a, n), input_name=None))
+    if (last - first + 1) * cols <= 10 and (last - first + 1) * cols <= 0.25 * rows * cols:
+        assert kinds(found) in ({"W": "isolated"}, {"W": "location"})
+        return
+    assert kinds(found) in ({"W": "location"}, {"W": "slice"})
+    if kinds(found) == {"W": "location"}:
+        start = "" if first == 0 else str(first)
+        stop = "" if last == rows - 1 else ("-1" if last == rows - 2 else str(last + 1))
+        expected = f"W[{first}]" if first == last else f"W[{start}:{stop}]"
+        assert found[0].where == expected, found[0].text

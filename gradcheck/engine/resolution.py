@@ -24,12 +24,10 @@ for the moves actually taken, from the smallest move up:
   by 0.1 % is a wrong gradient, not a coarse loss);
 - a probe that nowhere follows the prediction claims nothing (a wrong gradient is never
   excused as a coarse loss): the theory stands;
-- along a coordinate the first look saw a kink at (probed alone), a loss that moves in
-  proportion to the two finest moves resolves them exactly: what it leaves beyond the
-  prediction at larger ones is the kink's (a kink on the point adds a share of the move,
-  one off it, once crossed, a constant), and the probe claims nothing. (Moved together,
-  coordinates whose share rounds away, 1 - p with p near 1, beside exact ones move the
-  loss in proportion too: the rule is for one kink coordinate at a time.)
+- along a coordinate the first look saw a kink at (probed alone), only a loss that does
+  not move at the finest move shows its resolution: one that moves there resolves such
+  moves, and what it leaves beyond the prediction at larger ones is the kinks' (at the
+  point and crossed on the way: a share of the move, and constants), not its error.
 
 The result, :class:`Resolution`, scales every rounding bound of the check
 (``excess``), raises the step where the loss is far coarser than its theory (so that the
@@ -79,9 +77,6 @@ INSIDE_FACTOR = 16.0
 # A change smaller than this many roundings of max(|L|, 1) may be rounded away by
 # intermediates of order 1 (p near 1 in -log p), whatever the probe saw.
 HIDDEN_ROUNDINGS = 64.0
-# Odd parts of the two finest moves in proportion to the moves within this share (and
-# rounding): the loss resolves them exactly (module docstring).
-FINEST_LINEAR_RTOL = 1e-3
 FLOATS = (np.float16, np.float32, np.float64)
 
 
@@ -235,7 +230,7 @@ def _probe(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: floa
     odd, predicted, rounding, _, _ = rows[-1]
     slope_share = max(0.0, abs(odd - predicted) - 2 * rounding) / abs(predicted)
     # the odd part's residual is half the two values' errors: one value may carry twice it
-    if along_kink and _linear_at_finest(rows, loss_at_point):
+    if along_kink and _moved_at_finest(rows, loss_at_point):
         return Resolution(probed=True)
     finer = [(2 * max(0.0, abs(o - p) - SLOPE_SLACK * slope_share * abs(p)), th, move, up)
              for o, p, th, move, up in rows[:-1] if np.isfinite(o)]
@@ -270,21 +265,15 @@ def _probe(calls: Calls, analytic: Mapping[str, np.ndarray], loss_at_point: floa
     return Resolution(excess=excess, inside_eps=inside, measured=measured, probed=True)
 
 
-def _linear_at_finest(rows: list[tuple[float, float, float, float, float]],
-                      loss_at_point: float) -> bool:
-    """Whether the loss moved at the two finest moves of a probe, by odd parts in
-    proportion to the moves, to rounding: it resolves moves that small exactly, and what it
-    leaves beyond the prediction at larger ones is the kink's (a kink on the point adds a
-    share of the move, one off it, once crossed, a constant and another share), not its
-    resolution."""
-    if len(rows) < 2:
+def _moved_at_finest(rows: list[tuple[float, float, float, float, float]],
+                     loss_at_point: float) -> bool:
+    """Whether the loss moved at the finest move of a probe: it resolves moves that small,
+    so along one kink coordinate what it leaves beyond the prediction at larger ones is
+    the kinks' (at the point and crossed on the way), not its resolution."""
+    if not rows:
         return False
-    (odd0, _, rounding0, move0, up0), (odd1, _, rounding1, move1, up1) = rows[:2]
-    moved = all(np.isfinite(odd) and odd != 0 and up != loss_at_point
-                for odd, up in ((odd0, up0), (odd1, up1)))
-    scale = move1 / move0
-    return bool(moved and abs(odd1 - scale * odd0)
-                <= FINEST_LINEAR_RTOL * abs(odd1) + 2 * (scale * rounding0 + rounding1))
+    odd, _, _, _, up = rows[0]
+    return bool(np.isfinite(odd) and (up != loss_at_point or up - 2 * odd != loss_at_point))
 
 
 def _singles(calls: Calls, analytic: Mapping[str, np.ndarray],

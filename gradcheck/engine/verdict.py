@@ -69,13 +69,15 @@ class Reason(IntEnum):
     GRAY = 16  # off by more than measured, by less than rounding could carry
     KINK_UNSETTLED = 17  # a kink outside its hull that no jittered point settled
     KINK_INSIDE_STEP = 18  # the looks straddle a kink at every step rounding allows
+    TIE_UNDECIDED = 19  # tied elements whose sum the loss moves too little to check
 
 
 FAILING = (Reason.MISMATCH, Reason.TIE, Reason.KINK_CONVENTION, Reason.AT_KINK,
            Reason.NEARBY)
 # The order in which a tensor's unverified elements give it its reason: the most
 # specific first.
-REASON_ORDER = (Reason.NOT_FINITE, Reason.STILL, Reason.SUBNORMAL, Reason.COARSE,
+REASON_ORDER = (Reason.NOT_FINITE, Reason.TIE_UNDECIDED, Reason.STILL, Reason.SUBNORMAL,
+                Reason.COARSE,
                 Reason.KINK_INSIDE_STEP, Reason.KINK_UNSETTLED, Reason.ROUGH, Reason.GRAY,
                 Reason.ROUNDING)
 
@@ -125,6 +127,9 @@ class Evidence:
     # jumped, or the first look's one-sided slopes were apart like a kink's)
     finite: np.ndarray  # bool: the coordinate itself is finite
     tie: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # bool: tied, and along the tie the gradients miss the loss's slope by less than what its
+    # unchanged outputs could hide
+    tie_undecided: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     nearby: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     why: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     # the numbers at the jittered point that decided (the side that failed, if one did)
@@ -136,7 +141,8 @@ class Evidence:
 
     def __post_init__(self) -> None:
         count = len(self.flat)
-        for name, dtype, fill in (("tie", bool, False), ("nearby", np.intp, Nearby.NOT_LOOKED),
+        for name, dtype, fill in (("tie", bool, False), ("tie_undecided", bool, False),
+                                  ("nearby", np.intp, Nearby.NOT_LOOKED),
                                   ("why", np.intp, Why.NOT_RECHECKED),
                                   ("near_analytic", np.float64, np.nan),
                                   ("near_numeric", np.float64, np.nan),
@@ -149,7 +155,8 @@ class Evidence:
         floats = {f.name: np.zeros(0) for f in fields(Evidence)}
         for name in ("flat", "shape", "nearby", "why"):
             floats[name] = np.zeros(0, dtype=np.intp)
-        for name in ("still", "converged", "resolved", "single", "straddled", "finite", "tie"):
+        for name in ("still", "converged", "resolved", "single", "straddled", "finite", "tie",
+                     "tie_undecided"):
             floats[name] = np.zeros(0, dtype=bool)
         return Evidence(**floats)
 
@@ -247,6 +254,7 @@ def decide(ev: Evidence, judge: Judge, rounding: Reason = Reason.ROUNDING) -> Ve
         settle(~ev.finite, Status.UNVERIFIED, Reason.NOT_FINITE)
         settle(kink & (mode == "skip"), Status.SKIPPED)
         settle(ev.tie, Status.FAILED, Reason.TIE)
+        settle(ev.tie_undecided, Status.UNVERIFIED, Reason.TIE_UNDECIDED)
         near_right = (ev.nearby == Nearby.RIGHT) & (mode == "subgradient")
         near_wrong = (ev.nearby == Nearby.WRONG) & (mode == "subgradient")
 
@@ -364,6 +372,12 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
                 "a small bug look alike there; check "
                 "at a point where these gradients are larger next to the loss, or pass an "
                 f"atol above {off:.1e} if that difference is acceptable")
+    if reason == Reason.TIE_UNDECIDED:
+        return (f"{n} tied element(s) (first {first}) may not add up along their tie: moved "
+                "together, they change the loss by less than its outputs that stayed as they "
+                "were could have lost to their rounding (a change below an output's spacing "
+                "leaves it as it was), so the sum of their gradients cannot be checked "
+                "against it; check in float64, or at a point without ties")
     if reason == Reason.KINK_UNSETTLED:
         return (f"{n} kink coordinate(s) (first {first}) have analytic values outside the "
                 "one-sided derivatives, and no jittered point could settle them; re-run with "
