@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gradcheck.report import Report, TensorResult
+# A report draws itself through this module (Report.plot), so the report and its tensor
+# results are typed here by what is read off them, not imported.
+Report = Any
+TensorResult = Any
 
 #: works wherever gradcheck came from (an index, a git URL, a folder): the extra's
 #: name alone would need the same source again

@@ -29,18 +29,17 @@ import numpy as np
 
 from gradcheck.adapters import (
     OutputLoss,
-    Upstream,
     callable_name,
     float_input,
     output_array,
     refuse_non_array,
-    upstream_array,
 )
 from gradcheck.engine.run import run_check
 from gradcheck.engine.tolerance import precision_dtype
 from gradcheck.errors import GradcheckUsageError, GradientShapeError
 from gradcheck.options import CheckOptions, Options, Subject, front_door
 from gradcheck.report import Problem, Report
+from gradcheck.upstream import Upstream, upstream_array
 from gradcheck.validate import check_callable, not_an_array, returned, same_bits
 
 # how an argument reaches the user's function: the live checked array; a fresh copy of
@@ -550,7 +549,7 @@ def _with_writes(report: Report, arguments: Arguments) -> Report:
                                                  arguments.values, strict=True)
         if kind != _CHECKED and isinstance(value, np.ndarray) and value.dtype.kind in "iu"}
     if not report.ok and (report.index_arguments or problem is not None):
-        from gradcheck.diagnosis import diagnose
+        from gradcheck.diagnosis.rules import diagnose
 
         report.diagnoses = diagnose(report)
     return report

@@ -486,7 +486,7 @@ def _backward_benchmark(target: LayerTarget, shape: tuple[int, ...]) -> Callable
     def gradcheck_backward_benchmark(benchmark: Any) -> None:
         import numpy as np
 
-        from gradcheck.adapters import drawn_upstream
+        from gradcheck.upstream import drawn_upstream
 
         layer, x = target.make_case(shape, "float64", seed=0)
         upstream = drawn_upstream(np.asarray(layer.forward(x)), None, 0, target.spec)

@@ -12,7 +12,7 @@ from gradcheck.errors import GradientMismatch
 from gradcheck.text import element, general, sci, strict_json, table
 
 if TYPE_CHECKING:
-    from gradcheck.diagnosis import Diagnosis
+    from gradcheck.diagnosis.found import Diagnosis
 
 #: How many of a tensor's wrong elements a result keeps (worst first) and its text lists.
 WORST_SHOWN = 5

@@ -6,21 +6,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcheck.diagnosis import (
-    blocks,
-    epsilon,
-    factors,
-    indices,
-    jacobians,
-    locate,
-    masks,
-    normalisation,
-    partial,
-    rearranged,
-    sequences,
-    terms,
-    ties,
-)
+import gradcheck.diagnosis.blocks as blocks
+import gradcheck.diagnosis.epsilon as epsilon
+import gradcheck.diagnosis.factors as factors
+import gradcheck.diagnosis.indices as indices
+import gradcheck.diagnosis.jacobians as jacobians
+import gradcheck.diagnosis.locate as locate
+import gradcheck.diagnosis.masks as masks
+import gradcheck.diagnosis.normalisation as normalisation
+import gradcheck.diagnosis.partial as partial
+import gradcheck.diagnosis.rearranged as rearranged
+import gradcheck.diagnosis.sequences as sequences
+import gradcheck.diagnosis.terms as terms
+import gradcheck.diagnosis.ties as ties
 from gradcheck.diagnosis.evidence import UNRELIABLE, Context, View
 from gradcheck.diagnosis.found import Diagnosis
 

@@ -3,7 +3,7 @@ analytic gradient with it (a strided slice of g; a normalisation's other formula
 
 The report does not carry g, but the seed fixes it: g is the first standard normal draw of
 the seed's generator, shaped like the (first) output, as
-:func:`gradcheck.adapters.drawn_upstream` makes it for the diagnostics. Where the user passed
+:func:`gradcheck.upstream.drawn_upstream` makes it for the diagnostics. Where the user passed
 ``upstream=`` this g is not theirs: a rule that reads it then finds no exact fit and claims
 nothing, so a wrong g can cost a diagnosis, never give a wrong one.
 """
@@ -38,7 +38,7 @@ def drawn(report: Report, door: str) -> np.ndarray | None:
     seed = getattr(report, "options", {}).get("seed")
     if door not in DOORS or shape is None or len(shape) == 0 or not isinstance(seed, int):
         return None
-    from gradcheck.adapters import drawn_upstream  # the engine's side: loaded when needed
+    from gradcheck.upstream import drawn_upstream  # the engine's side: loaded when needed
 
     g = drawn_upstream(np.zeros(tuple(shape)), None, seed, "the output")
     return np.asarray(g, dtype=np.float64)

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck.adapters import drawn_upstream
 from gradcheck.errors import GradcheckUsageError
+from gradcheck.upstream import drawn_upstream
 
 
 def layers_of(net: Any) -> list[Any]:
@@ -117,7 +117,7 @@ def make_upstream(y: Any, upstream: Any, seed: int) -> tuple[Any, str]:
 
     A scalar output is a loss head: ``backward(1.0)`` unless ``upstream`` gives the scalar.
     Otherwise the upstream is drawn as check_layer draws its own
-    (:func:`gradcheck.adapters.drawn_upstream`): the same seed gives the same g.
+    (:func:`gradcheck.upstream.drawn_upstream`): the same seed gives the same g.
     """
     if np.ndim(y) == 0:
         if upstream is None:

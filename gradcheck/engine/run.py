@@ -94,7 +94,7 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
               subject: Subject) -> Report:
     """The engine: check ``grads()`` against ``loss()`` over ``params`` with ``options``,
     and build the report (with its diagnosis) in the words of ``subject``."""
-    from gradcheck.diagnosis import diagnose
+    from gradcheck.diagnosis.rules import diagnose
     from gradcheck.progress import ProgressBar, progress_callback
 
     check_callable(loss, "loss", 0, "it reads the params the checker perturbs in place")
