@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         assert_pair,
         assert_params,
     )
+    from gradcheck.bench import BenchmarkReport, benchmark_layer
     from gradcheck.core import check_params
     from gradcheck.diagnostics import (
         ConventionReport,
@@ -67,9 +68,12 @@ _HOME = {
     "convention_sensitivity": "gradcheck.diagnostics",
     "ConventionReport": "gradcheck.diagnostics",
     "make_chain": "gradcheck.diagnostics",
+    "benchmark_layer": "gradcheck.bench",
+    "BenchmarkReport": "gradcheck.bench",
 }
 
 __all__ = [
+    "BenchmarkReport",
     "ConventionReport",
     "FlowReport",
     "GradcheckArgumentError",
@@ -91,6 +95,7 @@ __all__ = [
     "assert_loss",
     "assert_pair",
     "assert_params",
+    "benchmark_layer",
     "check_function",
     "check_layer",
     "check_loss",

@@ -27,20 +27,13 @@ import functools
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-#: seconds between blocks. OpenBLAS worker threads keep spinning for ~0.1 s after numpy's
-#: last product, and torch's OpenMP threads after torch's: measured here, a torch block
-#: started right after a numpy block ran 2x slower (8.0 ms instead of 3.8 ms per call at
-#: 784-256-256-10 batch 512), and numpy after torch ~1.5x for its first calls.
-PAUSE = 0.25
 #: issue-14 targets: ratio -> largest value that meets it
 TARGETS = {"backward_over_floor": 1.15, "fwd_bwd_over_torch": 1.0,
            "full_over_loss_floor": 1.3,
@@ -81,68 +74,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def block_median_ms(contenders: Contenders, rounds: int, reps: int, pause: float = PAUSE
-                    ) -> dict[str, float]:
-    """Median ms per call of each ``fn`` (its ``setup``, if any, untimed before each call)."""
-    samples: dict[str, list[float]] = {key: [] for key in contenders}
-    clock = time.perf_counter
-    for _ in range(rounds):
-        for key, (setup, fn) in contenders.items():
-            time.sleep(pause)  # let the previous block's thread pool stop spinning
-            for rep in range(reps + 1):
-                if setup is not None:
-                    setup()
-                t0 = clock()
-                fn()
-                elapsed = clock() - t0
-                if rep:  # the first call of a block wakes the thread pool: untimed
-                    samples[key].append(elapsed)
-    return {key: 1e3 * statistics.median(v) for key, v in samples.items()}
-
-
-def cpu_snapshot() -> tuple[int, int, float] | None:
-    """(all jiffies, idle jiffies, this process's CPU seconds) from /proc/stat, or None."""
-    try:
-        with open("/proc/stat") as stat:
-            jiffies = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    times = os.times()  # every thread of this process (the BLAS pool included)
-    return sum(jiffies), jiffies[3] + jiffies[4], times.user + times.system
-
-
-def others_cpu_percent(before: tuple[int, int, float] | None,
-                       after: tuple[int, int, float] | None) -> float | None:
-    """Share of the machine's CPU time used by *other* processes between two snapshots
-    (steal time counts as theirs: the hypervisor gave our cores to someone else)."""
-    if before is None or after is None or after[0] <= before[0]:
-        return None
-    hz = os.sysconf("SC_CLK_TCK")
-    total = (after[0] - before[0]) / hz
-    busy = total - (after[1] - before[1]) / hz
-    return max(0.0, 100.0 * (busy - (after[2] - before[2])) / total)
-
-
 def measure_calmly(contenders: Contenders, args: argparse.Namespace, reps: int, label: str
                    ) -> tuple[dict[str, float], float | None, bool]:
-    """Medians of the least disturbed attempt, its others' CPU %, and whether it is still
-    disturbed (above --busy)."""
-    best: tuple[float, dict[str, float], float | None] | None = None
-    for attempt in range(1 + args.retries):
-        before = cpu_snapshot()
-        ms = block_median_ms(contenders, args.rounds, reps)
-        others = others_cpu_percent(before, cpu_snapshot())
-        score = others if others is not None else 0.0
-        if best is None or score < best[0]:
-            best = (score, ms, others)
-        if score <= args.busy:
-            break
-        if attempt < args.retries:
-            print(f"  {label}: other processes took {score:.0f}% of the CPU; measuring again",
-                  file=sys.stderr)
-    assert best is not None
-    score, ms, others = best
-    return ms, others, score > args.busy
+    """Median ms per call of each contender (its ``setup``, if any, untimed before each
+    call), in alternating blocks with a pause before each, measured again while other
+    processes took more than --busy % of the CPU (gradcheck.timing.measure_calmly); the
+    least disturbed attempt's medians, its others' CPU %, and whether it stays disturbed."""
+    from gradcheck.timing import PAUSE, Contender
+    from gradcheck.timing import measure_calmly as measure
+
+    def say(percent: float) -> None:
+        print(f"  {label}: other processes took {percent:.0f}% of the CPU; measuring again",
+              file=sys.stderr)
+
+    m = measure({key: Contender(fn, setup) for key, (setup, fn) in contenders.items()},
+                args.rounds, reps, pause=PAUSE, busy=args.busy, retries=args.retries,
+                on_retry=say)
+    return ({key: 1e3 * t.median for key, t in m.timings.items()}, m.others_cpu_percent,
+            m.disturbed)
 
 
 def backward_rows(args: argparse.Namespace, torch: Any) -> list[dict[str, Any]]:
