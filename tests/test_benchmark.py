@@ -154,11 +154,11 @@ def test_the_slow_layer_of_a_network_is_named_a_python_loop_over_the_batch() -> 
     assert run.slowest is not None and run.slowest.index == 2
     assert run.slowest.name == "LoopDense"
     assert "slowest backward: layer 2 LoopDense" in str(report)
-    # each layer's share is its part of the network's backward, the rest between layers
+    # each layer's share is its part of the network's backward timed in the same calls, so
+    # the network's own time between its layers is never negative
     shares = [row.share for row in run.layers]
-    assert all(s is not None and s > 0 for s in shares)
-    assert run.between_layers == pytest.approx(
-        run.whole.backward.median - sum(row.backward.median for row in run.layers))
+    assert all(s is not None and 0 < s < 1 for s in shares)
+    assert run.between_layers is not None and run.between_layers >= 0
     assert report.to_dict()["runs"][0]["slowest_layer"] == 2
 
 

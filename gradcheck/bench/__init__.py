@@ -38,7 +38,7 @@ import numpy as np
 
 from gradcheck.bench.floor import DenseFloor, NoFloor, dense_floor
 from gradcheck.bench.memory import AllocationTracer, measure_allocations
-from gradcheck.bench.probe import LayerProbe, sublayers
+from gradcheck.bench.probe import NETWORK, LayerProbe, sublayers
 from gradcheck.bench.report import BenchmarkReport, DtypeBenchmark, LayerTimes
 from gradcheck.errors import GradcheckUsageError
 from gradcheck.timing import Contender, Measurement, Timing, calibrate_reps, measure_calmly
@@ -294,8 +294,8 @@ def _measure_case(case: Case, label: str, settings: Settings,
         p = probe
 
         def instrumented() -> None:
-            layer.forward(x)
-            layer.backward(g)
+            p.time_network("forward", lambda: layer.forward(x))
+            p.time_network("backward", lambda: layer.backward(g))
 
         def after(timed: bool) -> None:
             p.uninstall()
@@ -324,8 +324,14 @@ def _measure_case(case: Case, label: str, settings: Settings,
     rows: list[LayerTimes] = []
     if probe is not None:
         rows = _layer_rows(layer, x, g, probe, records[m.kept], floors, m, whole)
+    between = None
+    if probe is not None:
+        seen = records[m.kept]
+        between = Timing(tuple(
+            t - sum(seen[i]["backward"][k] for i in probe.unique)
+            for k, t in enumerate(seen[NETWORK]["backward"]))).median
     return DtypeBenchmark(case.dtype, tuple(np.shape(x)), whole, rows, m.others_cpu_percent,
-                          m.disturbed, m.attempts, settings.busy, notes)
+                          m.disturbed, m.attempts, settings.busy, notes, between)
 
 
 class _Floors:
@@ -390,7 +396,9 @@ def _layer_rows(layer: Any, x: Any, g: Any, probe: LayerProbe,
         finally:
             probe.tracer = None
     rows = []
-    total = whole.backward.median
+    # shares: of the network's backward in the same (instrumented) calls as the sublayers'
+    network = samples[NETWORK]["backward"]
+    total = Timing(tuple(network)).median
     for i in probe.unique:
         sub = probe.layers[i]
         backward = Timing(tuple(samples[i]["backward"]))

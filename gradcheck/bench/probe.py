@@ -28,9 +28,11 @@ from typing import Any
 
 from gradcheck.bench.memory import AllocationTracer
 
-__all__ = ["KINDS", "LayerProbe", "sublayers"]
+__all__ = ["KINDS", "NETWORK", "LayerProbe", "sublayers"]
 
 KINDS = ("forward", "backward")
+#: the key of the network's own times among the sublayers' indices
+NETWORK = -1
 
 
 def sublayers(layer: Any) -> list[Any] | None:
@@ -70,6 +72,7 @@ class LayerProbe:
         self.unique = [i for i, layer in enumerate(layers) if self.index[id(layer)] == i]
         self.pending: dict[int, dict[str, float]] = {}
         self.samples: dict[int, dict[str, list[float]]] = {}
+        #: the network's own calls in the same runs, key NETWORK (see :meth:`time_network`)
         self.calls: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.record = False
         self.tracer: AllocationTracer | None = None
@@ -78,8 +81,17 @@ class LayerProbe:
 
     def reset(self) -> None:
         """Forget the samples (a new attempt of a measurement)."""
-        self.pending = {i: dict.fromkeys(KINDS, 0.0) for i in self.unique}
-        self.samples = {i: {k: [] for k in KINDS} for i in self.unique}
+        keys = [*self.unique, NETWORK]
+        self.pending = {i: dict.fromkeys(KINDS, 0.0) for i in keys}
+        self.samples = {i: {k: [] for k in KINDS} for i in keys}
+
+    def time_network(self, kind: str, call: Any) -> Any:
+        """``call()`` (the network's forward or backward), timed as ``samples[NETWORK]``:
+        the sublayers' shares and the time between them are read off the same calls."""
+        t0 = time.perf_counter()
+        result = call()
+        self.pending[NETWORK][kind] += time.perf_counter() - t0
+        return result
 
     def keep(self, timed: bool) -> None:
         """End of one call of the network: keep its per-layer seconds if it was timed."""

@@ -62,7 +62,8 @@ class LayerTimes:
     ``allocated``/``peak``: bytes one backward call allocates in all and holds at most at
     once (see :mod:`gradcheck.bench.memory`). ``floor``: its matrix products alone
     (:mod:`gradcheck.bench.floor`), ``floor_text`` says which, or why none is known.
-    ``share``: this sublayer's part of the network's backward time.
+    ``share``: this sublayer's part of the network's backward time, both timed in the
+    same calls (the network run with its sublayers' methods wrapped).
     """
 
     name: str
@@ -119,18 +120,14 @@ class DtypeBenchmark:
     attempts: int = 1
     busy: float = 10.0
     notes: list[str] = field(default_factory=list)
+    #: seconds of the network's backward spent outside its sublayers (its own code between
+    #: them), the median over the same calls that timed the sublayers
+    between_layers: float | None = None
 
     @property
     def slowest(self) -> LayerTimes | None:
         """The sublayer with the largest backward time (None for a single layer)."""
         return max(self.layers, key=lambda row: row.backward.median, default=None)
-
-    @property
-    def between_layers(self) -> float | None:
-        """Seconds of the network's backward spent outside its sublayers (its own code)."""
-        if not self.layers:
-            return None
-        return self.whole.backward.median - sum(row.backward.median for row in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         slowest = self.slowest
@@ -223,8 +220,9 @@ def _run_lines(run: DtypeBenchmark) -> list[str]:
         for row in run.layers:
             rows.append(_cells(row, "  ", f"{row.index} {row.name}"))
         between = run.between_layers
-        share = "-" if between is None or not whole.backward.median > 0 else (
-            f"{100 * between / whole.backward.median:.0f}%")
+        measured = sum(row.backward.median for row in run.layers) + (between or 0.0)
+        share = "-" if between is None or not measured > 0 else (
+            f"{100 * between / measured:.0f}%")
         rows.append(["  (between layers)", "", format_seconds(between), "", "", share, "", ""])
     widths = [max(len(r[i]) for r in [list(_HEAD), *rows]) for i in range(len(_HEAD))]
     for r in [list(_HEAD), *rows]:
