@@ -438,3 +438,26 @@ def test_bench_command_refuses_a_dtype_the_factory_cannot_build(
     assert "takes no dtype argument" in capsys.readouterr().err
     assert main(["bench", "plain:nope", "--shape", "4,4"]) == 2
     assert "has no attribute 'nope'" in capsys.readouterr().err
+
+
+def test_a_layer_that_raises_gets_its_own_methods_back_and_the_error_unchanged() -> None:
+    class Breaks(LoopDense):
+        calls = 0
+
+        def backward(self, g: np.ndarray) -> np.ndarray:
+            Breaks.calls += 1
+            if Breaks.calls > 3:  # after the recording pass, inside the timing
+                raise FloatingPointError("boom")
+            return super().backward(g)
+
+    net = net_with(Breaks(8, 8), n=8)
+    with pytest.raises(FloatingPointError, match="boom"):
+        gc.benchmark_layer(net, np.ones((4, 8)), **QUICK)
+    for layer in net.layers:
+        assert "forward" not in vars(layer) and "backward" not in vars(layer)
+
+
+def test_per_layer_false_still_finds_the_network_s_floor() -> None:
+    mlp = rn.Sequential(rn.Dense(8, 8, rng=0), rn.ReLU(), rn.Dense(8, 3, rng=1))
+    run = gc.benchmark_layer(mlp, np.ones((4, 8)), per_layer=False, **QUICK).runs[0]
+    assert run.layers == [] and run.whole.floor is not None

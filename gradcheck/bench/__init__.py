@@ -30,6 +30,7 @@ True
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,7 +145,7 @@ def benchmark_layer(
     which other processes took more than ``busy`` percent of the CPU is made again, at
     most ``retries`` times, and marked disturbed if it stays above. ``pause`` seconds
     before each block (when another library's threads must quiet down first).
-    ``per_layer=False`` skips the per-sublayer breakdown of a network.
+    ``per_layer=False`` times a network as a whole only (its floor is still found).
 
     >>> import numpy as np, gradcheck as gc
     >>> from gradcheck.examples.layers import Dense
@@ -251,20 +252,26 @@ def _measure_case(case: Case, label: str, settings: Settings,
     dx = layer.backward(g)
     notes: list[str] = []
 
-    inner = sublayers(layer) if settings.per_layer else None
+    # a network: one pass with its sublayers' methods wrapped records what each receives
+    # (for their floors); per_layer adds their times to the measurement
+    inner = sublayers(layer)
     probe: LayerProbe | None = None
     if inner is not None:
         probe = LayerProbe(inner)
         try:
-            with probe.installed():
+            probe.install()
+        except (AttributeError, TypeError):
+            notes.append("its sublayers' methods cannot be wrapped (__slots__?): no per-layer "
+                         "figures and no floor")
+            probe = None
+        else:
+            try:
                 probe.record = True
                 layer.forward(x)
                 layer.backward(g)
+            finally:
                 probe.record = False
-        except (AttributeError, TypeError):
-            notes.append("its sublayers' methods cannot be wrapped (__slots__?): no per-layer "
-                         "figures")
-            probe = None
+                probe.uninstall()
 
     floors: dict[int, DenseFloor | NoFloor] = {}
     if probe is not None:
@@ -287,11 +294,12 @@ def _measure_case(case: Case, label: str, settings: Settings,
     if isinstance(whole_floor, _Floors):
         contenders["floor"] = Contender(whole_floor.backward)
         contenders["step_floor"] = Contender(whole_floor.step)
-    if probe is not None:
+    timed_layers = probe if settings.per_layer else None
+    if timed_layers is not None:
         for i, floor in floors.items():
             if isinstance(floor, DenseFloor):
                 contenders[f"floor:{i}"] = Contender(floor.backward)
-        p = probe
+        p = timed_layers
 
         def instrumented() -> None:
             p.time_network("forward", lambda: layer.forward(x))
@@ -302,33 +310,37 @@ def _measure_case(case: Case, label: str, settings: Settings,
             p.keep(timed)
 
         contenders["layers"] = Contender(instrumented, setup=p.install, after=after)
-    reps = {key: calibrate_reps(c, settings.min_time) for key, c in contenders.items()}
     records: list[dict[int, dict[str, list[float]]]] = []
 
     def new_attempt() -> None:
-        if probe is not None:
-            probe.reset()
-            records.append(probe.samples)
+        if timed_layers is not None:
+            timed_layers.reset()
+            records.append(timed_layers.samples)
 
     def say(percent: float) -> None:
         if progress is not None:
             progress(f"{label} {case.dtype}: other processes took {percent:.0f}% of the CPU; "
                      "measuring again")
 
-    m = measure_calmly(contenders, settings.rounds, reps, pause=settings.pause,
-                       busy=settings.busy, retries=settings.retries, on_retry=say,
-                       before_attempt=new_attempt)
+    try:
+        reps = {key: calibrate_reps(c, settings.min_time) for key, c in contenders.items()}
+        m = measure_calmly(contenders, settings.rounds, reps, pause=settings.pause,
+                           busy=settings.busy, retries=settings.retries, on_retry=say,
+                           before_attempt=new_attempt)
+    finally:  # the layer's own methods back, also when its code raised
+        if probe is not None:
+            probe.uninstall()
     whole = _whole_times(label if probe is None else "network", m, whole_floor)
     layer.forward(x)
     whole.allocated, whole.peak = measure_allocations(lambda: layer.backward(g))
     rows: list[LayerTimes] = []
-    if probe is not None:
-        rows = _layer_rows(layer, x, g, probe, records[m.kept], floors, m, whole)
-    between = None
-    if probe is not None:
+    between: float | None = None
+    if timed_layers is not None:
         seen = records[m.kept]
+        rows = _layer_rows(layer, x, g, timed_layers, seen, floors, m)
+        # per call: the network's backward less its sublayers' (never below 0), then median
         between = Timing(tuple(
-            t - sum(seen[i]["backward"][k] for i in probe.unique)
+            t - math.fsum(seen[i]["backward"][k] for i in timed_layers.unique)
             for k, t in enumerate(seen[NETWORK]["backward"]))).median
     return DtypeBenchmark(case.dtype, tuple(np.shape(x)), whole, rows, m.others_cpu_percent,
                           m.disturbed, m.attempts, settings.busy, notes, between)
@@ -385,8 +397,7 @@ def _whole_times(name: str, m: Measurement, floor: _Floors | NoFloor) -> LayerTi
 
 def _layer_rows(layer: Any, x: Any, g: Any, probe: LayerProbe,
                 samples: dict[int, dict[str, list[float]]],
-                floors: dict[int, DenseFloor | NoFloor], m: Measurement,
-                whole: LayerTimes) -> list[LayerTimes]:
+                floors: dict[int, DenseFloor | NoFloor], m: Measurement) -> list[LayerTimes]:
     tracer = AllocationTracer()
     layer.forward(x)
     with probe.installed():
