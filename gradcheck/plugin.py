@@ -312,7 +312,8 @@ class GradcheckSuite(pytest.Collector):
     """The collector of everything ``--gradcheck-layer`` generates (node id ``gradcheck``)."""
 
     def collect(self) -> Iterable[pytest.Item]:
-        """One :class:`LayerCheckItem` per layer, dtype and seed; one benchmark per layer."""
+        """One :class:`LayerCheckItem` per layer, dtype and seed; a forward and a backward
+        benchmark per layer and dtype."""
         settings = _settings(self.config)
         with_benchmark = self.config.pluginmanager.hasplugin("benchmark")
         # pytest-benchmark not installed at all (not merely left out with -p no:benchmark):
