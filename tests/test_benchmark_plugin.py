@@ -68,7 +68,8 @@ def test_forward_and_backward_are_timed_apart_per_dtype_in_one_group(
 def test_a_backward_regression_fails_benchmark_compare_fail(
         inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same node ids run twice: the second time the layer's backward sleeps 20 ms, a
-    regression thousands of times its own time, which --benchmark-compare-fail catches."""
+    regression thousands of times its own time, which --benchmark-compare-fail catches
+    (its threshold, 10x, is far below the regression and far above a busy machine's noise)."""
     inner.makepyfile(mylayer="""
         import os
         import time
@@ -88,12 +89,15 @@ def test_a_backward_regression_fails_benchmark_compare_fail(
             "--benchmark-enable", "--benchmark-max-time=0.002", "--benchmark-min-rounds=3")
     inner.runpytest(*args, "--benchmark-autosave").assert_outcomes(passed=2, deselected=3)
     monkeypatch.setenv("MYLAYER_SLOW", "1")
-    result = inner.runpytest(*args, "--benchmark-compare", "--benchmark-compare-fail=median:100%")
+    result = inner.runpytest(*args, "--benchmark-compare",
+                             "--benchmark-compare-fail=median:1000%")
     assert result.ret != 0
     output = [*result.stdout.lines, *result.stderr.lines]
-    regressed = [line for line in output if "median" in line and "float64-" in line]
     assert any("Performance has regressed" in line for line in output), output[-20:]
-    assert regressed and all("backward-benchmark" in line for line in regressed), regressed
+    # the backward is named (the forward's own median is left alone: on a busy machine a
+    # microsecond call may vary, and that is not what this test is about)
+    assert any("Scale-float64-backward-benchmark" in line and "median" in line
+               for line in output), output[-20:]
 
 
 def test_benchmark_items_run_once_when_disabled_and_are_absent_when_left_out(
