@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         assert_pair,
         assert_params,
     )
+    from gradcheck.bench import BenchmarkReport, benchmark_layer
     from gradcheck.diagnostics import (
         ConventionReport,
         FlowReport,
@@ -75,9 +76,12 @@ _HOME = {
     "convention_sensitivity": "gradcheck.diagnostics",
     "ConventionReport": "gradcheck.diagnostics",
     "make_chain": "gradcheck.diagnostics",
+    "benchmark_layer": "gradcheck.bench",
+    "BenchmarkReport": "gradcheck.bench",
 }
 
 __all__ = [
+    "BenchmarkReport",
     "ConventionReport",
     "FlowReport",
     "GradcheckArgumentError",
@@ -102,6 +106,7 @@ __all__ = [
     "assert_loss",
     "assert_pair",
     "assert_params",
+    "benchmark_layer",
     "check_elementwise",
     "check_function",
     "check_layer",

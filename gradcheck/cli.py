@@ -4,6 +4,8 @@ Subcommands:
 
 - ``check LAYER``: check a layer's backward pass, where LAYER is ``package.module:factory``
   (a callable returning a fresh layer; it may take ``rng=`` and ``dtype=``);
+- ``bench LAYER``: time the layer's forward and backward per dtype, per sublayer of a
+  network, against its matrix products where they are known (:mod:`gradcheck.bench`);
 - ``flow`` and ``convention``: diagnostics from :mod:`gradcheck.diagnostics`.
 
 Exit codes: 0 every gradient right, 1 a finding (a wrong gradient, a gradient of the
@@ -238,6 +240,140 @@ def _version_line() -> str:
     return f"{PROG} {gradcheck.__version__}"
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def _dtypes(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(d.strip() for d in text.split(",") if d.strip()))
+    bad = [d for d in names if d not in DTYPES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"invalid dtype {', '.join(bad) or repr(text)}: choose from {', '.join(DTYPES)}, "
+            "comma-separated (float32,float64)")
+    return names
+
+
+def bench_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None
+                  ) -> int:
+    """The ``bench`` subcommand: build the layer per dtype, time it, print the report;
+    return the exit code (0 measured, 2 a usage error or a layer that fails to run)."""
+    from gradcheck.bench import Case, Settings, benchmark_cases
+    from gradcheck.errors import GradcheckUsageError
+
+    parser = parser or build_parser()
+    settings = Settings(rounds=args.rounds, min_time=args.min_time, threads=args.threads,
+                        busy=args.busy, retries=args.retries, seed=args.seed,
+                        per_layer=not args.no_layers)
+    try:
+        settings.validate()
+    except GradcheckUsageError as exc:
+        return _usage_error(parser, str(exc).replace("threads=", "--threads ", 1)
+                            .replace("rounds=", "--rounds ", 1)
+                            .replace("min_time=", "--min-time ", 1)
+                            .replace("retries=", "--retries ", 1))
+    with _prints_to_stderr(args.json):
+        try:
+            target = load_target(args.layer, search_path=os.getcwd())
+        except LoadError as exc:
+            return _usage_error(parser, f"argument LAYER: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the user's module failed to import (or exited)
+            return _error(explain_failure(exc, f"cannot load '{args.layer.strip()}': "
+                                               f"importing module '{parse_spec(args.layer)[0]}'"))
+        try:
+            shape = target.input_shape(args.shape)
+        except NoInputShape:
+            return _usage_error(parser, f"argument --shape: required, since '{target.spec}' "
+                                "makes a layer without an input_shape attribute (e.g. --shape 8,4)")
+        except LoadError as exc:
+            return _error(str(exc))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            return _error(explain_failure(exc, f"building '{target.spec}' to read its "
+                                               "input_shape"))
+        dtypes = args.dtype or target.dtypes
+        missing = [d for d in dtypes if d not in target.dtypes]
+        if missing:
+            return _usage_error(parser, f"argument --dtype: '{target.spec}' takes no dtype "
+                                f"argument, so only {', '.join(target.dtypes)} can be timed")
+        cases = []
+        for dtype in dtypes:
+            try:
+                layer, x = target.make_case(shape, dtype, args.seed)
+            except LoadError as exc:  # it returned None
+                return _error(str(exc))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                return _error(explain_failure(exc, f"building '{target.spec}'"))
+            cases.append(Case(dtype, layer, x))
+        try:
+            report = benchmark_cases(cases, target.spec, settings,
+                                     progress=lambda text: print(f"{PROG}: {text}",
+                                                                 file=sys.stderr))
+        except GradcheckUsageError as exc:
+            return _error(f"{target.spec}: {exc}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the user's layer raised: often a shape it rejects
+            hint = " (is --shape right?)" if isinstance(exc, ValueError | IndexError) else ""
+            return _error(explain_failure(exc, f"running '{target.spec}' on an input of shape "
+                                               f"{shape}") + hint)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    if args.png:
+        try:
+            report.plot(args.png)
+        except (ImportError, OSError) as exc:
+            print(f"{PROG}: could not write --png {args.png}: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def _add_bench(subparsers: Any) -> None:
+    from gradcheck.bench import BUSY, MIN_TIME, ROUNDS
+
+    bench = subparsers.add_parser(
+        "bench",
+        help="time the forward and backward of package.module:factory",
+        description="Time a layer's forward and backward per dtype (each backward after a "
+        "fresh forward); for a network (a layer with a 'layers' list) each layer's share of "
+        "the backward, the slowest named; bytes allocated per backward; and backward over "
+        "its matrix products alone where the layer uses its params as one (Dense-like). "
+        "Exit 0 measured, 2 usage error.",
+        epilog="example: gradcheck bench gradcheck.examples.layers:Conv1d --dtype float32,float64",
+    )
+    bench.add_argument("layer", metavar="LAYER", help="package.module:factory; the factory "
+                       "returns a fresh layer and may take rng= and dtype= keyword arguments")
+    bench.add_argument("--shape", type=_shape, metavar="N,M,...",
+                       help="input shape, e.g. 64,784 (default: the layer's input_shape)")
+    bench.add_argument("--dtype", type=_dtypes, metavar="D[,D]", default=None,
+                       help="dtypes to time, comma-separated (default: every dtype the factory "
+                       "can build: float64, and float32 if it takes dtype)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the layer, input and "
+                       "upstream gradient (default 0)")
+    bench.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="pin numpy's BLAS threads to N (needs threadpoolctl; default: the "
+                       "library's own)")
+    bench.add_argument("--rounds", type=int, default=ROUNDS,
+                       help=f"alternating blocks per contender (default {ROUNDS})")
+    bench.add_argument("--min-time", type=float, default=MIN_TIME, metavar="SECONDS",
+                       help=f"seconds a block lasts at least (default {MIN_TIME})")
+    bench.add_argument("--busy", type=float, default=BUSY, metavar="PERCENT",
+                       help="measure again while other processes take more than this %% of "
+                       f"the CPU, and mark the figures disturbed if they stay above "
+                       f"(default {BUSY:g})")
+    bench.add_argument("--retries", type=int, default=1,
+                       help="re-measurements of a disturbed dtype at most (default 1)")
+    bench.add_argument("--no-layers", action="store_true",
+                       help="time the network as a whole only, not each of its layers")
+    bench.add_argument("--json", action="store_true", help="print report.to_dict() as JSON")
+    bench.add_argument("--png", metavar="PATH", help="also draw the per-layer backward times "
+                       "as bars into PATH (needs the plot extra)")
+    bench.set_defaults(func=functools.partial(bench_command, parser=bench))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``gradcheck`` argument parser with every subcommand registered.
 
@@ -255,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print gradcheck's version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_check(subparsers)
+    _add_bench(subparsers)
     from gradcheck.diagnostics import register_commands  # numpy: loaded inside main()
 
     register_commands(subparsers)

@@ -71,8 +71,15 @@ class Sequential:
         return self._gather("grads")
 
     def forward(self, x: ArrayLike) -> Any:
+        """Run every layer; an output that a layer made and let go of (``returns_new_output``)
+        is overwritten by the next layer when that one takes ``out=`` (an activation)."""
+        new = False  # is x an array that the layer before made and let go of?
         for layer in self.layers:
-            x = layer.forward(x)
+            if new and getattr(layer, "forward_takes_out", False):
+                x = layer.forward(x, out=x)
+            else:
+                x = layer.forward(x)
+            new = getattr(layer, "returns_new_output", False)
         return x
 
     def backward(self, grad_y: ArrayLike = 1.0) -> Any:

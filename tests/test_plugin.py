@@ -1,4 +1,4 @@
-"""The pytest plugin: generated suites (--gradcheck-layer), the fixture, the marker, benchmarks.
+"""The pytest plugin: generated suites (--gradcheck-layer), the fixture, the marker.
 
 Runs pytest inside pytest with ``pytester``; in-process except where loading through the
 ``pytest11`` entry point is itself under test. The example layers come from ``gradcheck/examples/``;
@@ -74,8 +74,10 @@ def test_items_are_parametrized_by_dtype_and_seed_with_readable_ids(
                 for spec in ("gradcheck.examples.layers:BuggyDense",
                              "gradcheck.examples.layers:Conv1d")
                 for dtype in ("float64", "float32") for seed in range(3)]
-    benchmarks = ["gradcheck::gradcheck.examples.layers:BuggyDense-backward-benchmark",
-                  "gradcheck::gradcheck.examples.layers:Conv1d-backward-benchmark"]
+    benchmarks = [f"gradcheck::{spec}-{dtype}-{timed}-benchmark"
+                  for spec in ("gradcheck.examples.layers:BuggyDense",
+                               "gradcheck.examples.layers:Conv1d")
+                  for dtype in ("float64", "float32") for timed in ("forward", "backward")]
     assert sorted(ids) == sorted(expected + benchmarks)
 
 
@@ -315,44 +317,7 @@ def test_target_builds_layers_in_the_requested_dtype() -> None:
 # --------------------------------------------------------------------------- benchmark
 
 
-def test_benchmark_item_times_forward_and_backward(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest("""
-        def pytest_benchmark_generate_machine_info(config):
-            return {}   # py-cpuinfo costs seconds and is not under test
-
-        def pytest_unconfigure(config):
-            # --benchmark-json is an argparse.FileType and pytest parses the command line
-            # twice; pytest-benchmark closes its file, this closes the spare one.
-            spare = getattr(config.known_args_namespace, "benchmark_json", None)
-            if spare is not None:
-                spare.close()
-    """)
-    result = pytester.runpytest(
-        "--gradcheck-layer=gradcheck.examples.layers:Conv1d", "--benchmark-only",
-        "--benchmark-max-time=0.01", "--benchmark-min-rounds=2", "--benchmark-json=bench.json",
-        "-rs",
-    )
-    result.assert_outcomes(passed=1, skipped=6)  # --benchmark-only skips the checks
-    result.stdout.fnmatch_lines(["*benchmark 'gradcheck-backward'*",
-                                 "gradcheck.examples.layers:Conv1d-backward-benchmark*"])
-    [bench] = json.loads((pytester.path / "bench.json").read_text())["benchmarks"]
-    assert bench["fullname"] == "gradcheck::gradcheck.examples.layers:Conv1d-backward-benchmark"
-    assert bench["group"] == "gradcheck-backward"
-    assert bench["extra_info"] == {"layer": "gradcheck.examples.layers:Conv1d", "shape": [2, 2, 9],
-                                   "dtype": "float64"}
-    assert bench["stats"]["rounds"] >= 2
-
-
-def test_benchmark_item_runs_once_when_disabled_and_is_absent_without_the_plugin(
-    pytester: pytest.Pytester,
-) -> None:
-    args = ("--gradcheck-layer=gradcheck.examples.layers:Dense", "--gradcheck-seeds=1")
-    pytester.runpytest(*args, "--benchmark-disable").assert_outcomes(passed=3)
-    result = pytester.runpytest(*args, "--benchmark-skip", "-rs")
-    result.assert_outcomes(passed=2, skipped=1)
-    result = pytester.runpytest(*args, "-p", "no:benchmark", "--collect-only", "-q")
-    result.stdout.no_fnmatch_line("*benchmark*")
-    result.stdout.fnmatch_lines(["2 tests collected*"])
+# the generated benchmark items: tests/test_benchmark_plugin.py
 
 
 # --------------------------------------------------------------------------- fixture and marker
@@ -505,10 +470,10 @@ def test_dash_m_gradcheck_runs_the_checks_only_and_the_benchmark_has_its_own_mar
 ) -> None:
     args = ("--gradcheck-layer=gradcheck.examples.layers:Dense", "--gradcheck-seeds=1",
             "--benchmark-disable")
-    pytester.runpytest(*args, "-m", "gradcheck").assert_outcomes(passed=2, deselected=1)
+    pytester.runpytest(*args, "-m", "gradcheck").assert_outcomes(passed=2, deselected=4)
     result = pytester.runpytest(*args, "-m", "gradcheck_benchmark", "-v")
-    result.assert_outcomes(passed=1, deselected=2)
-    result.stdout.fnmatch_lines(["*Dense-backward-benchmark PASSED*"])
+    result.assert_outcomes(passed=4, deselected=2)
+    result.stdout.fnmatch_lines(["*Dense-float64-backward-benchmark PASSED*"])
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.gradcheck_benchmark: *"])
 

@@ -551,6 +551,52 @@ def test_sequential_overwrites_only_gradients_its_layers_let_go_of():
     np.testing.assert_array_equal(g, kept)  # the caller's grad_y is never written into
 
 
+def test_sequential_forward_overwrites_only_outputs_its_layers_let_go_of():
+    """A ReLU after a Dense writes y into the Dense's new output (nobody else holds it); a
+    ReLU after a layer that keeps its output (Sigmoid keeps y for its backward) or after the
+    caller's x does not. Same values as the layers run one by one."""
+    calls: list[bool] = []
+
+    class SpyReLU(rn.ReLU):
+        def forward(self, x: Any, out: Any = None) -> Any:
+            calls.append(out is not None and out is x)
+            return super().forward(x, out=out)
+
+    x = readonly(RNG.standard_normal((3, 4)))  # a write into the caller's x would raise
+    layers = [SpyReLU(), rn.Dense(4, 4, rng=0), SpyReLU(), rn.Sigmoid(), SpyReLU(),
+              rn.Dense(4, 2, rng=1)]
+    net = rn.Sequential(*layers)
+    y = net.forward(x)
+    assert calls == [False, True, False]
+    sigmoid_y = layers[3]._y.copy()
+    one_by_one = [rn.ReLU(), rn.Dense(4, 4, rng=0), rn.ReLU(), rn.Sigmoid(), rn.ReLU(),
+                  rn.Dense(4, 2, rng=1)]
+    h = x
+    for layer in one_by_one:
+        h = layer.forward(h)
+    np.testing.assert_array_equal(y, h)
+    np.testing.assert_array_equal(layers[3]._y, sigmoid_y)  # the Sigmoid's y is intact
+    g = RNG.standard_normal((3, 2))
+    dx = net.backward(g)
+    for layer in reversed(one_by_one):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(dx, g)
+
+
+def test_relu_in_place_forward_refuses_a_later_grad_at_zero_it_cannot_honour():
+    """After writing y over x (inside a Sequential), the exact zeros of x are gone: changing
+    grad_at_zero from 0 before backward is an error that says so, never a silent answer.
+    Set before forward, the convention is honoured and x is kept."""
+    x = np.array([[-1.0, 0.0, 2.0]])
+    net = rn.Sequential(rn.Dense.from_arrays(np.eye(3), np.zeros(3)), rn.ReLU())
+    net.forward(x)
+    net.layers[1].grad_at_zero = 0.5
+    with pytest.raises(RuntimeError, match="grad_at_zero was changed from 0 after forward"):
+        net.backward(np.ones((1, 3)))
+    net.forward(x)  # grad_at_zero 0.5 now: not in place, the zeros are kept
+    np.testing.assert_array_equal(net.backward(np.ones((1, 3))), [[0.0, 0.5, 1.0]])
+
+
 def test_sequential_matches_hand_composition():
     x = RNG.standard_normal((3, 4))
     d1, d2 = rn.Dense(4, 5, rng=3), rn.Dense(5, 2, rng=4)

@@ -600,22 +600,26 @@ def recheck_nearby(calls: Calls, results: Mapping[str, Evidence],
         ev.why[failing] = Why.FAILING
         undecided |= coarse_kink  # inside its hull, too coarsely to vouch
         ev.why[undecided] = Why.UNDECIDED
-        _off_an_exact_kink(calls, name, ev, targets[name].judge,
-                           _worst_first(ev, np.flatnonzero(failing)))
+        moved = _off_an_exact_kink(calls, name, ev, targets[name].judge,
+                                   _worst_first(ev, np.flatnonzero(failing)))
         jittered[name] = np.concatenate([np.flatnonzero(outside),
-                                         _worst_first(ev, np.flatnonzero(undecided))])
+                                         _worst_first(ev, np.flatnonzero(undecided)), moved])
     _jitter(calls, results, targets, resolution, rng, jittered)
 
 
 def _off_an_exact_kink(calls: Calls, name: str, ev: Evidence, judge: Judge,
-                       positions: np.ndarray) -> None:
+                       positions: np.ndarray) -> np.ndarray:
     """The failing elements at ``positions`` (worst first), each moved alone by a quarter
     of its last step each way: right where its analytic value there is the numeric value
-    the point measured (within what agreement allows there)."""
+    the point measured (within what agreement allows there). Where the analytic values
+    on the two sides are far apart (kinks inside the step, which two looks that both
+    reach across them can read as smooth), the point's reading decides nothing: those
+    are returned, undecided, for the jittered points."""
+    moved: list[int] = []
     first, rest = positions[:RECHECK_SAMPLE], positions[RECHECK_SAMPLE:]
     for batch in (first, rest):
         if batch is rest and not np.all(ev.nearby[first] == Nearby.RIGHT):
-            return
+            break
         for position in batch:
             flat = ev.flat[position:position + 1]
             value = calls.point.values(name, flat)
@@ -632,8 +636,19 @@ def _off_an_exact_kink(calls: Calls, name: str, ev: Evidence, judge: Judge,
             mean = (found[0] + found[1]) / 2
             right = (abs(mean - ev.numeric[position]) <= allowed
                      and abs(found[0] - found[1]) <= 2 * allowed + spread)
+            # a smooth gradient, right or wrong, changes about as much each way: the mean of
+            # the two is its value at the point
+            jumped = abs(mean - float(ev.analytic[position])) > 2 * allowed + spread
+            if not right and jumped:
+                # neither one convention at an exact kink nor a gradient wrong all along:
+                # the gradient jumps within the step (kinks inside it), where the looks at
+                # the point measured a mixture
+                ev.why[position] = Why.UNDECIDED
+                moved.append(int(position))
+                continue
             ev.nearby[position] = Nearby.RIGHT if right else Nearby.WRONG
             ev.near_analytic[position], ev.near_numeric[position] = mean, ev.numeric[position]
+    return np.array(moved, dtype=np.intp)
 
 
 def _jitter(calls: Calls, results: Mapping[str, Evidence], targets: Mapping[str, Target],

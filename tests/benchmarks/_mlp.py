@@ -1,6 +1,6 @@
 """Shared builders for the speed benchmarks (pytest-benchmark tests and bench_table.py).
 
-The network under test is the ReLU MLP of the speed issues, built from ``reference_nets``
+The network under test is the reference ReLU MLP, built from ``reference_nets``
 as it is trained::
 
     Dense(d0, d1, input_grad=False) -> ReLU -> Dense(d1, d2) -> ReLU -> Dense(d2, d3)
@@ -31,8 +31,6 @@ What each timing covers:
 from __future__ import annotations
 
 import itertools
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,21 +281,19 @@ class TorchMLP:
 
 def median_ms(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 3
               ) -> dict[str, float]:
-    """Median wall time of each callable in ms, the callables *interleaved* per round.
+    """Median wall time of each callable in ms, the callables taking turns
+    (gradcheck.timing.alternate: ``repeats`` blocks of one timed call after an untimed one,
+    after ``warmup`` untimed calls of each).
 
-    Interleaving puts every contender under the same machine load (other processes, CPU
+    Taking turns puts every contender under the same machine load (other processes, CPU
     frequency), so the ratios of the medians are far steadier than the absolute times.
-    For numpy-only contenders: numpy and torch interleaved call by call slow each other
-    down (each one's idle worker threads keep spinning; see bench_table.PAUSE).
+    For numpy-only contenders: numpy and torch taking turns call by call slow each other
+    down (each one's idle worker threads keep spinning; see gradcheck.timing.PAUSE).
     """
+    from gradcheck.timing import Contender, alternate
+
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    samples: dict[str, list[float]] = {k: [] for k in fns}
-    clock = time.perf_counter
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = clock()
-            fn()
-            samples[key].append(clock() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in samples.items()}
+    timings = alternate({k: Contender(fn) for k, fn in fns.items()}, rounds=repeats, reps=1)
+    return {k: 1e3 * t.median for k, t in timings.items()}

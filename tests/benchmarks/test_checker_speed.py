@@ -1,4 +1,4 @@
-"""How fast the checker itself is (issue 5, "Checker speed"; issue 14, "Full mode").
+"""How fast the checker itself is (full mode and fast mode).
 
 * fast mode on ``reference_nets.Dense(1000, 1000)`` at batch 8 (1,001,000 parameters plus
   8,000 input coordinates), float64: time and ``report.evaluations``, beside torch's

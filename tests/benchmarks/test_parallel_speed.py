@@ -1,4 +1,4 @@
-"""executor= benchmarks (issue 14, "Parallel checks"): a full-mode check spread over two
+"""executor= benchmarks: a full-mode check spread over two
 workers against the same check run serially.
 
 * a loss that waits 1 ms (``_parallel.WaitingObjective``, 200 coordinates): serial,
