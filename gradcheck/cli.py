@@ -148,13 +148,20 @@ def check_command(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     report.repeat = repeat_command(target.spec, shape, args.dtype, args.seed, options)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     verdict = 0 if report.ok else 1
-    if args.png:  # after the report: a missing plot extra must not cost the user the verdict
-        try:
-            report.plot(args.png)
-        except (ImportError, OSError) as exc:
-            print(f"{PROG}: could not write --png {args.png}: {exc}", file=sys.stderr)
-            return verdict or 2  # a wrong gradient stays 1
+    # after the report: a missing plot extra must not cost the user the verdict
+    if args.png and not _drew(report, args.png):
+        return verdict or 2  # a wrong gradient stays 1
     return verdict
+
+
+def _drew(report: Any, path: str) -> bool:
+    """Draw ``report`` into ``path`` (--png); say on stderr why it could not be."""
+    try:
+        report.plot(path)
+    except (ImportError, OSError) as exc:
+        print(f"{PROG}: could not write --png {path}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _layer_target(args: argparse.Namespace, parser: argparse.ArgumentParser
@@ -322,12 +329,8 @@ def bench_command(args: argparse.Namespace, parser: argparse.ArgumentParser | No
             return _error(explain_failure(exc, f"running '{target.spec}' on an input of shape "
                                                f"{shape}") + hint)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
-    if args.png:
-        try:
-            report.plot(args.png)
-        except (ImportError, OSError) as exc:
-            print(f"{PROG}: could not write --png {args.png}: {exc}", file=sys.stderr)
-            return 2
+    if args.png and not _drew(report, args.png):
+        return 2
     return 0
 
 
