@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import os
 import subprocess
 import sys
@@ -55,7 +56,7 @@ class Doubled:
 def mlp(seed: int, sizes: tuple[int, ...], batch: int) -> tuple[rn.Sequential, np.ndarray]:
     rng = np.random.default_rng(seed)
     layers: list[object] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         dense = rn.Dense(n_in, n_out, rng=rng, dtype=np.float32)
         dense.params["W"][:] = (rng.standard_normal((n_in, n_out))
                                 * np.sqrt(2 / n_in)).astype(np.float32)
