@@ -802,6 +802,8 @@ def _steep_cases() -> dict[str, tuple]:
     }
 
 
+# -log(v) at v ~ 5e-4: the resolution probe, moving along a wrong gradient, reaches v < 0 (nan)
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
 @pytest.mark.parametrize("name", sorted(_steep_cases()))
 @pytest.mark.parametrize("factor", [-1.0, 1.0005, 2.0])
 def test_a_wrong_gradient_of_a_steep_smooth_loss_is_not_excused_as_a_kink(name: str,

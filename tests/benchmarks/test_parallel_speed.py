@@ -80,6 +80,9 @@ def test_waiting_serial(benchmark: Any) -> None:
     _run(benchmark, WAIT_GROUP, _parallel.WaitingObjective(), None, rounds=5)
 
 
+# a loss that waits uses no BLAS: the warning about unlimited BLAS threads (threadpoolctl
+# missing, as in an install without the parallel extra) does not concern it
+@pytest.mark.filterwarnings("ignore::gradcheck.parallel.ThreadLimitWarning")
 @pytest.mark.benchmark(group=WAIT_GROUP)
 def test_waiting_process_pool(benchmark: Any, process_pool: Executor) -> None:
     _run(benchmark, WAIT_GROUP, _parallel.WaitingObjective(), process_pool, rounds=5)
