@@ -161,11 +161,16 @@ def test_small_float32_relu_net_right_is_ok_and_one_doubled_weight_fails(seed):
     assert_report_consistent(wrong)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 8])
 def test_float32_mlp_64_128_10_is_ok_and_fast_mode_catches_one_doubled_element(seed):
     """The 64-128-10 float32 MLP, batch 32: ok in the default mode (auto picks fast mode for
     W1's 8,192 elements), and one element of dW1 doubled is FAILED, located: fast mode does
-    not vouch for a tensor in which one element's error would not show."""
+    not vouch for a tensor in which one element's error would not show.
+
+    Seed 8: six W1 coordinates whose one-sided slopes jump alike by chance were tried as a
+    tie; along it the gradients missed the loss's slope by 3.7e-05, where the float32 loss's
+    rounding allows 7e-04 at that step, and the tie was once FAILED (25 of 100 seeds of the
+    reference_nets MLP): a tie's error bar counts the rounding each loss value came with."""
     net, x = mlp(seed)
     right = gc.check_layer(net, x, seed=seed)
     assert right.ok, right

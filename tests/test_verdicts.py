@@ -156,16 +156,21 @@ def test_tied_maximum_counted_for_every_tied_element_fails(case, kinks):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.longdouble])
 @pytest.mark.parametrize("case", lb.as_params(lb.TIE_BUGS))
 def test_tied_maximum_bugs_in_other_dtypes_are_never_ok(case, dtype):
-    """Integer-valued pixels are exact in every float dtype, and so is their max: the tie bug
-    is an error of a whole upstream, far beyond even float16's error bar. FAILED in every
-    dtype: the tie's error bar is what the two steps measured along the tie (0 for a max
-    of exact values), not a guess from float16's eps (images are often half precision)."""
+    """The tie bug is an error of a whole upstream. Never ok in any dtype; FAILED in float32
+    and longdouble, where it is far beyond the tie's error bar (what the two steps measured
+    along the tie, and the rounding floor of the loss's values). In float16 a move along the
+    tie changes each output by about one spacing, and 8 rounding floors (the mismatch a bug
+    must exceed, as for a coordinate) can reach a whole upstream: there a tie bug is FAILED
+    or, where it does not clear them, UNVERIFIED with the tie's reason, never ok."""
     layer, x = case.make()
     for kinks in BOTH_KINK_MODES:
         rep = gc.check_layer(layer, x.astype(dtype), kinks=kinks, **case.opts)
         text = _assert_consistent(rep)
         assert not rep.ok, f"{case.name} let through in {np.dtype(dtype).name}:\n{text}"
-        assert rep.status == "FAILED", text
+        if dtype is np.float16 and rep.status == "UNVERIFIED":
+            assert _by_name(rep)["x"].reason == "TIE_UNDECIDED", text
+        else:
+            assert rep.status == "FAILED", text
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])

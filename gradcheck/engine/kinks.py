@@ -31,6 +31,7 @@ from gradcheck.engine.ladder import Target, measure
 from gradcheck.engine.resolution import Resolution
 from gradcheck.engine.slope import Shape, Slopes, base_steps, distance_to_hull, read_pair
 from gradcheck.engine.tolerance import gradient_scale
+from gradcheck.engine.value import LossValue
 from gradcheck.engine.verdict import (
     KINKS,
     Evidence,
@@ -321,6 +322,10 @@ class _Along:
 
     coarse: Slopes  # at h (one element)
     fine: Slopes  # at h/2
+    # the largest error of one of its loss values: what the front door reported of its
+    # rounding (a float32 output summed in float64 is float32-coarse), else the loss's
+    # precision, times what the resolution probe measured beyond it
+    loss_error: float = 0.0
     # the most the front door's unchanged outputs could hide in one of its values (0.0:
     # nothing reported): a mismatch below it is no bug, and no agreement either
     hidden: float = 0.0
@@ -353,39 +358,54 @@ class _TieScope:
     """What every look along a tie of one check shares."""
 
     calls: Calls
-    loss_at_point: float
+    loss_at_point: LossValue  # with what the front door reported of its rounding
     judge: Judge  # the coarsest of the members' tensors'
-    loss_error: float  # one loss value's error at the point (its own precision, measured)
+    resolution: Resolution
 
-    def bound(self, along: _Along, step: float, noise: float | None = None) -> float:
-        """The mismatch a tie's slope can carry: the tolerance, the rounding of the loss
-        values, and what the two steps measured."""
+    def bound(self, along: _Along, step: float, noise: float | None = None,
+              failing: bool = False) -> float:
+        """The mismatch a tie's slope can carry, by the coordinates' rule (ladder): the
+        tolerance, what the two steps measured, and the rounding floor of the fine look at
+        ``step`` (two loss values' errors over the span: loss_error / step) once to agree;
+        ``failing``: the mismatch beyond which it is a bug, 8 floors plus what the door's
+        unchanged outputs could hide."""
         slope = float(along.fine.central[0])
         tolerance = self.judge.tolerance.at_kink(np.array(slope),
                                                  max(abs(slope), self.judge.atol_scale))
-        return float(tolerance + 8 * self.loss_error / step
+        floor = along.loss_error / step
+        rounding = 8 * floor + along.hidden / step if failing else floor
+        return float(tolerance + rounding
                      + TIE_NOISE_FACTOR * (along.noise if noise is None else noise))
 
+    def loss_error(self, values: list[LossValue]) -> float:
+        """The largest error of these loss values (:meth:`Resolution.value_error`)."""
+        return float(np.max(self.resolution.value_error(
+            np.array(values, dtype=np.float64), np.array([v.rounding for v in values]),
+            self.calls.loss_eps)))
+
     def along(self, direction: TieDirection, offset: float, step: float,
-              here: float | None = None) -> _Along:
+              here: LossValue | None = None) -> _Along:
         """The loss at the point moved by ``offset`` along the direction, and at step and
         step/2 on either side of it (and there, unless given as ``here``)."""
         point = self.calls.point
         moves = (offset + step, offset - step, offset + step / 2, offset - step / 2)
-        losses, taken, hidden = [], [], 0.0
+        losses: list[float] = []
+        values: list[LossValue] = [] if here is None else [here]
+        taken, hidden = [], 0.0
         for move in moves + (() if here is not None else (offset,)):
             with point.moved(direction.moves(move)) as offsets:
                 losses.append(self.calls.loss())
                 taken.append(_taken(direction, offsets))
+            values.append(self.calls.last)
             if np.isfinite(self.calls.last.rounding):
                 hidden = max(hidden, self.calls.last.hidden)
-        at = losses[4] if here is None else here
+        at = losses[4] if here is None else float(here)
         centre = taken[4] if here is None else offset
         up, down, up_half, down_half = losses[:4]
         zero = np.zeros(1)
         coarse = _two_sided(up, down, at, taken[0] - centre, centre - taken[1], zero)
         fine = _two_sided(up_half, down_half, at, taken[2] - centre, centre - taken[3], zero)
-        return _Along(coarse, fine, hidden)
+        return _Along(coarse, fine, self.loss_error(values), hidden)
 
 
 def _two_sided(up: float, down: float, at: float, h_up: float, h_down: float,
@@ -426,15 +446,16 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
     # slope along the tie (a mismatch of 1e-168 where gradients are 0.07 is no bug)
     atol_scale = max(abs(loss_at_point), gradient_scale(
         *(a for ev in results.values() for a in (ev.numeric, ev.analytic))))
-    loss_error = float(resolution.value_error(np.array([loss_at_point]), np.array([np.nan]),
-                                              calls.loss_eps)[0])
+    # the point's value with what the door reported of its rounding
+    at_point = (loss_at_point if isinstance(loss_at_point, LossValue)
+                else LossValue(loss_at_point))
     for direction in tie_directions(pool, calls):
         if any(results[n].tie[p] for n, p in zip(direction.names, direction.positions,
                                                  strict=True)):
             continue
         coarsest = max(set(direction.names), key=lambda n: targets[n].model_eps)
         judge = replace(targets[coarsest].judge, atol_scale=atol_scale)
-        scope = _TieScope(calls, loss_at_point, judge, loss_error)
+        scope = _TieScope(calls, at_point, judge, resolution)
         # a power of 2 (and the moves below, of few bits): members tied in exact
         # arithmetic only (x + c = y + d) stay tied when moved, where rounding would part them
         h = 2.0 ** np.floor(np.log2(float(np.max(base_steps(
@@ -442,7 +463,7 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
         analytic = np.array([results[n].analytic[p] for n, p in zip(
             direction.names, direction.positions, strict=True)])
         total = float(np.sum(analytic * direction.orientation))
-        here = scope.along(direction, 0.0, h, loss_at_point)
+        here = scope.along(direction, 0.0, h, at_point)
         if here.still:
             continue  # the loss does not resolve the move: it says nothing of the tie
         bound = scope.bound(here, h / 2)
@@ -538,7 +559,8 @@ def _mismatch_at(scope: _TieScope, direction: TieDirection, offset: float, step:
                  off_a_kink: bool = False) -> str:
     """At the point moved by ``offset`` along the tie: "mismatch" when the gradients do not
     add up to the loss's slope along it, "match" when they do, "gray" when they miss it by
-    less than the front door's unchanged outputs could hide; "rough" (nothing to conclude)
+    less than the loss values' rounding and the front door's unchanged outputs could
+    account for (:meth:`_TieScope.bound` with ``failing``); "rough" (nothing to conclude)
     where the loss did not move at all there, or, with ``off_a_kink`` (the direction
     crossed a kink at the point), where the direction is not smooth there either."""
     calls = scope.calls
@@ -554,7 +576,7 @@ def _mismatch_at(scope: _TieScope, direction: TieDirection, offset: float, step:
     off = abs(total - float(along.fine.central[0]))
     if off <= bound:
         return "match"
-    return "gray" if off <= bound + 8 * along.hidden / step else "mismatch"
+    return "gray" if off <= scope.bound(along, step / 2, failing=True) else "mismatch"
 
 
 # ---------------------------------------------------------------------------- nearby

@@ -69,7 +69,7 @@ class Reason(IntEnum):
     GRAY = 16  # off by more than measured, by less than rounding could carry
     KINK_UNSETTLED = 17  # a kink outside its hull that no jittered point settled
     KINK_INSIDE_STEP = 18  # the looks straddle a kink at every step rounding allows
-    TIE_UNDECIDED = 19  # tied elements whose sum the loss moves too little to check
+    TIE_UNDECIDED = 19  # tied elements whose sum the loss's rounding leaves unchecked
 
 
 FAILING = (Reason.MISMATCH, Reason.TIE, Reason.KINK_CONVENTION, Reason.AT_KINK,
@@ -374,10 +374,11 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
                 f"atol above {off:.1e} if that difference is acceptable")
     if reason == Reason.TIE_UNDECIDED:
         return (f"{n} tied element(s) (first {first}) may not add up along their tie: moved "
-                "together, they change the loss by less than its outputs that stayed as they "
-                "were could have lost to their rounding (a change below an output's spacing "
-                "leaves it as it was), so the sum of their gradients cannot be checked "
-                "against it; check in float64, or at a point without ties")
+                "together, their gradients miss the loss's slope by less than the rounding "
+                "of its values could account for (the outputs' spacing: a change below it "
+                "leaves an output as it was, or moves it by a whole spacing), so the sum of "
+                "their gradients cannot be checked against it; check in float64, or at a "
+                "point without ties")
     if reason == Reason.KINK_UNSETTLED:
         return (f"{n} kink coordinate(s) (first {first}) have analytic values outside the "
                 "one-sided derivatives, and no jittered point could settle them; re-run with "
