@@ -111,13 +111,11 @@ def run_check(loss: LossFn, grads: GradsFn, params: dict[str, np.ndarray], optio
             calls.random.reset()
         if isinstance(progress, ProgressBar):
             progress.close()
-    output_shape = subject.output_shape() if callable(subject.output_shape) \
-        else subject.output_shape
     report = Report(title=subject.title, tensors=found.tensors, problems=found.problems,
                     notes=found.notes, ties=found.ties, options=options.as_dict(),
                     evaluations={"loss": calls.n_loss, "grads": calls.n_grads},
                     repeat=options.call_text(subject.call), door=subject.door,
-                    input_name=subject.input_name, output_shape=output_shape)
+                    input_name=subject.input_name, output_shape=output_shape_of(subject))
     report.diagnoses = diagnose(report)
     return report
 
@@ -292,12 +290,16 @@ class _Run:
     # ------------------------------------------------------------------ settings
 
     @property
+    def _outputs_seen(self) -> bool:
+        """The front door sees the outputs (check_layer, check_pair, check_elementwise)."""
+        return output_shape_of(self.subject) is not None
+
+    @property
     def _elementwise_input(self) -> str | None:
         """The tensor that is the input of an output shaped like it (check_layer,
         check_pair, check_elementwise: known once a forward ran), or None."""
         subject = self.subject
-        shape = subject.output_shape() if callable(subject.output_shape) \
-            else subject.output_shape
+        shape = output_shape_of(subject)
         name = subject.input_name
         if name is None or shape is None or name not in self.calls.arrays:
             return None
@@ -580,14 +582,21 @@ class _Run:
             if len(outside):
                 left = int(np.sum(v.status[outside] == code(Status.UNVERIFIED)))
                 first = flat_element(name, int(ev.flat[outside[0]]), shape)
+                # where the door sees the outputs, an elementwise map was judged by its
+                # exact hull already: these coordinates moved other outputs too
+                why_outside = (
+                    ". Their moves change other outputs too (no elementwise map): several "
+                    "kinks crossed within one step do that (ReLU inputs within a step of 0 "
+                    "behind a Dense layer)" if self._outputs_seen else
+                    ". Correct when several kinks are crossed at once (a zero row through a "
+                    "bias-free Dense + ReLU); for an elementwise layer it is a bug: re-run "
+                    "with kinks='hull'")
                 notes.append(Note("kink_outside_hull", name,
                     f"{name}: {len(outside)} kink coordinate(s) (first {first}) have an analytic "
                     "value outside the one-sided derivatives at the given point; they were "
                     "re-checked at a jittered point where the loss is differentiable"
                     + (f" ({left} could not be: left unverified)" if left else "")
-                    + ". Correct when several kinks are crossed at once (a zero row through a "
-                    "bias-free Dense + ReLU); for an elementwise layer it is a bug: re-run with "
-                    "kinks='hull'."))
+                    + why_outside + "."))
             for why, kind, text in (
                     (Why.FAILING, "verified_nearby",
                      "disagree with the loss at the given point but agree at a jittered point "
@@ -609,6 +618,12 @@ class _Run:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def output_shape_of(subject: Subject) -> tuple[int, ...] | None:
+    """The shape of the outputs the front door sees (known once a forward ran), or None."""
+    shape = subject.output_shape() if callable(subject.output_shape) else subject.output_shape
+    return None if shape is None else tuple(shape)
 
 
 def _outside_slopes(ev: Evidence, position: int) -> str:
