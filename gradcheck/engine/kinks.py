@@ -168,7 +168,15 @@ class _Pool:
     analytic: np.ndarray
     forward: np.ndarray
     backward: np.ndarray
+    floor: np.ndarray  # the rounding floor of the look the one-sided slopes come from
     unsettled: frozenset[str] = frozenset()  # tensors with an element failing or pending
+
+    @property
+    def jump(self) -> np.ndarray:
+        """|d+ - d-| where it is beyond what rounding could make of it (8 floors, the
+        mismatch a bug must clear), else 0: no kink to tie or to weigh a move by."""
+        jump = np.abs(self.forward - self.backward)
+        return np.where(jump > 8 * self.floor, jump, 0.0)
 
     @staticmethod
     def of(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[str, Verdicts]
@@ -190,12 +198,12 @@ class _Pool:
             flat = ev.flat[positions]
             parts.append((positions, flat, calls.point.values(name, flat),
                           ev.analytic[positions], ev.forward[positions],
-                          ev.backward[positions]))
+                          ev.backward[positions], ev.floor[positions]))
         columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
-                   for k in range(6)]
-        value, analytic, forward, backward = columns[2:]
+                   for k in range(7)]
+        value, analytic, forward, backward, floor = columns[2:]
         return _Pool(tuple(names), columns[0].astype(np.intp), columns[1].astype(np.intp),
-                     value, analytic, forward, backward, frozenset(unsettled))
+                     value, analytic, forward, backward, floor, frozenset(unsettled))
 
     def direction(self, members: np.ndarray, orientation: np.ndarray,
                   off_the_point: bool = True) -> TieDirection:
@@ -221,7 +229,7 @@ def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
     dropped: one; a valid split: none).
     """
     found: dict[bytes, tuple[float, TieDirection]] = {}
-    jump = np.abs(pool.forward - pool.backward)
+    jump = pool.jump
 
     def suspicion(members: np.ndarray, orientation: np.ndarray) -> float:
         active = np.where(orientation > 0, pool.forward[members], -pool.backward[members])
@@ -243,7 +251,7 @@ def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
                                 calls.arrays[name].shape, pool.analytic[inside],
                                 _slope_sign(pool.forward[inside] + pool.backward[inside])):
             add(inside[group], np.ones(len(group)))
-    for cluster in _equal_jumps(np.abs(pool.forward - pool.backward)):
+    for cluster in _equal_jumps(jump):
         for members in _within_one_tensor_or_equal(pool, cluster):
             larger_up = np.abs(pool.forward[members]) >= np.abs(pool.backward[members])
             add(members, np.where(larger_up, 1.0, -1.0))
@@ -259,7 +267,7 @@ def _pair_directions(pool: _Pool, calls: Calls,
     whose analytic values lie outside their one-sided slopes (what the hull could not
     settle), each moved by 1/|jump|, with equal and with opposite signs; the MAX_TIE_PAIRS
     most suspect."""
-    jump = np.abs(pool.forward - pool.backward)
+    jump = pool.jump
     outside = distance_to_hull(pool.analytic, np.minimum(pool.forward, pool.backward),
                                np.maximum(pool.forward, pool.backward)) > 1e-3 * jump
     names = np.array(pool.names)
@@ -296,8 +304,10 @@ def _within_one_tensor_or_equal(pool: _Pool, cluster: np.ndarray) -> list[np.nda
 
 def _equal_jumps(jump: np.ndarray) -> list[np.ndarray]:
     """Clusters (positions) of equal jumps, within a thousandth: tied coordinates share
-    the piece that takes over, so they jump alike up to the numbers' rounding."""
-    order = np.argsort(jump, kind="stable")
+    the piece that takes over, so they jump alike up to the numbers' rounding. A jump of 0
+    (none resolved) ties nothing."""
+    resolved = np.flatnonzero(jump > 0)
+    order = resolved[np.argsort(jump[resolved], kind="stable")]
     clusters: list[np.ndarray] = []
     start = 0
     for k in range(1, len(order) + 1):

@@ -363,11 +363,17 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
     if reason == Reason.GRAY:
         off = float(abs(ev.analytic[worst] - ev.numeric[worst]))
         a, num = float(ev.analytic[worst]), float(ev.numeric[worst])
+        # re-checked at jittered points and still undecided: kinks crowd its steps there
+        crowded = ("kinks crowding its steps (ReLU inputs closer to 0 than the step on either "
+                   "side: re-checked at jittered points nearby, it did not settle there "
+                   "either; float64 steps are about 800 times finer), "
+                   if ev.why[worst] == Why.UNDECIDED else "")
         return (f"{n} element(s) disagree with the loss by more than the error its numbers "
                 f"measured, yet by less than the rounding it could carry (worst {where}: "
                 f"analytic {digits(a, num)} vs numeric {digits(num, a)}, off by {off:.1e}): "
-                "a loss that rounds more than its value shows (a difference of nearly equal "
-                "numbers inside it, a - y or 1 - p; an output whose change over the step is "
+                f"{crowded}a loss that rounds more than its value shows (a difference of "
+                "nearly equal numbers inside it, a - y or 1 - p; an output whose change over "
+                "the step is "
                 "below its spacing, as a float32 output of 100 beside a weight of 1e-4) and "
                 "a small bug look alike there; check "
                 "at a point where these gradients are larger next to the loss, or pass an "
