@@ -9,12 +9,12 @@ Three things, all opt-in:
    exact zeros, named like ``gradcheck.examples.layers:BuggyDense-float32-seed3``. A
    failure shows the checker's table, ending with the command line that repeats it. With
    pytest-benchmark active there are also ``...-float64-forward-benchmark`` and
-   ``...-float64-backward-benchmark`` items per layer and dtype (without it, they skip
-   saying how to install it). Every generated check carries the ``gradcheck_generated``
-   marker (``-m gradcheck_generated`` runs them alone) and the ``gradcheck`` marker (``-m
-   gradcheck`` runs them and the user's own tests marked ``@pytest.mark.gradcheck(...)``);
-   the benchmarks carry ``gradcheck_benchmark`` (``-m gradcheck_benchmark`` runs them
-   alone)::
+   ``...-float64-backward-benchmark`` items per layer and dtype, in the same dtypes (without
+   it, they skip saying how to install it). Every generated check carries the
+   ``gradcheck_generated`` marker (``-m gradcheck_generated`` runs them alone) and the
+   ``gradcheck`` marker (``-m gradcheck`` runs them and the user's own tests marked
+   ``@pytest.mark.gradcheck(...)``); the benchmarks carry ``gradcheck_benchmark`` (``-m
+   gradcheck_benchmark`` runs them alone)::
 
        pytest -m gradcheck_generated --gradcheck-layer=gradcheck.examples.layers:BuggyDense
 
@@ -409,7 +409,9 @@ class GradcheckSuite(pytest.Collector):
         # the items are still there, and skip saying how to get it
         missing_benchmark = not with_benchmark and not _benchmark_installed()
         for target, shape in self.config.stash.get(_TARGETS, []):
-            for dtype in (d for d in settings.dtypes if d in target.dtypes):
+            # the project's dtypes (gradcheck_dtypes), those the factory can build
+            dtypes = [d for d in settings.dtypes if d in target.dtypes]
+            for dtype in dtypes:
                 for seed in range(settings.seeds):
                     yield LayerCheckItem.from_parent(
                         self,
@@ -420,7 +422,7 @@ class GradcheckSuite(pytest.Collector):
                         seed=seed,
                         options=settings.check_options(),
                     )
-            for dtype in target.dtypes if with_benchmark or missing_benchmark else ():
+            for dtype in dtypes if with_benchmark or missing_benchmark else ():
                 for timed in ("forward", "backward"):
                     name = f"{target.spec}-{dtype}-{timed}-benchmark"
                     if missing_benchmark:

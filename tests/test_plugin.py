@@ -802,14 +802,19 @@ def test_dtypes_option_and_ini_key_choose_the_generated_dtypes(
     pytester: pytest.Pytester,
 ) -> None:
     args = ("--gradcheck-layer=gradcheck.examples.layers:Dense", "--gradcheck-seeds=1",
-            "--collect-only", "-q", *NO_BENCH)
+            "--collect-only", "-q")
 
-    def ids(*more: str) -> list[str]:
-        result = pytester.runpytest(*args, *more)
+    def ids(*more: str, bench: bool = False) -> list[str]:
+        result = pytester.runpytest(*args, *(() if bench else NO_BENCH), *more)
         return [line for line in result.stdout.lines if line.startswith("gradcheck::")]
 
     spec = "gradcheck::gradcheck.examples.layers:Dense"
     assert ids() == [f"{spec}-float64-seed0", f"{spec}-float32-seed0"]
+    # the benchmark items come in the same dtypes
+    benchmarks = [i for i in ids("--gradcheck-dtypes=float64", bench=True)
+                  if i.endswith("-benchmark")]
+    assert benchmarks == [f"{spec}-float64-forward-benchmark",
+                          f"{spec}-float64-backward-benchmark"]
     assert ids("--gradcheck-dtypes=float32") == [f"{spec}-float32-seed0"]
     pytester.makeini("[pytest]\ngradcheck_dtypes = float64\n")
     assert ids() == [f"{spec}-float64-seed0"]
