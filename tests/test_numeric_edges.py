@@ -337,3 +337,37 @@ def test_an_output_whose_change_rounds_away_is_not_failed():
     wrong = gc.check_layer(layer, x)
     assert wrong.status == gc.Status.FAILED, wrong
     assert {t.name for t in wrong.tensors if not t.ok} >= {"x"}, wrong
+
+
+# --------------------------------------------------------------------- a step out of the domain
+
+
+def _bce_on_probabilities(wrong):
+    """Binary cross-entropy from probabilities (the form people write after a sigmoid
+    layer), as a loss returning (loss, dL/dp); ``wrong``: 1 - y where y was meant."""
+
+    def bce(p, y):
+        with np.errstate(invalid="ignore", divide="ignore"):  # the check's steps go below 0
+            loss = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
+        target = 1 - y if wrong else y
+        return loss, (p - target) / (p * (1 - p)) / p.size
+
+    return bce
+
+
+@pytest.mark.parametrize("dtype, edge", [(np.float32, 2e-3), (np.float64, 3e-6)])
+def test_probabilities_within_a_step_of_0_or_1_are_checked_with_steps_inside_the_domain(
+        dtype, edge):
+    """p = 0.002 in float32 (the step is 4.9e-3) and 3e-6 in float64 (6.1e-6): a step each
+    way leaves log's domain. Right: ok, with halved steps (before: FAILED, "the loss was
+    not finite", "numeric nan"); wrong: FAILED at those elements too."""
+    y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    p = np.array([edge, 1 - edge, 0.3, 0.6, 0.9, 0.1], dtype=dtype)
+    right = gc.check_loss(_bce_on_probabilities(False), p, y)
+    assert right.status == gc.Status.OK, right
+    assert not right.problems, right
+    assert_report_consistent(right)
+    wrong = gc.check_loss(_bce_on_probabilities(True), p, y)
+    assert wrong.status == gc.Status.FAILED, wrong
+    assert wrong.tensors[0].failed[:2].all(), wrong
+    assert_report_consistent(wrong)

@@ -41,6 +41,7 @@ from gradcheck.engine.verdict import AT_ONCE, Evidence, Judge
 from gradcheck.text import flat_element
 
 MAX_HALVINGS = 6  # looks go down to h / 64 at most
+MAX_DOMAIN_HALVINGS = 24  # a step that leaves the loss's domain shrinks to h / 2**24 at most
 # A look taken again at the same point may move by this many roundings of its values.
 REPEAT_FLOORS = 16.0
 # The first look flags a kink where its one-sided slopes are apart by more than this many
@@ -179,6 +180,16 @@ def measure(calls: Calls, target: Target, resolution: Resolution, loss_at_point:
             steps, start = first.steps[rest], s0.take(rest)
         _climb(calls, target, slopes, ev, rest, steps, start)
         _ascend(target, slopes, ev, rest, steps, start)
+    # a first look that left the loss's domain (log p with p within a step of 0) read
+    # nothing: those coordinates climb from the largest halved step that stays inside it
+    edge = np.flatnonzero(finite & ~settled & ~np.isfinite(s0.central))
+    if len(edge):
+        steps, inside = _inside_the_domain(slopes, edge, first.steps[edge])
+        edge, steps = edge[inside], steps[inside]
+        if len(edge):
+            start, _ = slopes.look(edge, steps)
+            _climb(calls, target, slopes, ev, edge, steps, start)
+            _ascend(target, slopes, ev, edge, steps, start)
     mark_resolved(ev, calls, resolution, target.model_eps, loss_at_point)
     return ev
 
@@ -355,6 +366,23 @@ def _ascend(target: Target, slopes: _Slopes, ev: Evidence, positions: np.ndarray
         ev.step[chosen] = fine.step[better]
         active, fine = active[keep], coarse.take(np.flatnonzero(keep))
         step = step[keep]
+
+
+def _inside_the_domain(slopes: _Slopes, positions: np.ndarray, steps: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The coordinates' steps halved until the loss is finite on both sides of each (at
+    most MAX_DOMAIN_HALVINGS times), and which got there."""
+    steps = steps.astype(np.float64, copy=True)
+    pending = np.arange(len(positions))
+    for _ in range(MAX_DOMAIN_HALVINGS):
+        steps[pending] /= 2
+        look, _ = slopes.look(positions[pending], steps[pending])
+        pending = pending[~np.isfinite(look.central)]
+        if not len(pending):
+            break
+    inside = np.ones(len(positions), dtype=bool)
+    inside[pending] = False
+    return steps, inside
 
 
 def _where(mask: np.ndarray, a: Reading, b: Reading) -> Reading:
