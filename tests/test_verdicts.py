@@ -153,6 +153,68 @@ def test_tied_maximum_counted_for_every_tied_element_fails(case, kinks):
         assert _by_name(rep)["x"].mismatched > 0, text
 
 
+class LeakyReLUForgotAlpha:
+    """LeakyReLU(0.01) whose backward drops the slope below 0 (g * (x > 0))."""
+
+    def forward(self, x):
+        self.x = x
+        return np.where(x > 0, x, 0.01 * x)
+
+    def backward(self, g):
+        return g * (self.x > 0)
+
+
+def test_zeros_of_an_elementwise_map_are_never_read_as_a_tie():
+    """Six exact zeros of one row of an elementwise map share no output: no tie. Before,
+    they were FAILED as tied maxima ("tied: counted together", "give it to one element")
+    where the convention itself is invalid at each (LeakyReLU'(0) = 0 is outside [0.01, 1])."""
+    x = np.array([[0.0, 0.0, -1.66, 0.0, 0.72, 0.53], [-0.13, 0.0, 0.15, 1.17, -1.45, 0.0],
+                  [0.0, 0.0, 1.0, 0.0, 0.59, -0.02], [-1.42, 0.47, 0.0, 0.3, 0.0, 0.0]])
+    report = gc.check_layer(LeakyReLUForgotAlpha(), x, seed=0)
+    assert report.status == "FAILED" and not report.ties, report
+    [tx] = report.tensors
+    assert tx.failure == "KINK_CONVENTION", report
+    assert not any(n.kind == "tie" for n in report.notes), report
+    assert "tied" not in str(report), report
+    _assert_consistent(report)
+
+
+class DenseReLUOutputAsMask:
+    """Dense + ReLU whose backward multiplies by the ReLU's output, not by its mask."""
+
+    def __init__(self, w, b):
+        self.params = {"W": w, "b": b}
+
+    def forward(self, x):
+        self.x = x
+        self.out = np.maximum(x @ self.params["W"] + self.params["b"], 0.0)
+        return self.out
+
+    def backward(self, g):
+        dz = g * self.out
+        self.grads = {"W": self.x.T @ dz, "b": dz.sum(axis=0)}
+        return dz @ self.params["W"].T
+
+
+def test_equal_values_wrong_where_no_tie_holds_are_not_called_a_tie():
+    """Zero biases behind two zero rows of x: b[0] == b[2] are kink coordinates, and moved
+    together their gradients miss the loss's slope, because this backward is wrong
+    everywhere. At jittered points, where no tie holds, they are wrong too: FAILED there
+    (NEARBY), with no tie in the report (it was FAILED as a tie counted twice, and the
+    diagnosis said tie_counted)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4))
+    x[0] = x[3] = 0.0
+    layer = DenseReLUOutputAsMask(0.5 * rng.standard_normal((4, 3)), np.zeros(3))
+    report = gc.check_layer(layer, x, seed=7)
+    assert report.status == "FAILED", report
+    assert not report.ties, report
+    assert all(t.status == "FAILED" for t in report.tensors), report
+    assert not any(d.kind.startswith("tie") for d in report.diagnoses), report
+    assert "tied: counted together" not in str(report), report
+    _assert_consistent(report)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.longdouble])
 @pytest.mark.parametrize("case", lb.as_params(lb.TIE_BUGS))
 def test_tied_maximum_bugs_in_other_dtypes_are_never_ok(case, dtype):

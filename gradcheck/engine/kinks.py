@@ -169,6 +169,10 @@ class _Pool:
     forward: np.ndarray
     backward: np.ndarray
     floor: np.ndarray  # the rounding floor of the look the one-sided slopes come from
+    # moves change the coordinate's own output only (an elementwise map's input): two of
+    # one tensor share no output, so they tie with none of their own (max(x, t) ties x to
+    # another tensor's t)
+    single: np.ndarray
     unsettled: frozenset[str] = frozenset()  # tensors with an element failing or pending
 
     @property
@@ -198,12 +202,14 @@ class _Pool:
             flat = ev.flat[positions]
             parts.append((positions, flat, calls.point.values(name, flat),
                           ev.analytic[positions], ev.forward[positions],
-                          ev.backward[positions], ev.floor[positions]))
+                          ev.backward[positions], ev.floor[positions],
+                          ev.single[positions]))
         columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0)
-                   for k in range(7)]
-        value, analytic, forward, backward, floor = columns[2:]
+                   for k in range(8)]
+        value, analytic, forward, backward, floor = columns[2:7]
         return _Pool(tuple(names), columns[0].astype(np.intp), columns[1].astype(np.intp),
-                     value, analytic, forward, backward, floor, frozenset(unsettled))
+                     value, analytic, forward, backward, floor, columns[7].astype(bool),
+                     frozenset(unsettled))
 
     def direction(self, members: np.ndarray, orientation: np.ndarray,
                   off_the_point: bool = True) -> TieDirection:
@@ -246,7 +252,7 @@ def tie_directions(pool: _Pool, calls: Calls) -> list[TieDirection]:
 
     names = np.array(pool.names)
     for name in dict.fromkeys(pool.names):
-        inside = np.flatnonzero(names == name)
+        inside = np.flatnonzero((names == name) & ~pool.single)
         for group in tie_groups(pool.value[inside], pool.flat[inside],
                                 calls.arrays[name].shape, pool.analytic[inside],
                                 _slope_sign(pool.forward[inside] + pool.backward[inside])):
@@ -273,7 +279,7 @@ def _pair_directions(pool: _Pool, calls: Calls,
     names = np.array(pool.names)
     candidates: list[tuple[float, TieDirection]] = []
     for name in dict.fromkeys(pool.names):
-        inside = np.flatnonzero((names == name) & (jump > 0) & outside)
+        inside = np.flatnonzero((names == name) & (jump > 0) & outside & ~pool.single)
         shape = calls.arrays[name].shape
         rows = (np.unravel_index(pool.flat[inside], shape)[0] if len(shape) > 1
                 else np.zeros(len(inside), dtype=np.intp))
@@ -296,7 +302,7 @@ def _within_one_tensor_or_equal(pool: _Pool, cluster: np.ndarray) -> list[np.nda
     x == t) in tensors with no element failing or pending on its own: a tensor wrong by
     itself would otherwise put its error on the others' account."""
     if len({pool.names[i] for i in cluster}) == 1:
-        return [cluster]
+        return [cluster[~pool.single[cluster]]]
     settled = np.array([i for i in cluster if pool.names[i] not in pool.unsettled],
                        dtype=np.intp)
     return [settled[pool.value[settled] == value] for value in np.unique(pool.value[settled])]
@@ -433,13 +439,28 @@ def _taken(direction: TieDirection, offsets: Mapping[str, np.ndarray]) -> float:
     return float(np.mean(np.concatenate(parts)))
 
 
+@dataclass(frozen=True)
+class FailedTie:
+    """A tie group failed together: the finding, its note, and where its members are."""
+
+    finding: TieFinding
+    note: str
+    positions: Mapping[str, np.ndarray]  # each tensor's members, as positions in its evidence
+
+    def wrong_off_the_tie(self, results: Mapping[str, Evidence]) -> bool:
+        """Every member is wrong at the jittered points too, where no tie holds: the error
+        is the gradient's own (a backward wrong everywhere), not the tie's."""
+        return all(np.all(results[name].nearby[p] == Nearby.WRONG)
+                   for name, p in self.positions.items())
+
+
 def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[str, Verdicts],
                targets: Mapping[str, Target], resolution: Resolution, loss_at_point: float,
-               rng: np.random.Generator, notes: list[str]) -> list[TieFinding]:
+               rng: np.random.Generator, notes: list[str]) -> list[FailedTie]:
     """Mark failed (``Evidence.tie``) tied kink coordinates whose gradients do not add up
     to the slope of the loss when they move together (a tied maximum counted twice, or
-    dropped); return the groups failed. ``verdicts``: the provisional ones (which kink
-    coordinates may hide a tie).
+    dropped); return the groups failed (their notes go with them; ``notes`` gets the
+    others). ``verdicts``: the provisional ones (which kink coordinates may hide a tie).
 
     Per direction (:func:`tie_directions`), 4 evaluations (h and h/2) at the point. Where
     the direction is smooth there, a mismatch is a bug when it persists one step to each
@@ -448,7 +469,7 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
     zero padding, or a ReLU at 0 before the max), it is judged a little way off the point
     on each side, where only the tie remains: 2 points per side, 5 + 1 gradient each.
     """
-    findings: list[TieFinding] = []
+    findings: list[FailedTie] = []
     pool = _Pool.of(calls, results, verdicts)
     if len(pool.positions) < 2:
         return findings
@@ -490,7 +511,7 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
             # (its members stay equal), and the chain rule must hold there
             sides = [_off_the_point(scope, direction, side, h) for side in (1.0, -1.0)]
             if "mismatch" in sides:
-                findings.append(_fail_tie(results, direction, total, None, calls, notes))
+                findings.append(_fail_tie(results, direction, total, None, calls))
             elif "gray" in sides:
                 _undecided_tie(results, direction)
             continue
@@ -509,7 +530,7 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
             if found[-1] in ("match", "rough"):
                 break
         if found == ["mismatch", "mismatch"]:
-            findings.append(_fail_tie(results, direction, total, slope, calls, notes))
+            findings.append(_fail_tie(results, direction, total, slope, calls))
         elif "gray" in found and "match" not in found:
             _undecided_tie(results, direction)
         elif direction.off_the_point:  # a group of tied values (a pair is a mere try)
@@ -542,10 +563,12 @@ def _undecided_tie(results: Mapping[str, Evidence], direction: TieDirection) -> 
 
 
 def _fail_tie(results: Mapping[str, Evidence], direction: TieDirection, total: float,
-              slope: float | None, calls: Calls, notes: list[str]) -> TieFinding:
-    """Mark the direction's members failed as a tie, note it, and return the finding."""
-    for name, inside in direction.segments().items():
-        results[name].tie[direction.positions[inside]] = True
+              slope: float | None, calls: Calls) -> FailedTie:
+    """Mark the direction's members failed as a tie; the finding and its note."""
+    positions = {name: direction.positions[inside]
+                 for name, inside in direction.segments().items()}
+    for name, p in positions.items():
+        results[name].tie[p] = True
     tensors = dict.fromkeys(direction.names)
     across = "" if len(tensors) == 1 else f" (in {', '.join(tensors)})"
     if slope is not None:
@@ -554,15 +577,15 @@ def _fail_tie(results: Mapping[str, Evidence], direction: TieDirection, total: f
     else:  # the direction crosses a kink at the point
         evidence = (" at the point, and a little way off it along the tie, where only the "
                     "tie remains, they still do not add up to the loss's slope")
-    notes.append(
-        f"{direction.names[0]}: {len(direction.flat)} elements tied at "
-        f"{direction.base[0]:g} (first {direction.first(calls)}){across} are a kink "
-        f"together: their gradients add up to {total:.6g}{evidence}. A tied maximum must "
-        "share its upstream gradient (give it to one element, or split it), not give it to "
-        "every tied element.")
+    note = (f"{direction.names[0]}: {len(direction.flat)} elements tied at "
+            f"{direction.base[0]:g} (first {direction.first(calls)}){across} are a kink "
+            f"together: their gradients add up to {total:.6g}{evidence}. A tied maximum "
+            "passes its upstream gradient on once: to one tied element, or split among "
+            "them.")
     members = tuple((name, unravel(int(flat), calls.arrays[name].shape))
                     for name, flat in zip(direction.names, direction.flat, strict=True))
-    return TieFinding(members, float(direction.base[0]), total, slope)
+    return FailedTie(TieFinding(members, float(direction.base[0]), total, slope), note,
+                     positions)
 
 
 def _mismatch_at(scope: _TieScope, direction: TieDirection, offset: float, step: float,
@@ -628,14 +651,18 @@ def recheck_nearby(calls: Calls, results: Mapping[str, Evidence],
         undecided = ((v.status == code(Status.UNVERIFIED)) & ~kink
                      & (ev.straddled | np.isin(v.reason, (Reason.GRAY, Reason.ROUGH,
                                                           Reason.ROUNDING))))
+        # failed as a tie: wrong at jittered points too (no tie there), it is no tie's
+        tied = np.flatnonzero(ev.tie)
         ev.why[outside] = Why.OUTSIDE_HULL
         ev.why[failing] = Why.FAILING
+        ev.why[tied] = Why.TIED
         undecided |= coarse_kink  # inside its hull, too coarsely to vouch
         ev.why[undecided] = Why.UNDECIDED
         moved = _off_an_exact_kink(calls, name, ev, targets[name].judge,
                                    _worst_first(ev, np.flatnonzero(failing)))
         jittered[name] = np.concatenate([np.flatnonzero(outside),
-                                         _worst_first(ev, np.flatnonzero(undecided)), moved])
+                                         _worst_first(ev, np.flatnonzero(undecided)), moved,
+                                         tied])
     _jitter(calls, results, targets, resolution, rng, jittered)
 
 

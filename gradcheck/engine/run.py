@@ -29,7 +29,7 @@ import numpy as np
 
 from gradcheck.engine.calls import Calls, GradsFn, LossFn
 from gradcheck.engine.fast import FastResult, Part, check_fast
-from gradcheck.engine.kinks import check_ties, recheck_nearby
+from gradcheck.engine.kinks import FailedTie, check_ties, recheck_nearby
 from gradcheck.engine.ladder import (
     FirstLook,
     Target,
@@ -186,15 +186,20 @@ class _Run:
             results[name] = result.measured
         targets = self._targets(results)  # judged against the scales measured
         self._non_finite_losses(results)
+        failed_ties: list[FailedTie] = []
         if self.options.kinks in ("subgradient", "hull"):
             texts: list[str] = []
-            found.ties = check_ties(calls, results, self._decide(results, targets), targets,
-                                    self.resolution.known, self.loss_at_point,
-                                    self.options.rng(), texts)
+            failed_ties = check_ties(calls, results, self._decide(results, targets), targets,
+                                     self.resolution.known, self.loss_at_point,
+                                     self.options.rng(), texts)
             found.notes.extend(Note("tie", text.split(":", 1)[0], text) for text in texts)
         if self.options.kinks == "subgradient":
             recheck_nearby(calls, results, self._decide(results, targets), targets,
                            self.resolution.known, self.options.rng())
+        # a group whose members are wrong where no tie holds too is no tie's doing
+        failed_ties = [t for t in failed_ties if not t.wrong_off_the_tie(results)]
+        found.ties = [t.finding for t in failed_ties]
+        found.notes.extend(Note("tie", t.finding.tensors[0], t.note) for t in failed_ties)
         if self._state_changed() or self._unrepeatable():
             found.notes = [n for n in found.notes if n.kind == "problem"]
             return found  # no verdict, and no kink, off a moving target
@@ -479,7 +484,7 @@ class _Run:
         order = np.argsort(-np.nan_to_num(error[failed], nan=np.inf), kind="stable")
         for position in np.flatnonzero(failed)[order][:WORST_SHOWN]:
             nearby = v.reason[position] == Reason.NEARBY
-            note = ("tied: counted together" if ev.tie[position]
+            note = ("tied: counted together" if v.reason[position] == Reason.TIE
                     else "at a jittered point" if nearby
                     else _outside_slopes(ev, position)
                     if v.reason[position] == Reason.KINK_CONVENTION else "")

@@ -98,6 +98,7 @@ class Why(IntEnum):
     OUTSIDE_HULL = 1  # a kink coordinate outside its one-sided slopes
     FAILING = 2  # wrong at the point, with no kink showing (kinks the loss hides)
     UNDECIDED = 3  # its looks straddle a kink
+    TIED = 4  # failed as a tie: is it wrong where no tie holds too?
 
 
 @dataclass
@@ -253,10 +254,12 @@ def decide(ev: Evidence, judge: Judge, rounding: Reason = Reason.ROUNDING) -> Ve
 
         settle(~ev.finite, Status.UNVERIFIED, Reason.NOT_FINITE)
         settle(kink & (mode == "skip"), Status.SKIPPED)
-        settle(ev.tie, Status.FAILED, Reason.TIE)
-        settle(ev.tie_undecided, Status.UNVERIFIED, Reason.TIE_UNDECIDED)
         near_right = (ev.nearby == Nearby.RIGHT) & (mode == "subgradient")
         near_wrong = (ev.nearby == Nearby.WRONG) & (mode == "subgradient")
+        # a tied element wrong at jittered points too, where no tie holds, is wrong itself
+        settle(ev.tie & near_wrong, Status.FAILED, Reason.NEARBY)
+        settle(ev.tie, Status.FAILED, Reason.TIE)
+        settle(ev.tie_undecided, Status.UNVERIFIED, Reason.TIE_UNDECIDED)
 
         # a kink: strict judges it as an ordinary point; else the hull of its slopes
         if mode == "strict":
