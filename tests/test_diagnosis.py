@@ -400,6 +400,74 @@ def test_a_threshold_that_singles_out_two_zeros_is_no_mask() -> None:
     assert found.get("x") != "missing_mask", found
 
 
+def test_a_condition_every_element_meets_is_no_mask() -> None:
+    # every x below 0 and every element wrong: "exactly the elements with x < 0; every other
+    # element is right" would describe a mask that separates nothing from nothing
+    x = -np.abs(X) - 0.5
+    found = diagnose(report(tensor("x", G, 0 * G, value=x)))
+    assert kinds(found).get("x") not in {"missing_mask", "zero", "sign", "scale"}, found
+    assert all(d.where is None or "x" not in d.where for d in found), found
+    # one element on the other side, right and nonzero: now the threshold separates
+    x.flat[5] = 1.0
+    n = np.where(x > 0, G, 0.0)
+    d = only(report(tensor("x", G, n, value=x)))
+    assert (d.kind, d.where) == ("missing_mask", "x < 0")
+
+
+def test_a_region_needs_right_elements_on_its_other_side() -> None:
+    # analytic = 10 x numeric where x < 0; where x > 0 numeric is within its error bar of 0
+    # (and analytic with it): no right element there bounds a threshold from the other side,
+    # so any t below the wrong ones would do, and "where x < 0" would be a guess
+    n = np.where(X < 0, G, 3e-8)
+    a = np.where(X < 0, 10 * G, 3e-8)
+    found = diagnose(report(tensor("x", a, n, value=X)))
+    assert all(d.where is None for d in found), found
+    # right and clearly nonzero where x > 0: the region is bounded, and named
+    n = np.where(X < 0, G, 2 * G)
+    a = np.where(X < 0, 10 * G, 2 * G)
+    d = only(report(tensor("x", a, n, value=X)))
+    assert (d.kind, d.where, d.factor) == ("scale", "x < 0", pytest.approx(10.0))
+
+
+def test_numeric_is_not_called_zero_where_it_exceeds_the_right_values() -> None:
+    # softplus backward written as exp(x) at |x| ~ 20: analytic ~1e9 where x > 0 inflates
+    # every error bar to ~18, so numeric ~1 there is "0 within its bar"; beside right
+    # elements of 1e-9 (x < 0) it is no zero, and no mask is missing
+    x = np.where(X > 0, 20.0, -20.0) + 0.5 * X
+    g = G
+    n = g / (1 + np.exp(-x))
+    a = g * np.exp(x)
+    found = kinds(diagnose(report(tensor("x", a, n, value=x, atol=18.0))))
+    assert found.get("x") not in {"missing_mask", "inverted_mask"}, found
+
+
+def test_a_factor_is_not_read_off_one_element() -> None:
+    # one element off the kinks, analytic = 8 x numeric there (8 the batch size): one ratio
+    # is whatever it happens to be, and ~40 named factors hold one of them by chance
+    kink = np.ones(DW.shape, dtype=bool)
+    kink[1, 2] = False
+    a = RNG.standard_normal(DW.shape)
+    a[1, 2] = 8 * DW[1, 2]
+    found = diagnose(report(tensor("x", DX, DX, value=X), tensor("W", a, DW, kink=kink),
+                            output_shape=(8, 4)))
+    assert kinds(found).get("W") not in {"scale", "sign", "zero"}, found
+    # nor -1 off one element of many
+    a[1, 2] = -DW[1, 2]
+    found = diagnose(report(tensor("W", a, DW, kink=kink), input_name=None))
+    assert kinds(found).get("W") not in {"scale", "sign", "zero"}, found
+    # two elements with the one factor: it is named
+    kink[3, 0] = False
+    a[1, 2], a[3, 0] = 8 * DW[1, 2], 8 * DW[3, 0]
+    d = only(report(tensor("x", DX, DX, value=X), tensor("W", a, DW, kink=kink),
+                    output_shape=(8, 4)))
+    assert (d.tensor, d.kind, d.factor) == ("W", "scale", 8.0)
+    # a tensor of one element is all there is: -1 is read off it, a named factor never
+    assert kinds(diagnose(report(tensor("s", np.array([-1.5]), np.array([1.5])),
+                                 input_name=None))) == {"s": "sign"}
+    assert kinds(diagnose(report(tensor("s", np.array([12.0]), np.array([1.5])),
+                                 input_name=None))).get("s") != "scale"
+
+
 def test_shift_with_an_edge_that_holds_other_values() -> None:
     edge_values = RNG.standard_normal(8)
     a = np.roll(DX, 1, axis=1)

@@ -37,7 +37,8 @@ class Condition:
 
 def input_condition(v: View, ctx: Context, inside: np.ndarray) -> Condition | None:
     """A threshold condition on the input's values ("x < 0") that holds at exactly the
-    ``inside`` elements among the usable ones: at every one of them and at no other."""
+    ``inside`` elements among the usable ones: at every one of them and at no other (and
+    there is another: a condition every usable element meets singles nothing out)."""
     found = threshold(v, ctx, inside & v.usable, v.usable & ~inside)
     return found[0] if found else None
 
@@ -45,8 +46,12 @@ def input_condition(v: View, ctx: Context, inside: np.ndarray) -> Condition | No
 def threshold(v: View, ctx: Context, inside: np.ndarray,
               outside: np.ndarray) -> tuple[Condition, np.ndarray] | None:
     """f(x) > t with f in (-x, x, |x|) and a round t: true on every ``inside`` element, false
-    on every ``outside`` one; with the elements where it is true."""
-    if v.name != ctx.input_name or v.value is None or not inside.any():
+    on every ``outside`` one; with the elements where it is true.
+
+    Both sides must hold a measured element: with no ``outside`` one, any t below the
+    smallest inside value would do ("x < 40" where every x is below 40), and the condition
+    would separate nothing from nothing."""
+    if v.name != ctx.input_name or v.value is None or not inside.any() or not outside.any():
         return None
     x = v.value
     for f, of, above in ((-x, "x", False), (x, "x", True), (np.abs(x), "|x|", True)):

@@ -17,6 +17,12 @@ ISOLATED_MAX = 10  # "a few": at most this many wrong elements ...
 ISOLATED_SHARE = 0.25  # ... and at most this share of the measured ones
 CLEAR = 4.0  # a value is clearly nonzero beyond this many error bars
 FIT_EVIDENCE = 3  # clearly nonzero elements a fitted factor (or a shift) needs
+# clearly nonzero elements a factor from a list (0, -1, a named c) needs: the ratio at one
+# element picks a candidate, a second must confirm it (a factor of a single element of many
+# is whatever that element's ratio happens to be, and a list of ~40 named factors holds one
+# within a float32 bar by chance). A tensor of one element is its own whole evidence for 0
+# and -1, never for a named factor.
+NAMED_EVIDENCE = 2
 # wrong elements a threshold on x must single out among the zeros of the numeric gradient
 # before it is named as a missing mask (two could be the two largest x by chance)
 SUBSET_EVIDENCE = 3

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradcheck.diagnosis.evidence import CLEAR, FIT_EVIDENCE, clearly, fits
+from gradcheck.diagnosis.evidence import CLEAR, FIT_EVIDENCE, NAMED_EVIDENCE, clearly, fits
 from gradcheck.diagnosis.found import Diagnosis
 from gradcheck.diagnosis.words import counted, every, factor_text, fitted_text, number
 
@@ -20,7 +20,7 @@ def zero(v: View, ctx: Context, where: np.ndarray | None = None,
     """Analytic exactly 0 (on the region), numeric not."""
     mask = v.usable if where is None else v.usable & where
     region = v.a if where is None else v.a[where]
-    if region.size == 0 or np.any(region != 0) or not (mask & clearly(v.n, v.bar)).any():
+    if region.size == 0 or np.any(region != 0) or not _shown(v, mask):
         return None
     k = int(mask.sum())
     worst = np.unravel_index(int(np.argmax(np.where(mask, np.abs(v.n), -1.0))), v.shape)
@@ -39,7 +39,7 @@ def zero(v: View, ctx: Context, where: np.ndarray | None = None,
 def sign(v: View, ctx: Context, where: np.ndarray | None = None,
           condition: str = "") -> Diagnosis | None:
     mask = v.usable if where is None else v.usable & where
-    if not (mask & clearly(v.n, v.bar)).any() or not fits(v.a, -v.n, v.bar, mask):
+    if not _shown(v, mask) or not fits(v.a, -v.n, v.bar, mask):
         return None
     k = int(mask.sum())
     if where is None:
@@ -49,6 +49,13 @@ def sign(v: View, ctx: Context, where: np.ndarray | None = None,
         text = (f"analytic = -numeric at all {counted(k)} where {condition}, right elsewhere: "
                 "the sign of the derivative on that side is flipped")
     return Diagnosis(v.name, "sign", text, factor=-1.0, where=condition or None, count=k)
+
+
+def _shown(v: View, mask: np.ndarray) -> bool:
+    """Enough clearly nonzero elements in mask to read 0 or -1 off (NAMED_EVIDENCE, or the
+    one element of a one-element tensor)."""
+    needed = 1 if v.a.size == 1 else NAMED_EVIDENCE
+    return int((mask & clearly(v.n, v.bar)).sum()) >= needed
 
 
 def candidates(ctx: Context) -> list[tuple[float, str]]:
@@ -95,7 +102,8 @@ def scale(v: View, ctx: Context, where: np.ndarray | None = None,
 
 
 def named_factor(v: View, ctx: Context, mask: np.ndarray) -> tuple[float, str] | None:
-    """The first candidate factor (with its reason) that holds at every element of mask."""
+    """The first candidate factor (with its reason) that holds at every element of mask,
+    shown by NAMED_EVIDENCE elements where both sides are clearly nonzero."""
     clear = mask & clearly(v.n, v.bar)
     # the most telling element (largest |numeric| in error bars) rules out most candidates
     # with one comparison each, before any is held to every element
@@ -104,7 +112,7 @@ def named_factor(v: View, ctx: Context, mask: np.ndarray) -> tuple[float, str] |
     for c, why in candidates(ctx):
         if not abs(a0 - c * n0) <= abs(c) * bar0:
             continue
-        shows = (clear & clearly(v.a, abs(c) * v.bar)).any()
+        shows = int((clear & clearly(v.a, abs(c) * v.bar)).sum()) >= NAMED_EVIDENCE
         if shows and fits(v.a, c * v.n, abs(c) * v.bar, mask):
             return c, why
     return None

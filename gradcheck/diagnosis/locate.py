@@ -6,7 +6,8 @@ right elements with clearly nonzero values (so "the rest is right" says somethin
 - a box, one index set per axis, each a plain slice: ``x[:, :-1, :]`` (every step but the
   last), ``W[2]``, ``x[:, 1::2]`` (a stride), ``b[[0, 3]]`` (a few indices);
 - a threshold on the input, exact (``x > 0.5``), as the mask rules name them;
-- the rows an integer argument names more than once.
+- the rows an integer argument names more than once;
+- the element an integer label array picks in each row (``x[i, y[i]]``).
 
 It says how many of the support's elements are wrong and what share of the summed
 |analytic - numeric| lies in it: a place to look, not a cause.
@@ -21,6 +22,7 @@ import numpy as np
 from gradcheck.diagnosis.conditions import threshold
 from gradcheck.diagnosis.evidence import clearly
 from gradcheck.diagnosis.found import Diagnosis
+from gradcheck.diagnosis.indices import label_pick, pick_text
 from gradcheck.diagnosis.words import counted, listing
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def location(v: View, ctx: Context) -> Diagnosis | None:
         return None
     right = v.usable & ~wrong & clearly(v.n, v.bar)
     supports = [s for s in (_box(v, wrong), _condition(v, ctx, wrong),
-                            _repeated(v, ctx, wrong)) if s is not None]
+                            _repeated(v, ctx, wrong), _picked(v, ctx, wrong)) if s is not None]
     supports = [s for s in supports if int((right & ~s.mask).sum()) >= RIGHT_EVIDENCE]
     if not supports:
         return None
@@ -132,6 +134,15 @@ def _repeated(v: View, ctx: Context, wrong: np.ndarray) -> Support | None:
             return Support(np.array(mask), f"the rows {name} names more than once",
                            f"{counted(int(repeated.sum()), 'row')} of {size}")
     return None
+
+
+def _picked(v: View, ctx: Context, wrong: np.ndarray) -> Support | None:
+    """The element a label array picks in each row."""
+    found = label_pick(v, ctx, wrong)
+    if found is None:
+        return None
+    name, picked = found
+    return Support(picked, pick_text(v, name), f"the element {name} picks in each row")
 
 
 def _diagnosis(v: View, wrong: np.ndarray, support: Support) -> Diagnosis:

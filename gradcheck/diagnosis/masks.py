@@ -19,11 +19,17 @@ if TYPE_CHECKING:
 def missing_mask(v: View, ctx: Context) -> Diagnosis | None:
     """Analytic nonzero where numeric is 0, right elsewhere: at (nearly) all the zeros of
     numeric, or at exactly those a threshold on the input singles out (the x > 6 of a clip
-    whose upper mask is missing, among the zeros of x < 0 it kept)."""
+    whose upper mask is missing, among the zeros of x < 0 it kept).
+
+    A mask zeroes some elements and keeps others: right elements must be seen beside the
+    wrong ones, and the wrong elements' numeric must be 0 in a sense they show (see
+    :func:`numeric_zero`); a condition must leave right elements on its other side."""
     zero = v.usable & (np.abs(v.n) <= v.bar)
     wrong = v.failed & ~v.kink
     k = int(wrong.sum())
     if k < 2 or not np.all(zero[wrong]):
+        return None
+    if not numeric_zero(v, wrong, v.usable & ~wrong):
         return None
     condition = input_condition(v, ctx, wrong)
     most = k >= 0.75 * int(zero.sum())
@@ -56,6 +62,8 @@ def inverted_mask(v: View, ctx: Context) -> Diagnosis | None:
     neither = v.usable & small_a & small_n
     if not (only_a.any() and only_n.any()) or not np.all((only_a | only_n | neither)[v.usable]):
         return None
+    if not below(v, only_a, only_n):
+        return None
     condition = input_condition(v, ctx, only_a)
     ka, kn = int(only_a.sum()), int(only_n.sum())
     where = f", exactly the elements with {condition}" if condition is not None else ""
@@ -65,6 +73,27 @@ def inverted_mask(v: View, ctx: Context) -> Diagnosis | None:
         f"numeric is not ({counted(kn)}): the gradient goes to the wrong elements (an inverted "
         "mask, or routing to the wrong element, such as the argmin instead of the argmax)",
         where=None if condition is None else str(condition), count=ka + kn)
+
+
+def numeric_zero(v: View, zeros: np.ndarray, right: np.ndarray) -> bool:
+    """"Numeric is 0" at the ``zeros`` elements, with the ``right`` ones beside them, says
+    something: there are right elements (with none, "every other element is right" is
+    vacuous, and a mask separates nothing), and the numeric values at ``zeros`` are below
+    those of every right element whose analytic value is nonzero (what the mask keeps). An
+    error bar inflated by a huge analytic value holds numeric -0.8 "within 0"; beside kept
+    elements of 1e-9 it is no zero."""
+    if not right.any():
+        return False
+    return below(v, zeros, right & (v.a != 0))
+
+
+def below(v: View, zeros: np.ndarray, nonzero: np.ndarray) -> bool:
+    """Every |numeric| at ``zeros`` is below every one at ``nonzero`` (true when there are
+    none there)."""
+    if not nonzero.any():
+        return True
+    top = float(np.max(np.abs(v.n[zeros]), initial=0.0))
+    return top < float(np.min(np.abs(v.n[nonzero])))
 
 
 def region(v: View, ctx: Context) -> Diagnosis | None:

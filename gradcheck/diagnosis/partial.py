@@ -9,6 +9,7 @@ import numpy as np
 from gradcheck.diagnosis.evidence import ISOLATED_MAX, ISOLATED_SHARE, LISTED, clearly
 from gradcheck.diagnosis.factors import relation_of
 from gradcheck.diagnosis.found import Diagnosis
+from gradcheck.diagnosis.indices import label_pick, pick_text
 from gradcheck.diagnosis.ties import tie
 from gradcheck.diagnosis.words import element_note, every, listing, pair_text
 from gradcheck.text import unravel
@@ -69,6 +70,10 @@ def isolated(v: View, ctx: Context) -> Diagnosis | None:
               else "the others are right or could not be verified")
     if v.kink[v.failed].all():
         others = f"{'it sits' if k == 1 else 'all sit'} on kinks (ties, zeros); {others}"
+    picked = label_pick(v, ctx, v.failed)
+    if picked is not None:  # a fact about where they are, not a cause
+        name = picked[0]
+        others = f"each is the element {name} picks in its row, {pick_text(v, name)}; {others}"
     return Diagnosis(
         v.name, "isolated",
         f"{k} of {total} elements {'is' if k == 1 else 'are'} wrong ({details}); {others}: "

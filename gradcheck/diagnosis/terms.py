@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
 
 def offset(v: View, ctx: Context) -> Diagnosis | None:
-    """analytic - numeric is one constant on a structured subset, 0 elsewhere."""
+    """analytic - numeric is one constant on a structured subset, 0 elsewhere. Where numeric
+    is 0 at every element, analytic is just that constant: a term added to the gradient
+    cannot be told from a gradient replaced by it, and nothing is claimed."""
     wrong = v.failed & ~v.kink
     k = int(wrong.sum())
-    if k < 2:
+    if k < 2 or not (v.usable & clearly(v.n, v.bar)).any():
         return None
     d = v.a - v.n
     constant = float(np.median(d[wrong]))
