@@ -166,10 +166,12 @@ def test_a_wrong_element_costs_two_more_evaluations_to_confirm() -> None:
     once (gradcheck.engine.resolution): here the probe's first two moves follow the
     gradient's prediction (4), and the second is taken again (1). In subgradient mode the
     failing element is also moved a quarter step each way (2 gradient calls, no loss
-    evaluation): an exact kink the loss does not show would give way there."""
+    evaluation): an exact kink the loss does not show would give way there; and, as the
+    loss bends within its step (v^3), a whole step each way (2 more): a kink the looks
+    reached across would show there."""
     params = {"w": RNG.standard_normal(5), "v": RNG.standard_normal(3)}
     probe = 2 * 2 + 1
-    for kinks, grads in (("hull", 2), ("subgradient", 2 + 2)):
+    for kinks, grads in (("hull", 2), ("subgradient", 2 + 2 + 2)):
         f = Counted(params, wrong=0.5)
         report = gc.check_params(f.loss, f.grads, params, mode="full", kinks=kinks)
         assert report.status == "FAILED" and report.tensors[1].worst[0].index == (0,)

@@ -43,10 +43,12 @@ def _logsumexp_pair(seed, right):
 def test_logsumexp_float32_at_1e3_max_gradient_fails_and_softmax_gradient_passes(seed):
     """At |x| ~ 1e3 in float32 the step is ~5 while the curvature scale is ~1: smooth
     curvature must not be read as kinks (the max-gradient bug came back ok at half the
-    seeds), and the correct softmax gradient is ok."""
+    seeds), and the correct softmax gradient is ok. The max gradient is a step function: an
+    element whose looks reach across its jump is measured at jittered points, and FAILED
+    there (NEARBY); never as a kink convention or a tie."""
     wrong = gc.check_pair(*_logsumexp_pair(seed, right=False), seed=seed)
     assert wrong.status == gc.Status.FAILED, wrong
-    assert wrong.tensors[0].failure == "MISMATCH", wrong
+    assert wrong.tensors[0].failure in ("MISMATCH", "NEARBY"), wrong
     assert_report_consistent(wrong)
     right = gc.check_pair(*_logsumexp_pair(seed, right=True), seed=seed)
     assert right.ok, right
@@ -200,14 +202,21 @@ def _reference_mlp(seed):
     return rn.Sequential(*layers), rng.standard_normal((32, 64)).astype(np.float32)
 
 
-def test_float32_reference_mlp_is_ok_where_a_kink_without_a_resolved_jump_sat_in_a_pair():
+@pytest.mark.parametrize("seed", [4, 61])
+def test_float32_reference_mlp_is_ok_at_seeds_once_failed(seed):
     """Seed 4: W1[61, 10] and W1[61, 36] are kink coordinates of one row, and the first's
     one-sided slopes differ by 1e-11 (no jump that float32 resolves). Paired in inverse
     proportion to their jumps, the move was W1[61, 36] alone, across ReLU kinks a step
     away, and the pair was FAILED as a tie (20 of 100 seeds). Only a jump beyond 8 rounding
-    floors ties or weighs a move."""
-    net, x = _reference_mlp(4)
-    report = gc.check_layer(net, x, seed=4)
+    floors ties or weighs a move.
+
+    Seed 61: W1[21, 47] has ReLU kinks 1.0e-3 and 3.7e-3 away; its looks at steps 4.9e-3
+    and 2.5e-3 agreed within 5.2e-05 (rounding allows 2.6e-04) on 0.011957, far from its
+    derivative 0.013717, and it was FAILED (2 of 100 seeds). Its gradient a whole step
+    each way jumps on one side: it is measured at jittered points instead, and is right
+    there."""
+    net, x = _reference_mlp(seed)
+    report = gc.check_layer(net, x, seed=seed)
     assert report.status == gc.Status.OK, report
     assert not report.ties, report
     assert_report_consistent(report)
