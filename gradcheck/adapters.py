@@ -84,6 +84,8 @@ def output_array(value: object, label: str) -> np.ndarray:
     """What a forward returned, as a real numeric array, or a usage error naming ``label``."""
     if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":  # once per evaluation
         return value
+    if isinstance(value, np.generic) and value.dtype.kind in "fiu":  # a loss layer's scalar
+        return np.asarray(value)
     if not_an_array(value):
         raise GradcheckUsageError(
             f"{label} returned {returned(value)}: forward must return its output (a numpy "
@@ -120,33 +122,41 @@ class OutputLoss:
         self.precision = precision
         self._at_point: list[np.ndarray] | None = None
         self._rounding64: float | None = None
+        self._dtypes64: tuple[np.dtype, ...] = ()  # output dtypes seen to compute in float64
 
     def __call__(self, outputs: list[np.ndarray], upstreams: list[np.ndarray]) -> float:
+        # (this runs once per loss evaluation: a scalar output, a loss layer's, takes no
+        # numpy reduction, which costs more than the rest of the sum)
         terms = [g * y for g, y in zip(upstreams, outputs, strict=True)]
-        value = float(sum(np.sum(t, dtype=np.float64) for t in terms))
-        if not all(y.dtype.kind == "f" for y in outputs):
-            return value
+        value = 0.0
+        for t in terms:
+            value += float(t.item()) if t.size == 1 else float(t.sum(dtype=np.float64))
+        for y in outputs:
+            if y.dtype.kind != "f":
+                return value
         if self._at_point is None:
             self._at_point = [np.array(y, copy=True) for y in outputs]
-        changed, where, offset = 0, -1, 0
-        for y, y0 in zip(outputs, self._at_point, strict=True):
-            moved = np.flatnonzero(y.reshape(-1) != y0.reshape(-1)) if y.shape == y0.shape \
-                else np.arange(y.size)
-            if len(moved) and where < 0:
-                where = offset + int(moved[0])
-            changed += len(moved)
-            offset += y.size
-        if offset <= 1:
-            changed = where = -1  # a scalar output says nothing about which input moved it
+        changed, where, offset = -1, -1, sum(y.size for y in outputs)
+        if offset > 1:  # a scalar output says nothing about which input moved it
+            changed, offset = 0, 0
+            for y, y0 in zip(outputs, self._at_point, strict=True):
+                moved = (np.flatnonzero(y.reshape(-1) != y0.reshape(-1)) if y.shape == y0.shape
+                         else np.arange(y.size))
+                if len(moved) and where < 0:
+                    where = offset + int(moved[0])
+                changed += len(moved)
+                offset += y.size
         rounding, hidden = self._rounding(outputs, upstreams, terms)
         return LossValue(value, rounding, changed, where, hidden)
 
     def _rounding(self, outputs: list[np.ndarray], upstreams: list[np.ndarray],
                   terms: list[np.ndarray]) -> tuple[float, float]:
         """(the rounding of the value, what unchanged outputs could hide)."""
-        if all(self.precision(y).itemsize >= 8 for y in outputs):
+        dtypes = tuple(y.dtype for y in outputs)
+        if dtypes == self._dtypes64 or all(self.precision(y).itemsize >= 8 for y in outputs):
             # taken at the point once: a step moves it by a part in 1e5, and this runs once
             # per evaluation
+            self._dtypes64 = dtypes
             if self._rounding64 is None:
                 self._rounding64 = sum(float(np.finfo(y.dtype).eps) * float(np.abs(t).sum())
                                        for y, t in zip(outputs, terms, strict=True))
