@@ -3,6 +3,7 @@ BLAS threads of each worker limited to its share of the cores. Counts, never tim
 speed-ups are in tests/benchmarks/test_parallel_speed.py)."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -160,7 +161,11 @@ def test_a_process_pool_gives_the_serial_answer_on_a_blas_bound_loss() -> None:
         spread = gc.check_params(objective.loss, objective.grads, objective.params,
                                  mode="full", executor=pool)
     assert serial.ok and spread.ok
-    assert str(spread) == str(serial)
+    # whether the pool pays is measured on the spot (a busy or a threadpoolctl-less machine
+    # runs it serially and says so in a "parallel" note); the answer is the same either way
+    without_parallel = dataclasses.replace(
+        spread, notes=[n for n in spread.notes if n.kind != "parallel"])
+    assert str(without_parallel) == str(serial)
     assert spread.evaluations == serial.evaluations
 
 
