@@ -136,16 +136,19 @@ class OutputLoss:
                 return value
         if self._at_point is None:
             self._at_point = [np.array(y, copy=True) for y in outputs]
-        changed, where, offset = -1, -1, sum(y.size for y in outputs)
-        if offset > 1:  # a scalar output says nothing about which input moved it
-            changed, offset = 0, 0
-            for y, y0 in zip(outputs, self._at_point, strict=True):
-                moved = (np.flatnonzero(y.reshape(-1) != y0.reshape(-1)) if y.shape == y0.shape
-                         else np.arange(y.size))
-                if len(moved) and where < 0:
-                    where = offset + int(moved[0])
-                changed += len(moved)
-                offset += y.size
+        # (a single output moved or not: which input moved it is the engine's to read, and
+        # only an input shaped like it, of one element, can be an elementwise map's)
+        changed, where, offset = 0, -1, 0
+        for y, y0 in zip(outputs, self._at_point, strict=True):
+            if y.size == 1 and y0.size == 1:
+                moved = np.arange(1) if y.item() != y0.item() else np.arange(0)
+            else:
+                moved = (np.flatnonzero(y.reshape(-1) != y0.reshape(-1))
+                         if y.shape == y0.shape else np.arange(y.size))
+            if len(moved) and where < 0:
+                where = offset + int(moved[0])
+            changed += len(moved)
+            offset += y.size
         rounding, hidden = self._rounding(outputs, upstreams, terms)
         return LossValue(value, rounding, changed, where, hidden)
 

@@ -163,6 +163,8 @@ SMOOTH_STACK = NetSpec(
 # two valid conventions stacked on one exact zero (ReLU'(0) = 0.5, then sign(0) = -1): the
 # chain rule gives -0.5, outside the [0, 1] of the map they compose (|relu(x)| = relu(x))
 @example(spec=NetSpec(ops=(("relu", 0.5), ("abs", -1.0)), x=((0.0, 0.0),)), seed=0)
+# one element in, one out: an elementwise map like any other (its output was read as a loss's)
+@example(spec=NetSpec(ops=(("relu", 0.5), ("abs", -1.0)), x=((0.0,),)), seed=0)
 # |x| at 7e-106 then sigmoid and tanh: the analytic value is the right-hand slope, which a
 # look's one-sided slope misses by its curvature (the hull counts how far they moved)
 @example(spec=NetSpec(ops=(("abs", 0.0), ("sigmoid",), ("tanh",)),
