@@ -19,7 +19,7 @@ What comes out is evidence (gradcheck.engine.verdict.Evidence), never a verdict.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -184,10 +184,8 @@ def measure(calls: Calls, target: Target, resolution: Resolution, loss_at_point:
     # nothing: those coordinates climb from the largest halved step that stays inside it
     edge = np.flatnonzero(finite & ~settled & ~np.isfinite(s0.central))
     if len(edge):
-        steps, inside = _inside_the_domain(slopes, edge, first.steps[edge])
-        edge, steps = edge[inside], steps[inside]
+        edge, steps, start = _inside_the_domain(slopes, edge, first.steps[edge])
         if len(edge):
-            start, _ = slopes.look(edge, steps)
             _climb(calls, target, slopes, ev, edge, steps, start)
             _ascend(target, slopes, ev, edge, steps, start)
     mark_resolved(ev, calls, resolution, target.model_eps, loss_at_point)
@@ -369,20 +367,27 @@ def _ascend(target: Target, slopes: _Slopes, ev: Evidence, positions: np.ndarray
 
 
 def _inside_the_domain(slopes: _Slopes, positions: np.ndarray, steps: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
+                       ) -> tuple[np.ndarray, np.ndarray, Slopes]:
     """The coordinates' steps halved until the loss is finite on both sides of each (at
-    most MAX_DOMAIN_HALVINGS times), and which got there."""
+    most MAX_DOMAIN_HALVINGS times): the positions that got there, in order, their steps,
+    and the look each was finite at."""
     steps = steps.astype(np.float64, copy=True)
     pending = np.arange(len(positions))
+    found: list[tuple[np.ndarray, Slopes]] = []
     for _ in range(MAX_DOMAIN_HALVINGS):
         steps[pending] /= 2
         look, _ = slopes.look(positions[pending], steps[pending])
-        pending = pending[~np.isfinite(look.central)]
+        inside = np.isfinite(look.central)
+        found.append((pending[inside], look.take(np.flatnonzero(inside))))
+        pending = pending[~inside]
         if not len(pending):
             break
-    inside = np.ones(len(positions), dtype=bool)
-    inside[pending] = False
-    return steps, inside
+    got = np.concatenate([k for k, _ in found])
+    order = np.argsort(got, kind="stable")
+    start = Slopes(*(np.concatenate([np.broadcast_to(getattr(look, f.name), len(k))
+                                     for k, look in found])[order]
+                     for f in fields(Slopes)))
+    return positions[got[order]], steps[got[order]], start
 
 
 def _where(mask: np.ndarray, a: Reading, b: Reading) -> Reading:
