@@ -113,12 +113,12 @@ class Calls:
         if self.progress is not None and self.planned:  # a slow loss still reports
             self.tick(self.scanned, self.planned)
         value = self._call(self._loss, "loss")
-        if type(value) is LossValue:  # a front door's (a Python float: float64's eps)
+        if isinstance(value, LossValue):  # a front door's (a Python float: float64's eps)
             self.last = value
             return float(value)
         self.loss_eps = max(self.loss_eps, loss_precision(value))
         number = as_scalar(value, self.loss_label)
-        self.last = value if isinstance(value, LossValue) else LossValue(number)
+        self.last = LossValue(number)
         return number
 
     def loss(self) -> float:

@@ -44,7 +44,7 @@ from gradcheck.engine.verdict import (
     code,
     decide,
 )
-from gradcheck.report import TieFinding
+from gradcheck.report import Note, TieFinding
 from gradcheck.text import flat_element, unravel
 
 JITTER_ROUNDS = 4  # fresh jitters tried before a coordinate is left undecided
@@ -374,7 +374,6 @@ class _TieScope:
     """What every look along a tie of one check shares."""
 
     calls: Calls
-    loss_at_point: LossValue  # with what the front door reported of its rounding
     judge: Judge  # the coarsest of the members' tensors'
     resolution: Resolution
 
@@ -400,13 +399,14 @@ class _TieScope:
             self.calls.loss_eps)))
 
     def along(self, direction: TieDirection, offset: float, step: float,
-              here: LossValue | None = None) -> _Along:
+              here: float | None = None) -> _Along:
         """The loss at the point moved by ``offset`` along the direction, and at step and
-        step/2 on either side of it (and there, unless given as ``here``)."""
+        step/2 on either side of it (and there, unless given as ``here``: a value whose
+        rounding no door reported)."""
         point = self.calls.point
         moves = (offset + step, offset - step, offset + step / 2, offset - step / 2)
         losses: list[float] = []
-        values: list[LossValue] = [] if here is None else [here]
+        values = [] if here is None else [LossValue(here)]
         taken, hidden = [], 0.0
         for move in moves + (() if here is not None else (offset,)):
             with point.moved(direction.moves(move)) as offsets:
@@ -415,7 +415,7 @@ class _TieScope:
             values.append(self.calls.last)
             if np.isfinite(self.calls.last.rounding):
                 hidden = max(hidden, self.calls.last.hidden)
-        at = losses[4] if here is None else float(here)
+        at = losses[4] if here is None else here
         centre = taken[4] if here is None else offset
         up, down, up_half, down_half = losses[:4]
         zero = np.zeros(1)
@@ -456,7 +456,7 @@ class FailedTie:
 
 def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[str, Verdicts],
                targets: Mapping[str, Target], resolution: Resolution, loss_at_point: float,
-               rng: np.random.Generator, notes: list[str]) -> list[FailedTie]:
+               rng: np.random.Generator, notes: list[Note]) -> list[FailedTie]:
     """Mark failed (``Evidence.tie``) tied kink coordinates whose gradients do not add up
     to the slope of the loss when they move together (a tied maximum counted twice, or
     dropped); return the groups failed (their notes go with them; ``notes`` gets the
@@ -477,16 +477,13 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
     # slope along the tie (a mismatch of 1e-168 where gradients are 0.07 is no bug)
     atol_scale = max(abs(loss_at_point), gradient_scale(
         *(a for ev in results.values() for a in (ev.numeric, ev.analytic))))
-    # the point's value with what the door reported of its rounding
-    at_point = (loss_at_point if isinstance(loss_at_point, LossValue)
-                else LossValue(loss_at_point))
     for direction in tie_directions(pool, calls):
         if any(results[n].tie[p] for n, p in zip(direction.names, direction.positions,
                                                  strict=True)):
             continue
         coarsest = max(set(direction.names), key=lambda n: targets[n].model_eps)
         judge = replace(targets[coarsest].judge, atol_scale=atol_scale)
-        scope = _TieScope(calls, at_point, judge, resolution)
+        scope = _TieScope(calls, judge, resolution)
         # a power of 2 (and the moves below, of few bits): members tied in exact
         # arithmetic only (x + c = y + d) stay tied when moved, where rounding would part them
         h = 2.0 ** np.floor(np.log2(float(np.max(base_steps(
@@ -494,7 +491,7 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
         analytic = np.array([results[n].analytic[p] for n, p in zip(
             direction.names, direction.positions, strict=True)])
         total = float(np.sum(analytic * direction.orientation))
-        here = scope.along(direction, 0.0, h, at_point)
+        here = scope.along(direction, 0.0, h, loss_at_point)
         if here.still:
             continue  # the loss does not resolve the move: it says nothing of the tie
         bound = scope.bound(here, h / 2)
@@ -534,11 +531,12 @@ def check_ties(calls: Calls, results: Mapping[str, Evidence], verdicts: Mapping[
         elif "gray" in found and "match" not in found:
             _undecided_tie(results, direction)
         elif direction.off_the_point:  # a group of tied values (a pair is a mere try)
-            notes.append(
+            notes.append(Note(
+                "tie", direction.names[0],
                 f"{direction.names[0]}: {len(direction.flat)} elements tied (first "
                 f"{direction.first(calls)}) add up to {total:.6g} against a slope of "
                 f"{slope:.6g} at the point only; moved along the tie they agree, so it is "
-                "an artifact of the point, not a bug.")
+                "an artifact of the point, not a bug."))
     return findings
 
 
@@ -655,7 +653,6 @@ def recheck_nearby(calls: Calls, results: Mapping[str, Evidence],
         tied = np.flatnonzero(ev.tie)
         ev.why[outside] = Why.OUTSIDE_HULL
         ev.why[failing] = Why.FAILING
-        ev.why[tied] = Why.TIED
         undecided |= coarse_kink  # inside its hull, too coarsely to vouch
         ev.why[undecided] = Why.UNDECIDED
         moved = _off_an_exact_kink(calls, name, ev, targets[name].judge,
@@ -684,10 +681,7 @@ def _off_an_exact_kink(calls: Calls, name: str, ev: Evidence, judge: Judge,
             value = calls.point.values(name, flat)
             allowed = float(judge.detect(ev.numeric[position:position + 1])[0]
                             + ev.agree[position])
-            found = []
-            for sign in (1.0, -1.0):
-                with calls.point.moved({name: (flat, value + sign * ev.step[position] / 4)}):
-                    found.append(float(calls.grads(copy=False)[name].reshape(-1)[flat[0]]))
+            found = _gradient_each_way(calls, name, flat, value, ev.step[position] / 4)
             # the derivative's own change over a quarter step each way (L'' h / 4) cancels
             # in the mean of the two; the two differ by about twice that (half the spread of
             # the one-sided slopes), and a wrong gradient stays wrong in both
@@ -707,10 +701,7 @@ def _off_an_exact_kink(calls: Calls, name: str, ev: Evidence, judge: Judge,
                 # (a float32 weight with ReLU kinks 1.0e-3 and 3.7e-3 away, under steps of
                 # 4.9e-3 and 2.5e-3 whose two readings agreed far from the derivative)
                 # moves it by a whole jump on one side only
-                far = []
-                for sign in (1.0, -1.0):
-                    with calls.point.moved({name: (flat, value + sign * ev.step[position])}):
-                        far.append(float(calls.grads(copy=False)[name].reshape(-1)[flat[0]]))
+                far = _gradient_each_way(calls, name, flat, value, ev.step[position])
                 smooth_part = 16 * abs(mean - float(ev.analytic[position]))
                 jumped = (abs((far[0] + far[1]) / 2 - float(ev.analytic[position]))
                           > 2 * allowed + smooth_part)
@@ -724,6 +715,17 @@ def _off_an_exact_kink(calls: Calls, name: str, ev: Evidence, judge: Judge,
             ev.nearby[position] = Nearby.RIGHT if right else Nearby.WRONG
             ev.near_analytic[position], ev.near_numeric[position] = mean, ev.numeric[position]
     return np.array(moved, dtype=np.intp)
+
+
+def _gradient_each_way(calls: Calls, name: str, flat: np.ndarray, value: np.ndarray,
+                       offset: float) -> list[float]:
+    """The analytic gradient of one coordinate (``flat``, of one element, at ``value``)
+    with the coordinate moved up by ``offset`` and down by it: one gradient call each."""
+    found = []
+    for sign in (1.0, -1.0):
+        with calls.point.moved({name: (flat, value + sign * offset)}):
+            found.append(float(calls.grads(copy=False)[name].reshape(-1)[flat[0]]))
+    return found
 
 
 def _jitter(calls: Calls, results: Mapping[str, Evidence], targets: Mapping[str, Target],

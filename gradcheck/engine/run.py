@@ -188,11 +188,9 @@ class _Run:
         self._non_finite_losses(results)
         failed_ties: list[FailedTie] = []
         if self.options.kinks in ("subgradient", "hull"):
-            texts: list[str] = []
             failed_ties = check_ties(calls, results, self._decide(results, targets), targets,
                                      self.resolution.known, self.loss_at_point,
-                                     self.options.rng(), texts)
-            found.notes.extend(Note("tie", text.split(":", 1)[0], text) for text in texts)
+                                     self.options.rng(), found.notes)
         if self.options.kinks == "subgradient":
             recheck_nearby(calls, results, self._decide(results, targets), targets,
                            self.resolution.known, self.options.rng())

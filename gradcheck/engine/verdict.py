@@ -98,7 +98,6 @@ class Why(IntEnum):
     OUTSIDE_HULL = 1  # a kink coordinate outside its one-sided slopes
     FAILING = 2  # wrong at the point, with no kink showing (kinks the loss hides)
     UNDECIDED = 3  # its looks straddle a kink
-    TIED = 4  # failed as a tie: is it wrong where no tie holds too?
 
 
 @dataclass
@@ -376,11 +375,10 @@ def reason_text(reason: Reason, ev: Evidence, verdicts: Verdicts, judge: Judge,
                 f"analytic {digits(a, num)} vs numeric {digits(num, a)}, off by {off:.1e}): "
                 f"{crowded}a loss that rounds more than its value shows (a difference of "
                 "nearly equal numbers inside it, a - y or 1 - p; an output whose change over "
-                "the step is "
-                "below its spacing, as a float32 output of 100 beside a weight of 1e-4) and "
-                "a small bug look alike there; check "
-                "at a point where these gradients are larger next to the loss, or pass an "
-                f"atol above {off:.1e} if that difference is acceptable")
+                "the step is below its spacing, as a float32 output of 100 beside a weight "
+                "of 1e-4) and a small bug look alike there; check at a point where these "
+                "gradients are larger next to the loss, or pass an atol above "
+                f"{off:.1e} if that difference is acceptable")
     if reason == Reason.TIE_UNDECIDED:
         return (f"{n} tied element(s) (first {first}) may not add up along their tie: moved "
                 "together, their gradients miss the loss's slope by less than the rounding "
